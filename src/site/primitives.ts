@@ -1,0 +1,78 @@
+import { z } from 'zod';
+import { intToIpv4, isIpv4, isNetworkCidr, parseIpv4Cidr } from './address.js';
+import { expectedFound } from './describe.js';
+import { isUnicastMac, normalizeMac } from './mac.js';
+
+/** An error function for zod that says what was expected and what was found. */
+export function expect(expected: string) {
+  return { error: (issue: { input?: unknown }) => expectedFound(expected, issue.input) };
+}
+
+function text(expected: string, valid: (value: string) => boolean) {
+  const error = expect(expected);
+  return z.string(error).refine(valid, error);
+}
+
+function integer(min: number, max: number) {
+  const error = expect(`an integer ${min}-${max}`);
+  return z.number(error).int(error).min(min, error).max(max, error);
+}
+
+/** Network, portgroup, site and host names: safe in libvirt, file names, nft and dnsmasq. */
+export const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/** A name: lower-case letter first, then letters, digits, `-` or `_`, at most 32 characters. */
+export const Name = text("a name of 1-32 lower-case letters, digits, '-' or '_', starting with a letter", (v) =>
+  NAME_PATTERN.test(v),
+);
+
+/** A host name (RFC 1123 label sequence), e.g. `kvm-07` or `kvm-07.cluster.example`. */
+export const HostName = text('a host name such as kvm-07 (letters, digits, - and .)', (v) =>
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(
+    v,
+  ),
+);
+
+/** A Linux interface name: 1-15 characters, no `/`, whitespace or `:`; not `.` or `..`. */
+export function isInterfaceName(value: string): boolean {
+  return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/.test(value) && value !== '.' && value !== '..';
+}
+
+/** A Linux interface name (bridges, uplinks): at most 15 characters (IFNAMSIZ - 1). */
+export const InterfaceName = text("an interface name of 1-15 letters, digits, '_', '.' or '-'", isInterfaceName);
+
+/** An 802.1Q VLAN id, 1-4094. */
+export const VlanId = integer(1, 4094);
+
+/** An MTU in bytes, 68-65535. */
+export const Mtu = integer(68, 65535);
+
+/** A TCP/UDP port, 1-65535. */
+export const Port = integer(1, 65535);
+
+/** A dotted-quad IPv4 address. */
+export const Ipv4 = text('an IPv4 address like 192.168.128.1', isIpv4);
+
+/** An IPv4 network in CIDR form whose address is the network address. */
+export const Ipv4Network = z
+  .string(expect('an IPv4 network like 192.168.128.0/17'))
+  .refine((v) => parseIpv4Cidr(v) !== undefined, expect('an IPv4 network like 192.168.128.0/17'))
+  .refine(isNetworkCidr, {
+    error: (issue) => {
+      const subnet = parseIpv4Cidr(String(issue.input));
+      const fixed = subnet === undefined ? 'its network address' : `${intToIpv4(subnet.first)}/${subnet.prefix}`;
+      return expectedFound(`the network address (${fixed})`, issue.input);
+    },
+  });
+
+/** A unicast MAC address, normalized to lower case. */
+export const Mac = text('a unicast MAC address like 52:54:00:12:34:56', isUnicastMac).transform(normalizeMac);
+
+/** A dnsmasq lease time: `infinite`, or a number with an optional s/m/h/d/w suffix (at least 2 minutes). */
+export const LeaseTime = text("a lease time like '12h', '30m', '3600' or 'infinite' (at least 2m)", (v) => {
+  if (v === 'infinite') return true;
+  const match = /^([1-9][0-9]{0,7})([smhdw]?)$/.exec(v);
+  if (!match) return false;
+  const seconds = Number(match[1]) * ({ '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[match[2] ?? ''] ?? 1);
+  return seconds >= 120;
+});

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import {
+  expect,
+  HostName,
+  InterfaceName,
+  Ipv4,
+  Ipv4Network,
+  LeaseTime,
+  Mac,
+  Mtu,
+  Name,
+  Port,
+  VlanId,
+} from './primitives.js';
+
+/** The VM kinds tiCrypt knows; a site may add custom kinds that declare their policies. */
+export const WELL_KNOWN_KINDS = ['secure', 'service', 'datain'] as const;
+
+/** Egress policy: `allow-list` (only what each VM's allow-list names) or `open` (masqueraded). */
+export const EgressPolicy = z.enum(['allow-list', 'open'], expect("'allow-list' or 'open'"));
+
+/** DNS policy: `controlled` (only allowed names resolve, only via the backend) or `open`. */
+export const DnsPolicy = z.enum(['controlled', 'open'], expect("'controlled' or 'open'"));
+
+/**
+ * How a network's VLAN reaches its bridge on a host.
+ * - `vlan`: a kernel VLAN sub-interface of `parent` (e.g. `bond0.1081`) is a port of the bridge.
+ * - `trunk`: `parent` carries the tagged VLANs into Open vSwitch as a trunk port.
+ */
+export const UplinkMode = z.enum(['vlan', 'trunk'], expect("'vlan' or 'trunk'"));
+
+/** The shape of a network's uplink as written in a site file. */
+export const UplinkSchema = z.strictObject(
+  {
+    parent: InterfaceName.default('bond0'),
+    mode: UplinkMode.default('vlan'),
+    interface: InterfaceName.optional(),
+  },
+  expect('a map with parent, mode and optionally interface'),
+);
+
+/** A portgroup: a named VLAN a VM NIC may select on the network's bridge. */
+export const PortgroupSchema = z.strictObject(
+  {
+    name: Name,
+    vlan: VlanId,
+    default: z.boolean(expect('true or false')).default(false),
+  },
+  expect('a map with name, vlan and optionally default'),
+);
+
+/** A fixed address for a known MAC, served by DHCP like a registered VM's. */
+export const ReservationSchema = z.strictObject(
+  {
+    mac: Mac,
+    ip: Ipv4,
+    name: Name.optional(),
+  },
+  expect('a map with mac, ip and optionally name'),
+);
+
+/** The shape of one network as written in a site file (after its preset, if any, is merged in). */
+export const NetworkSchema = z.strictObject(
+  {
+    preset: z.enum(WELL_KNOWN_KINDS, expect("'secure', 'service' or 'datain'")).optional(),
+    kind: Name,
+    bridge: InterfaceName,
+    vlan: VlanId,
+    uplink: UplinkSchema.prefault({}),
+    subnet: Ipv4Network,
+    gateway: Ipv4,
+    gatewayInterface: InterfaceName.optional(),
+    dhcp: z.strictObject(
+      {
+        start: Ipv4,
+        end: Ipv4,
+        leaseTime: LeaseTime.default('12h'),
+      },
+      expect('a map with start, end and optionally leaseTime'),
+    ),
+    mtu: Mtu.optional(),
+    egress: EgressPolicy.optional(),
+    dns: DnsPolicy.optional(),
+    portgroups: z.array(PortgroupSchema, expect('a list of portgroups')).default([]),
+    reservations: z.array(ReservationSchema, expect('a list of reservations')).default([]),
+  },
+  expect('a map of network settings'),
+);
+
+/** The backend server: the only gateway of every VM network. */
+export const BackendSchema = z.strictObject(
+  {
+    management: z
+      .strictObject(
+        {
+          address: Ipv4.default('198.18.0.1'),
+          port: Port.default(8443),
+        },
+        expect('a map with address and port'),
+      )
+      .prefault({}),
+    uplink: InterfaceName.default('eth0'),
+    trunk: InterfaceName.default('bond0'),
+    upstreamDns: z.array(Ipv4, expect('a list of IPv4 addresses')).default([]),
+  },
+  expect('a map of backend settings'),
+);
+
+/** A KVM host of the site. */
+export const HostSchema = z.strictObject({ uplink: InterfaceName.optional() }, expect('a map of host settings'));
+
+/** The shape of a whole site file. `networks` omitted means the three presets. */
+export const SiteSchema = z.strictObject(
+  {
+    name: Name.default('ticrypt'),
+    backend: BackendSchema.prefault({}),
+    hosts: z.record(HostName, HostSchema, expect('a map of host name to host settings')).default({}),
+    networks: z.record(Name, z.unknown(), expect('a map of network name to network settings')).optional(),
+  },
+  expect('a map with name, backend, hosts and networks'),
+);
+
+/** A network as written (input side of {@link NetworkSchema}). */
+export type NetworkInput = z.input<typeof NetworkSchema>;
+/** A site as written (input side of {@link SiteSchema}). */
+export type SiteInput = z.input<typeof SiteSchema>;
