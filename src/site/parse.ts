@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { SiteError, type SiteIssue } from '../errors/site-error.js';
 import { rangeSize } from './address.js';
 import { checkNetworks } from './checks.js';
