@@ -23,6 +23,9 @@ export function fromZodIssues(issues: readonly z.core.$ZodIssue[], prefix: SiteP
       for (const key of issue.keys) {
         out.push({ path: formatPath([...path, key]), message: 'unknown field (not part of the site schema)' });
       }
+    } else if (issue.code === 'invalid_key') {
+      // A bad map key (a network or host name): the key schema's message says what a name must be.
+      out.push({ path: formatPath(path), message: issue.issues[0]?.message ?? issue.message });
     } else {
       out.push({ path: formatPath(path), message: issue.message });
     }
