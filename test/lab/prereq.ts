@@ -12,8 +12,20 @@ import { execFileSync } from 'node:child_process';
  * describe.skipIf(!lab)('nft apply', () => { ... });
  */
 export function labAvailable(...programs: string[]): boolean {
+  return prerequisites(programs, true);
+}
+
+/**
+ * Like {@link labAvailable} for tests that need programs (virsh, xmllint, ...)
+ * but not root.
+ */
+export function programsAvailable(...programs: string[]): boolean {
+  return prerequisites(programs, false);
+}
+
+function prerequisites(programs: readonly string[], root: boolean): boolean {
   const missing: string[] = [];
-  if (process.getuid?.() !== 0) missing.push('root');
+  if (root && process.getuid?.() !== 0) missing.push('root');
   for (const program of programs) {
     try {
       execFileSync('sh', ['-c', `command -v ${program}`], { stdio: 'ignore' });
@@ -24,6 +36,6 @@ export function labAvailable(...programs: string[]): boolean {
   if (missing.length === 0) return true;
   const message = `lab prerequisites missing: ${missing.join(', ')} (see ../shared/LAB.md and .ci/run)`;
   if (process.env.CI === 'true') throw new Error(message);
-  process.stderr.write(`SKIPPING lab tests: ${message}\n`);
+  process.stderr.write(`SKIPPING tests: ${message}\n`);
   return false;
 }
