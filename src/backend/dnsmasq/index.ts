@@ -1,0 +1,27 @@
+/**
+ * The backend's dnsmasq: config per network and host entries (pure), the host
+ * entry directory and the dnsmasq process (edges). Every export is named here.
+ */
+export {
+  renderDnsmasqConfig,
+  NFT_TABLE,
+  DEFAULT_DNS_TTL_CAP,
+  type DnsmasqConfigOptions,
+  type DnsmasqLog,
+} from './config.js';
+export { renderHostEntry, hostEntryFileName, macFromHostEntryFileName } from './host-entry.js';
+export { HostsDir, type HostEntryWrite, type HostsDirSync, type Reload } from './hosts-dir.js';
+export {
+  DnsmasqProcess,
+  checkDnsmasqConfig,
+  netnsWrapper,
+  readPidFile,
+  signalPid,
+  stopPid,
+  type CommandWrapper,
+  type DnsmasqExit,
+  type DnsmasqRunOptions,
+  type DnsmasqStartOptions,
+} from './process.js';
+export { isAllowedDomain, DOMAIN_EXPECTED } from './validate.js';
+export { fallbackDomainSetName } from './set-name.js';

@@ -1,0 +1,263 @@
+/**
+ * The edge that runs dnsmasq: check a config, start one dnsmasq per network in
+ * the foreground (so its supervisor sees it die), signal it by pid, stop it.
+ * Programs are run through execa with an argument list, never a shell.
+ *
+ * What a change needs (dnsmasq(8), NOTES: "SIGHUP does NOT re-read the configuration file"):
+ * - a new host entry file: nothing (dnsmasq reads it via inotify);
+ * - a removed or changed host entry file: SIGHUP ({@link DnsmasqProcess.reload});
+ * - anything in the config file, including the allowed-domain list (its
+ *   `server=` and `nftset=` lines), upstream resolvers, ranges, reservations:
+ *   a restart ({@link DnsmasqProcess.restart}). `--servers-file` would re-read
+ *   `server=` lines on SIGHUP, but `nftset=` lines cannot live there, and a
+ *   domain forwarded without its nftset line would resolve while its set stayed
+ *   empty; so the domain list stays in the config file and a change restarts.
+ *   Leases survive a restart (the lease file); the DNS cache does not.
+ */
+import { createInterface } from 'node:readline';
+import { readFile, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { DnsmasqInputError } from '../../errors/dnsmasq-error.js';
+import { DnsmasqProcessError } from '../../errors/dnsmasq-process-error.js';
+import { checkPath } from './validate.js';
+
+/** Turns a command (program first) into the command actually run, e.g. inside a network namespace. */
+export type CommandWrapper = (command: readonly string[]) => readonly string[];
+
+/** How to run dnsmasq. */
+export interface DnsmasqRunOptions {
+  /** The dnsmasq program. Default `dnsmasq` (found on PATH). */
+  readonly program?: string;
+  /** Wraps every command, e.g. {@link netnsWrapper}; it must exec the command, not fork it (the pid is dnsmasq's). */
+  readonly wrap?: CommandWrapper;
+}
+
+/** How to start one network's dnsmasq. */
+export interface DnsmasqStartOptions extends DnsmasqRunOptions {
+  /** The rendered config file. */
+  readonly confFile: string;
+  /** The `pid-file` the config names: removed before start, and awaited as the sign dnsmasq is up. */
+  readonly pidFile: string;
+  /** Each line dnsmasq writes to stderr (its log, with `log-facility=-`). Default: dropped. */
+  readonly onLog?: (line: string) => void;
+  /** How long to wait for the pid file, in ms. Default 10000. */
+  readonly readyTimeout?: number;
+}
+
+/** How a dnsmasq process ended. */
+export interface DnsmasqExit {
+  readonly exitCode: number | undefined;
+  readonly signal: string | undefined;
+}
+
+/**
+ * Run commands inside network namespace `name` (`ip netns exec NAME ...`, which
+ * execs the command in place, so the pid stays dnsmasq's).
+ */
+export function netnsWrapper(name: string): CommandWrapper {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name) || name === '.' || name === '..') {
+    throw new DnsmasqInputError('netns', "a namespace name of letters, digits, '_', '.' or '-'", name);
+  }
+  return (command) => ['ip', 'netns', 'exec', name, ...command];
+}
+
+function command(options: DnsmasqRunOptions, args: readonly string[]): [string, string[]] {
+  const full = (options.wrap ?? ((c) => c))([options.program ?? 'dnsmasq', ...args]);
+  const [program, ...rest] = full;
+  if (program === undefined) throw new DnsmasqInputError('wrap', 'a command with a program', full);
+  return [program, rest];
+}
+
+/**
+ * Check a config file with dnsmasq's own parser (`dnsmasq --test`).
+ *
+ * @throws {DnsmasqProcessError} `E_DNSMASQ_PROCESS` with dnsmasq's complaint, e.g. `bad option at line 3`.
+ */
+export async function checkDnsmasqConfig(confFile: string, options: DnsmasqRunOptions = {}): Promise<void> {
+  const [program, args] = command(options, ['--test', `--conf-file=${checkPath('confFile', confFile)}`]);
+  const result = await execa(program, args, { reject: false, stdin: 'ignore', timeout: 30_000 });
+  if (result.exitCode === 0 && !result.failed) return;
+  throw new DnsmasqProcessError(
+    {
+      command: [program, ...args],
+      ...(result.exitCode === undefined ? {} : { exitCode: result.exitCode }),
+      ...(result.signal === undefined ? {} : { signal: result.signal }),
+      stderr: result.stderr,
+      action: 'checking',
+    },
+    confFile,
+  );
+}
+
+/** The pid in a pid file, or `undefined` when there is none (or it holds no pid). */
+export async function readPidFile(path: string): Promise<number | undefined> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  const pid = Number(text.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** Send `signal` to `pid` (0: only check that it exists). Returns false when no such process exists. */
+export function signalPid(pid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw error;
+  }
+}
+
+/**
+ * Stop a process by pid (e.g. a dnsmasq a previous daemon left, found by its pid
+ * file): SIGTERM, then SIGKILL after `timeoutMs`. Resolves once it is gone.
+ */
+export async function stopPid(pid: number, timeoutMs = 5000): Promise<void> {
+  if (!signalPid(pid, 'SIGTERM')) return;
+  const deadline = Date.now() + timeoutMs;
+  while (signalPid(pid, 0)) {
+    if (Date.now() > deadline) {
+      signalPid(pid, 'SIGKILL');
+      await sleep(50);
+      if (!signalPid(pid, 0)) return;
+    }
+    await sleep(20);
+  }
+}
+
+/**
+ * One running dnsmasq, started by {@link DnsmasqProcess.start} in the
+ * foreground (`--keep-in-foreground`), so it stays this process's child.
+ */
+export class DnsmasqProcess {
+  /** dnsmasq's pid (also in the pid file). */
+  readonly pid: number;
+  /** Resolves when dnsmasq ends, however it ends. */
+  readonly exited: Promise<DnsmasqExit>;
+  private readonly options: DnsmasqStartOptions;
+  private readonly command: readonly string[];
+  private readonly stderrTail: string[];
+  private ended = false;
+
+  private constructor(
+    options: DnsmasqStartOptions,
+    pid: number,
+    exited: Promise<DnsmasqExit>,
+    commandLine: readonly string[],
+    tail: string[],
+  ) {
+    this.options = options;
+    this.pid = pid;
+    this.exited = exited.then((exit) => {
+      this.ended = true;
+      return exit;
+    });
+    this.command = commandLine;
+    this.stderrTail = tail;
+  }
+
+  /**
+   * Start dnsmasq with `--keep-in-foreground --conf-file=<confFile>` and wait
+   * until it has written its pid file (its sockets are bound by then).
+   *
+   * @throws {DnsmasqProcessError} when dnsmasq exits first (its stderr says why) or is not up in time.
+   * @example
+   * const dnsmasq = await DnsmasqProcess.start({ confFile, pidFile, wrap: netnsWrapper('backend') });
+   * dnsmasq.reload(); // after removing a host entry
+   * await dnsmasq.stop();
+   */
+  static async start(options: DnsmasqStartOptions): Promise<DnsmasqProcess> {
+    const pidFile = checkPath('pidFile', options.pidFile);
+    const confFile = checkPath('confFile', options.confFile);
+    await rm(pidFile, { force: true });
+    const [program, args] = command(options, ['--keep-in-foreground', `--conf-file=${confFile}`]);
+    const child = execa(program, args, {
+      reject: false,
+      buffer: false,
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'pipe',
+      forceKillAfterDelay: 5000,
+    });
+    const tail: string[] = [];
+    if (child.stderr) {
+      createInterface({ input: child.stderr }).on('line', (line) => {
+        tail.push(line);
+        if (tail.length > 20) tail.shift();
+        options.onLog?.(line);
+      });
+    }
+    const exited: Promise<DnsmasqExit> = child.then((result) => ({
+      exitCode: result.exitCode,
+      signal: result.signal,
+    }));
+    const commandLine = [program, ...args];
+    const pid = child.pid;
+    const failure = (exit: DnsmasqExit | undefined, reason: string) =>
+      new DnsmasqProcessError(
+        {
+          command: commandLine,
+          ...(exit?.exitCode === undefined ? {} : { exitCode: exit.exitCode }),
+          ...(exit?.signal === undefined ? {} : { signal: exit.signal }),
+          stderr: tail.length > 0 ? tail.join('\n') : reason,
+          action: 'starting',
+        },
+        `with ${confFile}`,
+      );
+    if (pid === undefined) throw failure(await exited, 'it could not be spawned');
+
+    let exit: DnsmasqExit | undefined;
+    void exited.then((e) => (exit = e));
+    const deadline = Date.now() + (options.readyTimeout ?? 10_000);
+    while ((await readPidFile(pidFile)) !== pid) {
+      if (exit !== undefined) {
+        await sleep(20); // let the last stderr lines arrive
+        throw failure(exit, 'it exited before writing its pid file');
+      }
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw failure(await exited, `no pid file ${pidFile} after ${options.readyTimeout ?? 10_000} ms`);
+      }
+      await sleep(20);
+    }
+    return new DnsmasqProcess(options, pid, exited, commandLine, tail);
+  }
+
+  /** Whether it is still running. */
+  get running(): boolean {
+    return !this.ended;
+  }
+
+  /**
+   * SIGHUP: dnsmasq re-reads the host entry directory (dropping removed
+   * entries) and clears its DNS cache. It does not re-read the config file.
+   */
+  reload(): void {
+    if (this.ended || !signalPid(this.pid, 'SIGHUP')) {
+      throw new DnsmasqProcessError(
+        { command: this.command, stderr: this.stderrTail.join('\n'), action: 'reloading' },
+        `pid ${this.pid} (not running)`,
+      );
+    }
+  }
+
+  /** SIGTERM, SIGKILL after `timeoutMs`; resolves when it has exited. Stopping a stopped process does nothing. */
+  async stop(timeoutMs = 5000): Promise<DnsmasqExit> {
+    if (!this.ended) {
+      signalPid(this.pid, 'SIGTERM');
+      const timer = setTimeout(() => signalPid(this.pid, 'SIGKILL'), timeoutMs);
+      try {
+        return await this.exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return this.exited;
+  }
+
+  /** Stop, then start again with the same options: what a changed config file needs. */
+  async restart(): Promise<DnsmasqProcess> {
+    await this.stop();
+    return DnsmasqProcess.start(this.options);
+  }
+}

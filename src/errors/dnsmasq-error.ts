@@ -1,0 +1,33 @@
+import { describeValue } from '../site/describe.js';
+import { TicryptNetError } from './ticrypt-net-error.js';
+
+/**
+ * A value bound for a dnsmasq config line or host entry file was refused at the
+ * renderer boundary: nothing reaches dnsmasq unchecked.
+ *
+ * @example
+ * ```
+ * dnsmasq input allowedDomains[2]: expected a lower-case domain name such as pypi.org, found "evil.org/1.2.3.4"
+ * ```
+ */
+export class DnsmasqInputError extends TicryptNetError {
+  /** Which input was refused, e.g. `allowedDomains[2]` or `registration.mac`. */
+  readonly field: string;
+  /** What a valid value looks like. */
+  readonly expected: string;
+  /** The refused value as it arrived. */
+  readonly found: unknown;
+
+  constructor(field: string, expected: string, found: unknown) {
+    super('E_DNSMASQ_INPUT', `dnsmasq input ${field}: expected ${expected}, found ${describeValue(found)}`);
+    this.name = 'DnsmasqInputError';
+    this.field = field;
+    this.expected = expected;
+    this.found = found;
+  }
+}
+
+/** Whether `value` is a {@link DnsmasqInputError} (compares the shape, so it works across module copies). */
+export function isDnsmasqInputError(value: unknown): value is DnsmasqInputError {
+  return value instanceof Error && (value as { code?: unknown }).code === 'E_DNSMASQ_INPUT';
+}
