@@ -13,7 +13,7 @@ import { parseInteger } from './options.js';
 export function addRenderCommands(program: Command, io: CliIo): void {
   const render = program
     .command('render')
-    .description('Render libvirt XML (and later nft and dnsmasq config) from the site');
+    .description('Render configuration from the site: libvirt network and interface XML');
   const globals = () => program.opts<GlobalOptions>();
 
   render

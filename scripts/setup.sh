@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything ticrypt-net's tests, demo and benchmarks need on Debian 12, as root:
+# the lab packages (../shared/LAB.md), then the npm dependencies, then the build.
+# Idempotent: a second run installs nothing new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  openvswitch-switch nftables dnsmasq-base iproute2 iputils-ping ethtool
+  libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
+  qemu-system-x86 qemu-utils ipxe-qemu libvirt-dev libxml2-utils
+  iperf3 socat dnsutils conntrack udhcpc procps
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages (${missing[*]}); run as root to install them" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Node >= 20 required, found $(node --version)" >&2
+  exit 1
+fi
+npm ci --no-audit --no-fund
+npm run build
