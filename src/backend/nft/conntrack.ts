@@ -1,0 +1,79 @@
+/**
+ * Conntrack cleanup: after a deregistration or a removed allow entry, the
+ * connections it allowed are deleted, so flows opened before do not keep
+ * flowing (Neutron learned this the hard way). Pure argv builders, and a
+ * runner that executes them with the `conntrack` tool (never a shell).
+ */
+import { execa } from 'execa';
+import { NftError } from '../../errors/nft-error.js';
+import { intToIpv4 } from '../../site/address.js';
+import type { AllowEntry } from '../types.js';
+import { checkDestination, checkIpv4, checkPort } from './check.js';
+import type { NicState } from './delta.js';
+import { ipMask } from './shapes.js';
+
+/** Port ranges up to this size get one deletion per port; larger ones delete every port of the destination. */
+const MAX_PORTS_EACH = 16;
+
+/** The deletions (`conntrack` argv after `-D`) for the connections one allow entry allowed from `ip`. */
+export function entryDeletions(ip: string, entry: AllowEntry): string[][] {
+  const source = ['-s', checkIpv4(ip)];
+  const destination: string[] = [];
+  if (entry.type === 'address') {
+    const subnet = checkDestination(entry.address);
+    if (subnet.prefix > 0) destination.push('-d', intToIpv4(subnet.first));
+    if (subnet.prefix > 0 && subnet.prefix < 32) destination.push('--mask-dst', ipMask(subnet.prefix));
+  }
+  // A domain's addresses live in the kernel set dnsmasq fills: delete by protocol and port from this VM.
+  if (entry.protocol === 'any') return [[...source, ...destination]];
+  const protocol = ['-p', entry.protocol];
+  const ports = entry.ports;
+  if (ports === undefined || ports.to - ports.from + 1 > MAX_PORTS_EACH)
+    return [[...source, ...destination, ...protocol]];
+  const all: string[][] = [];
+  for (let port = checkPort(ports.from); port <= checkPort(ports.to); port += 1) {
+    all.push([...source, ...destination, ...protocol, '--dport', String(port)]);
+  }
+  return all;
+}
+
+/**
+ * Every conntrack deletion a change from `before` to `after` calls for: all
+ * connections of a NIC no longer registered (from it, and forwarded to it),
+ * and those of each allow entry a still-registered NIC lost.
+ */
+export function conntrackDeletions(before: readonly NicState[], after: readonly NicState[]): string[][] {
+  const deletions: string[][] = [];
+  for (const old of before) {
+    const ip = checkIpv4(old.registration.ip);
+    const now = after.find((n) => n.registration.mac === old.registration.mac && n.registration.ip === ip);
+    if (now === undefined) {
+      deletions.push(['-s', ip], ['--reply-src', ip]);
+      continue;
+    }
+    const kept = new Set(now.entries.map((e) => JSON.stringify(e)));
+    for (const entry of old.entries) if (!kept.has(JSON.stringify(entry))) deletions.push(...entryDeletions(ip, entry));
+  }
+  return deletions;
+}
+
+/** Deletes conntrack entries; resolves when done (none found is fine). */
+export type ConntrackRunner = (filter: readonly string[]) => Promise<void>;
+
+/** A {@link ConntrackRunner} running `conntrack -D FILTER...`, in a namespace when asked. */
+export function conntrackRunner(options: { readonly netns?: string } = {}): ConntrackRunner {
+  const [program, args] =
+    options.netns === undefined ? ['conntrack', []] : ['ip', ['netns', 'exec', options.netns, 'conntrack']];
+  return async (filter) => {
+    const result = await execa(program, [...args, '-D', ...filter], { reject: false, timeout: 30_000 });
+    // conntrack exits 1 with "0 flow entries have been deleted" when nothing matched.
+    if (result.exitCode === 0 || /0 flow entries/.test(result.stderr ?? '')) return;
+    throw new NftError({
+      exitCode: result.exitCode,
+      stderr: (result.stderr ?? '') || (result.message ?? ''),
+      script: `conntrack -D ${filter.join(' ')}`,
+      program: 'conntrack',
+      action: 'deleting connections',
+    });
+  };
+}

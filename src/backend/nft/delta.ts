@@ -1,0 +1,137 @@
+/**
+ * Incremental transactions: one `nft -f` script per register, deregister or
+ * allow-list change, made only of hash-set element adds and deletes (plus,
+ * when the set of allowed domains changes, that domain's sets and the small
+ * `domains` chain). Its size depends on the change, never on how many VMs are
+ * registered, and it never lists or rewrites the table.
+ */
+import type { Site } from '../../site/model.js';
+import type { AllowEntry, Registration } from '../types.js';
+import { checkIpv4, checkPort, checkTimeout } from './check.js';
+import { dedupe, groupBySet, nicElements, type NftElement } from './elements.js';
+import { domainMemberSetName, domainSetName, DOMAINS_CHAIN, SSH_FORWARDS_MAP, TABLE } from './names.js';
+import { domainRules } from './ruleset.js';
+import { keyType, PORT_SHAPES } from './shapes.js';
+import type { RulesetOptions, SshForward } from './types.js';
+
+/** A registered NIC and the allow entries of its VM. */
+export interface NicState {
+  readonly registration: Registration;
+  readonly entries: readonly AllowEntry[];
+}
+
+/** What a change needs besides the NICs it touches. */
+export interface DeltaContext {
+  readonly site: Site;
+  /**
+   * The distinct allowed domains of all registered VMs before and after the
+   * change (see `distinctDomains`): a domain's sets and rules exist while
+   * some registered VM names it.
+   */
+  readonly domains: { readonly before: readonly string[]; readonly after: readonly string[] };
+  readonly options?: RulesetOptions;
+}
+
+const key = (e: NftElement) => `${e.set}\u0000${e.key}`;
+
+function elementCommands(verb: 'add' | 'delete', elements: readonly NftElement[]): string[] {
+  return [...groupBySet(elements)].map(([set, keys]) => `${verb} element ${TABLE} ${set} { ${keys.join(', ')} }`);
+}
+
+function domainSetCommands(domain: string, timeout: string): string[] {
+  return [
+    `add set ${TABLE} ${domainSetName(domain)} { type ipv4_addr; flags timeout; timeout ${timeout}; }`,
+    ...PORT_SHAPES.map(
+      (port) => `add set ${TABLE} ${domainMemberSetName(domain, port)} { type ${keyType({ ipBits: 0, port })}; }`,
+    ),
+  ];
+}
+
+/**
+ * The transaction that takes the kernel from the NICs `before` to the NICs
+ * `after`: the element difference, added and deleted. Deletes are written as
+ * add-then-delete, so they succeed whether or not the element is there, and a
+ * kernel that drifted from the store still converges. Returns `''` when
+ * nothing changes.
+ *
+ * @example
+ * renderChange(ctx, [], [{ registration, entries }]); // register
+ * renderChange(ctx, [{ registration, entries }], []); // deregister
+ */
+export function renderChange(ctx: DeltaContext, before: readonly NicState[], after: readonly NicState[]): string {
+  const elements = (nics: readonly NicState[]) =>
+    dedupe(nics.flatMap((n) => nicElements(ctx.site, n.registration, n.entries)));
+  const old = elements(before);
+  const next = elements(after);
+  const oldKeys = new Set(old.map(key));
+  const nextKeys = new Set(next.map(key));
+  const added = next.filter((e) => !oldKeys.has(key(e)));
+  const removed = old.filter((e) => !nextKeys.has(key(e)));
+
+  const timeout = checkTimeout(ctx.options?.domainTimeout ?? '1d');
+  const domainsBefore = new Set(ctx.domains.before);
+  const domainsAfter = new Set(ctx.domains.after);
+  const newDomains = [...domainsAfter].filter((d) => !domainsBefore.has(d));
+  const goneDomains = [...domainsBefore].filter((d) => !domainsAfter.has(d));
+  const domainsChanged = newDomains.length > 0 || goneDomains.length > 0;
+
+  const commands = [
+    ...newDomains.flatMap((d) => domainSetCommands(d, timeout)),
+    ...elementCommands('add', added),
+    ...elementCommands('add', removed),
+    ...elementCommands('delete', removed),
+    ...(domainsChanged
+      ? [
+          `flush chain ${TABLE} ${DOMAINS_CHAIN}`,
+          ...domainRules([...domainsAfter].sort()).map((rule) => `add rule ${TABLE} ${DOMAINS_CHAIN} ${rule}`),
+        ]
+      : []),
+    ...goneDomains.flatMap((d) => [
+      ...domainSetCommands(d, timeout),
+      `delete set ${TABLE} ${domainSetName(d)}`,
+      ...PORT_SHAPES.map((port) => `delete set ${TABLE} ${domainMemberSetName(d, port)}`),
+    ]),
+  ];
+  return commands.length === 0 ? '' : `${commands.join('\n')}\n`;
+}
+
+/** One NIC registered (or re-registered): its elements added. */
+export function renderRegister(ctx: DeltaContext, nic: NicState): string {
+  return renderChange(ctx, [], [nic]);
+}
+
+/** One NIC deregistered: its elements deleted. */
+export function renderDeregister(ctx: DeltaContext, nic: NicState): string {
+  return renderChange(ctx, [nic], []);
+}
+
+/** A VM's allow-list changed from `before` to `after`, for each of its registered NICs. */
+export function renderAllowListChange(
+  ctx: DeltaContext,
+  registrations: readonly Registration[],
+  before: readonly AllowEntry[],
+  after: readonly AllowEntry[],
+): string {
+  return renderChange(
+    ctx,
+    registrations.map((registration) => ({ registration, entries: before })),
+    registrations.map((registration) => ({ registration, entries: after })),
+  );
+}
+
+/**
+ * Add, replace or remove the SSH forward on one backend port (backend port →
+ * VM port 22): `before` is what the store held, `after` what it holds now.
+ * A map element cannot be re-added with another value, so `before` must be
+ * given whenever a forward existed.
+ */
+export function renderSshForwardChange(before: SshForward | undefined, after: SshForward | undefined): string {
+  const element = (f: SshForward) => `${checkPort(f.port, 'sshForward.port')} : ${checkIpv4(f.ip, 'sshForward.ip')}`;
+  const commands: string[] = [];
+  if (before !== undefined) {
+    commands.push(`add element ${TABLE} ${SSH_FORWARDS_MAP} { ${element(before)} }`);
+    commands.push(`delete element ${TABLE} ${SSH_FORWARDS_MAP} { ${checkPort(before.port, 'sshForward.port')} }`);
+  }
+  if (after !== undefined) commands.push(`add element ${TABLE} ${SSH_FORWARDS_MAP} { ${element(after)} }`);
+  return commands.length === 0 ? '' : `${commands.join('\n')}\n`;
+}

@@ -1,0 +1,142 @@
+/**
+ * Element encodings: a registration and its allow entries as the exact set
+ * elements they put in `table inet ticrypt`. Pure; every value re-checked.
+ */
+import { NftInputError } from '../../errors/nft-input-error.js';
+import { intToIpv4 } from '../../site/address.js';
+import type { Network, Site } from '../../site/model.js';
+import type { AllowEntry, Registration } from '../types.js';
+import { checkDestination, checkDomain, checkInterface, checkIpv4, checkMac, checkPort } from './check.js';
+import { domainMemberSetName, REGISTERED_SET } from './names.js';
+import { allowSetName, IP_LEVELS, portShapeOf, type PortShape } from './shapes.js';
+
+/** One element of one set, as nft text (`52:54:00:12:34:56 . 203.0.113.0 . tcp . 443`). */
+export interface NftElement {
+  readonly set: string;
+  readonly key: string;
+}
+
+/** A port block: `base` and the number of fixed prefix bits (16: one port, 0: every port). */
+interface PortBlock {
+  readonly base: number;
+  readonly bits: number;
+}
+
+const PORT_BITS = [0, 4, 8, 12, 16] as const;
+
+/**
+ * Aligned blocks covering `from`-`to` exactly, coarsest first (greedy).
+ * Port 0 is never real traffic, so a range from 1 counts as from 0.
+ */
+export function portBlocks(from: number, to: number): PortBlock[] {
+  const blocks: PortBlock[] = [];
+  let position = from === 1 ? 0 : from;
+  while (position <= to) {
+    const bits = PORT_BITS.find((b) => position % 2 ** (16 - b) === 0 && position + 2 ** (16 - b) - 1 <= to) ?? 16;
+    blocks.push({ base: position, bits });
+    position += 2 ** (16 - bits);
+  }
+  return blocks;
+}
+
+/** The (port shape, key suffix) pairs of an entry's protocol and ports. */
+function portParts(entry: AllowEntry): { shape: PortShape; suffix: string }[] {
+  const { protocol, ports } = entry;
+  if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'icmp' && protocol !== 'any') {
+    throw new NftInputError('protocol', "'tcp', 'udp', 'icmp' or 'any'", protocol);
+  }
+  if (ports !== undefined && protocol !== 'tcp' && protocol !== 'udp') {
+    throw new NftInputError('ports', `no ports with protocol ${protocol}`, ports);
+  }
+  if (protocol === 'any') return [{ shape: 'any', suffix: '' }];
+  if (ports === undefined) return [{ shape: 'proto', suffix: ` . ${protocol}` }];
+  const from = checkPort(ports.from, 'ports.from');
+  const to = checkPort(ports.to, 'ports.to');
+  if (from > to) throw new NftInputError('ports', 'from <= to', ports);
+  return portBlocks(from, to).map(({ base, bits }) => ({
+    shape: portShapeOf(bits),
+    suffix: bits === 0 ? ` . ${protocol}` : ` . ${protocol} . ${base}`,
+  }));
+}
+
+/** The elements one allow entry puts in the sets, for the NIC with MAC `mac`. */
+export function entryElements(mac: string, entry: AllowEntry): NftElement[] {
+  const owner = checkMac(mac);
+  const ports = portParts(entry);
+  if (entry.type === 'domain') {
+    const domain = checkDomain(entry.domain);
+    return ports.map(({ shape, suffix }) => ({ set: domainMemberSetName(domain, shape), key: `${owner}${suffix}` }));
+  }
+  if (entry.type !== 'address')
+    throw new NftInputError('type', "'address' or 'domain'", (entry as { type: unknown }).type);
+  const destination = checkDestination(entry.address);
+  const ipBits = IP_LEVELS.find((level) => level >= destination.prefix && level < destination.prefix + 4) ?? 32;
+  const step = 2 ** (32 - ipBits);
+  const elements: NftElement[] = [];
+  for (let base = destination.first; base <= destination.last; base += step) {
+    const address = ipBits === 0 ? '' : ` . ${intToIpv4(base)}`;
+    for (const { shape, suffix } of ports) {
+      elements.push({ set: allowSetName({ ipBits, port: shape }), key: `${owner}${address}${suffix}` });
+    }
+  }
+  return elements;
+}
+
+/** Whether registrations on this network get firewall elements (allow-list egress). */
+export function isAllowListNetwork(network: Network): boolean {
+  return network.egress === 'allow-list';
+}
+
+/** The network a registration names. @throws {NftInputError} when the site has no such network. */
+export function registrationNetwork(site: Site, registration: Registration): Network {
+  const network = site.networks.find((n) => n.name === registration.network);
+  if (network === undefined) throw new NftInputError('network', 'a network of the site', registration.network);
+  return network;
+}
+
+/**
+ * Every element a registered NIC puts in the table: its registered
+ * `iifname . mac . ip` triple and one or more elements per allow entry,
+ * without duplicates. Empty on a network with open egress.
+ */
+export function nicElements(site: Site, registration: Registration, entries: readonly AllowEntry[]): NftElement[] {
+  const network = registrationNetwork(site, registration);
+  if (!isAllowListNetwork(network)) return [];
+  const iface = checkInterface(network.gatewayInterface, 'gatewayInterface');
+  const mac = checkMac(registration.mac);
+  const ip = checkIpv4(registration.ip);
+  const all = [
+    { set: REGISTERED_SET, key: `"${iface}" . ${mac} . ${ip}` },
+    ...entries.flatMap((e) => entryElements(mac, e)),
+  ];
+  return dedupe(all);
+}
+
+/** Elements with duplicates (same set and key) removed, first occurrence kept. */
+export function dedupe(elements: readonly NftElement[]): NftElement[] {
+  const seen = new Set<string>();
+  return elements.filter((element) => {
+    const id = `${element.set}\u0000${element.key}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+/** The distinct domains named by allow entries, sorted. */
+export function distinctDomains(entries: Iterable<AllowEntry>): string[] {
+  const domains = new Set<string>();
+  for (const entry of entries) if (entry.type === 'domain') domains.add(checkDomain(entry.domain));
+  return [...domains].sort();
+}
+
+/** Group elements by set, in first-seen set order: `set -> keys`. */
+export function groupBySet(elements: readonly NftElement[]): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const { set, key } of elements) {
+    const keys = groups.get(set);
+    if (keys === undefined) groups.set(set, [key]);
+    else keys.push(key);
+  }
+  return groups;
+}
