@@ -10,7 +10,7 @@
 import { DnsmasqInputError } from '../../errors/dnsmasq-error.js';
 import { parseIpv4Cidr, prefixToNetmask } from '../../site/address.js';
 import type { Network, Site } from '../../site/model.js';
-import { fallbackDomainSetName } from './set-name.js';
+import { domainSetName } from '../nft/names.js';
 import {
   checkDomain,
   checkInteger,
@@ -50,14 +50,15 @@ export interface DnsmasqConfigOptions {
   readonly allowedDomains?: readonly string[];
   /**
    * The nft set (in table `inet ticrypt`) that receives a domain's IPv4
-   * addresses. Default: a stand-in until the nft module exports its own.
+   * addresses. Default: the nft module's `domainSetName`, the set its ruleset declares.
    */
   readonly domainSetName?: (domain: string) => string;
   /**
    * Cap, in seconds, on TTLs cached and handed out on a controlled network.
    * dnsmasq adds addresses to nft sets only when an answer comes from upstream,
    * not from its cache: a set's element timeout must exceed this cap so an
-   * address a VM may still use is always in the set. Default {@link DEFAULT_DNS_TTL_CAP}.
+   * address a VM may still use is always in the set (the nft ruleset's
+   * default timeout is 1d). Default {@link DEFAULT_DNS_TTL_CAP}.
    */
   readonly dnsTtlCap?: number;
   /** Where to log. Default `stderr` (the process module runs dnsmasq in the foreground and reads it). */
@@ -188,7 +189,7 @@ function controlledDnsLines(site: Site, network: Network, options: DnsmasqConfig
       site.backend.upstreamDns,
     );
   }
-  const setName = options.domainSetName ?? fallbackDomainSetName;
+  const setName = options.domainSetName ?? domainSetName;
   const lines = [
     '# Controlled DNS: only allowed names are forwarded; every other name is NXDOMAIN.',
     'domain-needed',

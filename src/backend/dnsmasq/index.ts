@@ -24,4 +24,3 @@ export {
   type DnsmasqStartOptions,
 } from './process.js';
 export { isAllowedDomain, DOMAIN_EXPECTED } from './validate.js';
-export { fallbackDomainSetName } from './set-name.js';
