@@ -1,0 +1,246 @@
+import { describe, expect, it } from 'vitest';
+import { NftError } from '../../../src/errors/nft-error.js';
+import {
+  conntrackDeletions,
+  distinctDomains,
+  dnsmasqNftset,
+  domainSetName,
+  entryElements,
+  nftCommand,
+  portBlocks,
+  renderChange,
+  renderRuleset,
+  renderSshForwardChange,
+} from '../../../src/backend/nft/index.js';
+import { defaultSite, parseSite } from '../../../src/site/parse.js';
+import { registration, SAMPLE_ENTRIES } from './fixtures.js';
+
+const site = defaultSite();
+const MAC = '52:54:00:00:00:01';
+const noDomains = { before: [], after: [] };
+
+describe('renderRuleset for the default site', () => {
+  const text = renderRuleset(site, { registrations: [], allowLists: [] });
+
+  it('replaces only table inet ticrypt, atomically', () => {
+    expect(text.split('\n').slice(0, 3)).toEqual([
+      'table inet ticrypt {}',
+      'delete table inet ticrypt',
+      'table inet ticrypt {',
+    ]);
+    expect(text.match(/^table /gm)).toHaveLength(2);
+  });
+
+  it.each([
+    ['VM interfaces jump to their chains', 'iifname { "bond0.1081", "bond0.1082", "bond0.1083" } jump from_vm'],
+    ['forward only to the uplink', 'oifname != "eth0" counter name dropped_cross drop'],
+    ['never to the management address', 'ip daddr 198.18.0.1 counter name dropped_cross drop'],
+    [
+      'DNS only via the backend on the secure network',
+      'iifname { "bond0.1081" } meta l4proto { tcp, udp } th dport 53 counter name dropped_dns drop',
+    ],
+    ['open networks unrestricted', 'iifname { "bond0.1082", "bond0.1083" } accept'],
+    ['secure egress checked', 'iifname { "bond0.1081" } jump allow_egress'],
+    [
+      'registered MAC and IP pairs',
+      'iifname . ether saddr . ip saddr != @registered counter name dropped_unregistered drop',
+    ],
+    ['exact address and port', 'ether saddr . ip daddr . meta l4proto . th dport @allow_32_p16 accept'],
+    [
+      'CIDR and port block',
+      'ether saddr . ip daddr & 255.255.240.0 . meta l4proto . th dport & 0xfff0 @allow_20_p12 accept',
+    ],
+    [
+      'masquerade out of the uplink',
+      'oifname "eth0" ip saddr { 192.168.128.0/17, 192.168.122.0/24, 192.168.123.0/24 } masquerade',
+    ],
+    ['DNS to the gateway', 'iifname "bond0.1081" ip daddr 192.168.128.1 meta l4proto { tcp, udp } th dport 53 accept'],
+    ['DHCP', 'meta nfproto ipv4 udp sport 68 udp dport 67 accept'],
+    ['the rest of input dropped', 'counter name dropped_input drop'],
+    ['SSH forwards', 'iifname "eth0" fib daddr type local dnat ip to tcp dport map @ssh_forwards : 22'],
+    ['no VM to VM', 'iifname != "eth0" counter name dropped_cross drop'],
+  ])('%s', (_what, line) => {
+    expect(text).toContain(`    ${line}\n`);
+  });
+
+  it('logs with the ticrypt prefix, rate-limited, only when asked', () => {
+    expect(text).not.toContain('log prefix');
+    const logged = renderRuleset(site, { registrations: [], allowLists: [] }, { log: true, logRate: '5/second' });
+    expect(logged).toContain('limit rate 5/second log prefix "ticrypt egress drop: " level info');
+  });
+
+  it('puts registrations and allow entries in the sets', () => {
+    const r = registration(1);
+    const full = renderRuleset(site, {
+      registrations: [r],
+      allowLists: [{ vmUuid: r.vmUuid, entries: SAMPLE_ENTRIES }],
+    });
+    expect(full).toContain('"bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1');
+    expect(full).toContain(`set ${domainSetName('pypi.org')} {\n    type ipv4_addr\n    flags timeout\n    timeout 1d`);
+    expect(full).toContain(`ip daddr @${domainSetName('pypi.org')} ether saddr . meta l4proto . th dport @`);
+  });
+});
+
+describe('element encodings', () => {
+  it.each([
+    [1000, 1100, 8 + 5 + 13],
+    [1, 65535, 1],
+    [443, 443, 1],
+    [4096, 8191, 1],
+  ])('port range %i-%i is %i exact blocks', (from, to, count) => {
+    const blocks = portBlocks(from, to);
+    expect(blocks).toHaveLength(count);
+    const covered = blocks.reduce((sum, b) => sum + 2 ** (16 - b.bits), 0);
+    expect(covered).toBe(to - (from === 1 ? 0 : from) + 1);
+  });
+
+  it('splits a /17 into eight /20 elements', () => {
+    const elements = entryElements(MAC, {
+      type: 'address',
+      address: '10.0.128.0/17',
+      protocol: 'tcp',
+      ports: { from: 22, to: 22 },
+    });
+    expect(elements.map((e) => e.set)).toEqual(Array(8).fill('allow_20_p16'));
+    expect(elements[1]?.key).toBe(`${MAC} . 10.0.144.0 . tcp . 22`);
+  });
+
+  it.each([
+    [{ type: 'address', address: '0.0.0.0/0', protocol: 'any' }, 'allow_0_any', MAC],
+    [{ type: 'address', address: '203.0.113.7', protocol: 'icmp' }, 'allow_32_proto', `${MAC} . 203.0.113.7 . icmp`],
+    [{ type: 'address', address: '203.0.113.7/24', protocol: 'udp' }, 'allow_24_proto', `${MAC} . 203.0.113.0 . udp`],
+  ] as const)('%j', (entry, set, key) => {
+    expect(entryElements(MAC, entry)).toEqual([{ set, key }]);
+  });
+
+  it('names domain sets deterministically and safely', () => {
+    expect(domainSetName('pypi.org')).toMatch(/^d_[0-9a-f]{16}$/);
+    expect(domainSetName('pypi.org')).toBe(domainSetName('pypi.org'));
+    expect(dnsmasqNftset('pypi.org')).toBe(`4#inet#ticrypt#${domainSetName('pypi.org')}`);
+    expect(distinctDomains(SAMPLE_ENTRIES)).toEqual(['pypi.org']);
+  });
+
+  it.each([
+    ['a bad MAC', () => entryElements('52:54:00:00:00', SAMPLE_ENTRIES[0]!), 'mac'],
+    ['a quote in a domain', () => domainSetName('x".org'), 'domain'],
+    [
+      'ports with icmp',
+      () => entryElements(MAC, { type: 'address', address: '1.2.3.4', protocol: 'icmp', ports: { from: 1, to: 2 } }),
+      'ports',
+    ],
+    [
+      'port 70000',
+      () => entryElements(MAC, { type: 'address', address: '1.2.3.4', protocol: 'tcp', ports: { from: 1, to: 70000 } }),
+      'ports.to',
+    ],
+    ['a bad CIDR', () => entryElements(MAC, { type: 'address', address: '1.2.3.4/33', protocol: 'tcp' }), 'address'],
+    [
+      'an injected interface',
+      () => renderRuleset(parseSiteWithUplink(), { registrations: [], allowLists: [] }),
+      'backend.uplink',
+    ],
+  ])('rejects %s with E_NFT_INPUT', (_what, render, field) => {
+    expect(render).toThrowError(expect.objectContaining({ code: 'E_NFT_INPUT', field }));
+  });
+});
+
+function parseSiteWithUplink() {
+  return { ...site, backend: { ...site.backend, uplink: 'eth0" accept' } };
+}
+
+describe('incremental transactions', () => {
+  const r = registration(1);
+  const ctx = { site, domains: noDomains };
+
+  it('registers with element adds only', () => {
+    const entries = [SAMPLE_ENTRIES[0]!];
+    expect(renderChange(ctx, [], [{ registration: r, entries }])).toBe(
+      [
+        'add element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }',
+        'add element inet ticrypt allow_32_p16 { 52:54:00:00:00:01 . 203.0.113.10 . tcp . 443 }',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('deregisters with idempotent deletes', () => {
+    const text = renderChange(ctx, [{ registration: r, entries: [] }], []);
+    expect(text).toBe(
+      [
+        'add element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }',
+        'delete element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('keeps an element another entry still needs', () => {
+    const a = { type: 'address', address: '203.0.113.10', protocol: 'tcp', ports: { from: 443, to: 443 } } as const;
+    const b = { type: 'address', address: '203.0.113.10', protocol: 'tcp', ports: { from: 440, to: 450 } } as const;
+    const text = renderChange(ctx, [{ registration: r, entries: [a, b] }], [{ registration: r, entries: [a] }]);
+    expect(text).toContain('delete element inet ticrypt allow_32_p16 { 52:54:00:00:00:01 . 203.0.113.10 . tcp . 440,');
+    expect(text).not.toMatch(/delete.*443/);
+  });
+
+  it('is empty on an open network', () => {
+    expect(renderChange(ctx, [], [{ registration: registration(1, 'service'), entries: SAMPLE_ENTRIES }])).toBe('');
+  });
+
+  it('adds a new domain with its sets and rewrites the domains chain', () => {
+    const text = renderChange(
+      { site, domains: { before: [], after: ['pypi.org'] } },
+      [],
+      [{ registration: r, entries: SAMPLE_ENTRIES }],
+    );
+    const lines = text.split('\n');
+    expect(lines[0]).toBe(
+      `add set inet ticrypt ${domainSetName('pypi.org')} { type ipv4_addr; flags timeout; timeout 1d; }`,
+    );
+    expect(lines).toContain('flush chain inet ticrypt domains');
+    expect(text.indexOf('flush chain')).toBeGreaterThan(text.indexOf('add element'));
+  });
+
+  it('forwards SSH with one map element', () => {
+    expect(renderSshForwardChange(undefined, { port: 2201, ip: '192.168.129.5' })).toBe(
+      'add element inet ticrypt ssh_forwards { 2201 : 192.168.129.5 }\n',
+    );
+  });
+});
+
+describe('conntrack cleanup', () => {
+  const r = registration(1);
+  it('deletes every connection of a deregistered NIC', () => {
+    expect(conntrackDeletions([{ registration: r, entries: [] }], [])).toEqual([
+      ['-s', r.ip],
+      ['--reply-src', r.ip],
+    ]);
+  });
+
+  it('deletes the connections of a removed entry', () => {
+    const before = [{ registration: r, entries: SAMPLE_ENTRIES.slice(0, 3) }];
+    const after = [{ registration: r, entries: SAMPLE_ENTRIES.slice(0, 1) }];
+    expect(conntrackDeletions(before, after)).toEqual([
+      ['-s', r.ip, '-d', '198.51.100.0', '--mask-dst', '255.255.252.0', '-p', 'tcp'],
+      ['-s', r.ip, '-d', '203.0.113.0', '--mask-dst', '255.255.255.0', '-p', 'icmp'],
+    ]);
+  });
+});
+
+describe('errors and commands', () => {
+  it('formats NftError with the first stderr line', () => {
+    const error = new NftError({ exitCode: 1, stderr: '\nError: No such file or directory\nmore', script: 'x' });
+    expect(error.message).toBe('nft failed (exit 1) applying table inet ticrypt: Error: No such file or directory');
+    expect(error.code).toBe('E_NFT_APPLY');
+  });
+
+  it('runs nft in a namespace when asked, never through a shell', () => {
+    expect(nftCommand({ netns: 'lab', check: true })).toEqual(['ip', 'netns', 'exec', 'lab', 'nft', '-c', '-f', '-']);
+    expect(nftCommand()).toEqual(['nft', '-f', '-']);
+  });
+
+  it('accepts any valid site shape', () => {
+    expect(() =>
+      renderRuleset(parseSite({ backend: { uplink: 'up0' } }), { registrations: [], allowLists: [] }),
+    ).not.toThrow();
+  });
+});
