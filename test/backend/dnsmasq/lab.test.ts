@@ -88,11 +88,13 @@ describe.skipIf(!lab)('dnsmasq gateway in network namespaces (lab)', () => {
     return /lease of ([0-9.]+) obtained/.exec(result.all ?? '')?.[1];
   }
 
+  let lastTtls: number[] = [];
   async function dig(server: string, name: string): Promise<{ status: string; answers: string[] }> {
     const result = await inNs(vm, 'dig', [`@${server}`, name, 'A', '+time=2', '+tries=2']);
     const status = /status: ([A-Z]+)/.exec(result.stdout)?.[1] ?? `no answer (exit ${result.exitCode})`;
-    const answers = [...result.stdout.matchAll(/^\S+\s+\d+\s+IN\s+A\s+([0-9.]+)$/gm)].map((m) => m[1] ?? '');
-    return { status, answers };
+    const records = [...result.stdout.matchAll(/^\S+\s+(\d+)\s+IN\s+A\s+([0-9.]+)$/gm)];
+    lastTtls = records.map((m) => Number(m[1]));
+    return { status, answers: records.map((m) => m[2] ?? '') };
   }
 
   async function setElements(domain: string): Promise<string> {
@@ -167,6 +169,7 @@ describe.skipIf(!lab)('dnsmasq gateway in network namespaces (lab)', () => {
         'no-hosts',
         'address=/allowed.example/203.0.113.10',
         'address=/other.example/203.0.113.20',
+        'local-ttl=3600',
         `pid-file=${join(work, 'upstream', 'dnsmasq.pid')}`,
         'log-facility=-',
         '',
@@ -247,6 +250,14 @@ describe.skipIf(!lab)('dnsmasq gateway in network namespaces (lab)', () => {
         status: 'NOERROR',
         answers: ['203.0.113.10'],
       });
+    });
+
+    it('hands out TTLs no longer than the cap, so the nft set outlives every cached answer', async () => {
+      await dig('192.168.200.1', 'ttl.allowed.example');
+      expect(lastTtls).toHaveLength(1);
+      expect(lastTtls[0]).toBeLessThanOrEqual(300);
+      await dig('192.168.122.1', 'ttl.other.example');
+      expect(lastTtls).toEqual([3600]);
     });
 
     it('answers NXDOMAIN for every other name, even one upstream knows', async () => {
