@@ -9,7 +9,7 @@ packages=(
   openvswitch-switch nftables dnsmasq-base iproute2 iputils-ping ethtool
   libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
   qemu-system-x86 qemu-utils ipxe-qemu libvirt-dev libxml2-utils
-  iperf3 socat dnsutils conntrack udhcpc procps
+  iperf3 socat dnsutils conntrack busybox procps
 )
 missing=()
 for p in "${packages[@]}"; do

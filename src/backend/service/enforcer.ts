@@ -1,0 +1,33 @@
+import type { AllowEntry, AllowList, Registration } from '../types.js';
+
+/** A registered NIC and its VM's allow entries: the unit the firewall is rendered from. */
+export interface NicView {
+  readonly registration: Registration;
+  readonly entries: readonly AllowEntry[];
+}
+
+/** One change to enforce: the touched NICs before and after, and the site's allowed domains before and after. */
+export interface EnforcedChange {
+  readonly before: readonly NicView[];
+  readonly after: readonly NicView[];
+  readonly domains: { readonly before: readonly string[]; readonly after: readonly string[] };
+}
+
+/** The whole state to enforce, as the store holds it. */
+export interface EnforcedState {
+  readonly registrations: readonly Registration[];
+  readonly allowLists: readonly AllowList[];
+  readonly domains: readonly string[];
+}
+
+/**
+ * Where the registry's decisions become real: the nftables table and the
+ * dnsmasq host entries. The registry calls {@link Enforcer.change} inside its
+ * store transaction and commits only when it resolves.
+ */
+export interface Enforcer {
+  /** Make the kernel and dnsmasq equal to `state` (daemon start). */
+  rebuild(state: EnforcedState): Promise<void>;
+  /** Apply one change as one transaction; reject, having changed nothing, when it cannot. */
+  change(change: EnforcedChange): Promise<void>;
+}
