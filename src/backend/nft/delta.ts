@@ -30,6 +30,14 @@ export interface DeltaContext {
    */
   readonly domains: { readonly before: readonly string[]; readonly after: readonly string[] };
   readonly options?: RulesetOptions;
+  /**
+   * Write each delete as add-then-delete, so it succeeds whether or not the
+   * element is there (a kernel that drifted from the store still converges),
+   * at about twice the cost. Default `false`: plain deletes, which fail the
+   * whole transaction (changing nothing) if an element is missing;
+   * `NftGateway` then retries with `idempotent: true`.
+   */
+  readonly idempotent?: boolean;
 }
 
 const key = (e: NftElement) => `${e.set}\u0000${e.key}`;
@@ -49,10 +57,8 @@ function domainSetCommands(domain: string, timeout: string): string[] {
 
 /**
  * The transaction that takes the kernel from the NICs `before` to the NICs
- * `after`: the element difference, added and deleted. Deletes are written as
- * add-then-delete, so they succeed whether or not the element is there, and a
- * kernel that drifted from the store still converges. Returns `''` when
- * nothing changes.
+ * `after`: the element difference, added and deleted (see
+ * {@link DeltaContext.idempotent}). Returns `''` when nothing changes.
  *
  * @example
  * renderChange(ctx, [], [{ registration, entries }]); // register
@@ -78,7 +84,7 @@ export function renderChange(ctx: DeltaContext, before: readonly NicState[], aft
   const commands = [
     ...newDomains.flatMap((d) => domainSetCommands(d, timeout)),
     ...elementCommands('add', added),
-    ...elementCommands('add', removed),
+    ...(ctx.idempotent === true ? elementCommands('add', removed) : []),
     ...elementCommands('delete', removed),
     ...(domainsChanged
       ? [

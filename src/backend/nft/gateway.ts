@@ -3,6 +3,7 @@
  * up conntrack. The runners are injected, so tests run everything inside a
  * network namespace and production runs it directly.
  */
+import { NftError } from '../../errors/nft-error.js';
 import type { Site } from '../../site/model.js';
 import { nftRunner, type NftRunner } from './apply.js';
 import { conntrackDeletions, conntrackRunner, type ConntrackRunner } from './conntrack.js';
@@ -56,7 +57,14 @@ export class NftGateway {
     before: readonly NicState[],
     after: readonly NicState[],
   ): Promise<void> {
-    await this.nft(renderChange({ site: this.site, domains, options: this.options }, before, after));
+    const ctx = { site: this.site, domains, options: this.options };
+    try {
+      await this.nft(renderChange(ctx, before, after));
+    } catch (error) {
+      // A delete of an element the kernel lacks fails the (atomic) transaction: retry in the form that tolerates it.
+      if (!(error instanceof NftError)) throw error;
+      await this.nft(renderChange({ ...ctx, idempotent: true }, before, after));
+    }
     for (const filter of conntrackDeletions(before, after)) await this.conntrack(filter);
   }
 

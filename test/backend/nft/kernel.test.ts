@@ -169,8 +169,9 @@ describe.skipIf(!lab)('table inet ticrypt in a real kernel', () => {
       `2207 : ${r.ip}`,
     );
     await apply(renderChange(ctx, [{ registration: r, entries }], []));
-    // Twice: a delete of what is already gone still succeeds.
-    await apply(renderChange(ctx, [{ registration: r, entries }], []));
+    // Again: a plain delete of what is gone fails and changes nothing; the idempotent form succeeds.
+    await expect(apply(renderChange(ctx, [{ registration: r, entries }], []))).rejects.toThrow(/E|nft failed/);
+    await apply(renderChange({ ...ctx, idempotent: true }, [{ registration: r, entries }], []));
     await apply(renderSshForwardChange({ port: 2207, ip: r.ip }, undefined));
     const contents = await tableContents(ns.name);
     expect(Object.values(contents).flat()).toEqual([]);

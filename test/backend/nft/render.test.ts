@@ -163,8 +163,14 @@ describe('incremental transactions', () => {
     );
   });
 
-  it('deregisters with idempotent deletes', () => {
-    const text = renderChange(ctx, [{ registration: r, entries: [] }], []);
+  it('deregisters with plain deletes', () => {
+    expect(renderChange(ctx, [{ registration: r, entries: [] }], [])).toBe(
+      'delete element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }\n',
+    );
+  });
+
+  it('deregisters with idempotent deletes when asked', () => {
+    const text = renderChange({ ...ctx, idempotent: true }, [{ registration: r, entries: [] }], []);
     expect(text).toBe(
       [
         'add element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }',
