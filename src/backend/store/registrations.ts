@@ -27,6 +27,7 @@ export class RegistrationTable {
   private readonly byHost;
   private readonly byVm;
   private readonly all;
+  private readonly counts;
   private readonly upsertStatement;
   private readonly deleteStatement;
 
@@ -35,6 +36,9 @@ export class RegistrationTable {
     this.byHost = db.prepare<[string], Row>('SELECT * FROM registrations WHERE host_id = ? ORDER BY network, mac');
     this.byVm = db.prepare<[string], Row>('SELECT * FROM registrations WHERE vm_uuid = ? ORDER BY network, mac');
     this.all = db.prepare<[], Row>('SELECT * FROM registrations ORDER BY network, mac');
+    this.counts = db.prepare<[], { network: string; n: number }>(
+      'SELECT network, COUNT(*) AS n FROM registrations GROUP BY network ORDER BY network',
+    );
     this.upsertStatement = db.prepare(
       `INSERT INTO registrations (network, mac, ip, host_id, vm_uuid, vm_name, generation, updated_at)
        VALUES (@network, @mac, @ip, @hostId, @vmUuid, @vmName, @generation, @now)
@@ -64,6 +68,11 @@ export class RegistrationTable {
   /** Every registration. */
   list(): Registration[] {
     return this.all.all().map(toRegistration);
+  }
+
+  /** How many NICs are registered on each network. */
+  countByNetwork(): Map<string, number> {
+    return new Map(this.counts.all().map((row) => [row.network, row.n]));
   }
 
   /** Insert or replace the registration of `(network, mac)`. */

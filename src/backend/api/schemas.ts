@@ -1,0 +1,117 @@
+import { z } from 'zod';
+import { isIpv4, isNetworkCidr, parseIpv4Cidr } from '../../site/address.js';
+import { expect as expectMsg, Mac, Name } from '../../site/primitives.js';
+import { isAllowedDomain, DOMAIN_EXPECTED } from '../dnsmasq/validate.js';
+import type { AllowEntry } from '../types.js';
+
+/** At most this many entries in one VM's allow-list. */
+export const MAX_ALLOW_ENTRIES = 256;
+/** At most this many NICs in one reconcile. */
+export const MAX_RECONCILE_NICS = 10_000;
+
+/** A libvirt domain UUID, lower-cased. */
+export const VmUuid = z
+  .string(expectMsg('a UUID like 0b1d2c3e-0000-4000-8000-000000000007'))
+  .regex(
+    /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+    expectMsg('a UUID like 0b1d2c3e-0000-4000-8000-000000000007'),
+  )
+  .transform((v) => v.toLowerCase());
+
+/** A VM name as logged: printable, no spaces or quotes, at most 128 characters. */
+export const VmName = z
+  .string(expectMsg("a VM name of 1-128 letters, digits or '_.+:@-'"))
+  .regex(/^[A-Za-z0-9_.+:@-]{1,128}$/, expectMsg("a VM name of 1-128 letters, digits or '_.+:@-'"));
+
+/** A per-host event counter. */
+export const Generation = z
+  .number(expectMsg('an integer 0 or more'))
+  .int(expectMsg('an integer 0 or more'))
+  .min(0, expectMsg('an integer 0 or more'))
+  .max(Number.MAX_SAFE_INTEGER, expectMsg('an integer 0 or more'));
+
+/** A NIC as a host reports it. */
+export const NicBody = z.strictObject({ vmUuid: VmUuid, vmName: VmName, mac: Mac, network: Name });
+
+/** `POST /v1/register`. */
+export const RegisterBody = NicBody.extend({ generation: Generation });
+
+/** `POST /v1/deregister`. */
+export const DeregisterBody = z.strictObject({ mac: Mac, network: Name, generation: Generation });
+
+/** `POST /v1/reconcile`. */
+export const ReconcileBody = z.strictObject({
+  generation: Generation,
+  nics: z
+    .array(NicBody, expectMsg('a list of NICs'))
+    .max(MAX_RECONCILE_NICS, expectMsg(`at most ${MAX_RECONCILE_NICS} NICs`)),
+});
+
+const PORTS_EXPECTED = "a port 1-65535 or a range like '8000-8100'";
+const Ports = z.union([z.number(), z.string()], expectMsg(PORTS_EXPECTED)).transform((value, ctx) => {
+  const match = /^([0-9]{1,5})(?:-([0-9]{1,5}))?$/.exec(String(value));
+  const from = Number(match?.[1]);
+  const to = match?.[2] === undefined ? from : Number(match[2]);
+  if (!match || from < 1 || to > 65535 || from > to) {
+    ctx.addIssue({ code: 'custom', message: `expected ${PORTS_EXPECTED}, found ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return { from, to };
+});
+
+const Protocol = z.enum(['tcp', 'udp', 'icmp', 'any'], expectMsg("'tcp', 'udp', 'icmp' or 'any'"));
+
+const ADDRESS_EXPECTED = 'an IPv4 address or network like 203.0.113.10 or 203.0.113.0/24';
+/** One allow entry as the API takes it: `{ address | domain, protocol, ports? }`. */
+export const AllowEntryBody = z
+  .strictObject({
+    address: z
+      .string(expectMsg(ADDRESS_EXPECTED))
+      .refine((v) => isIpv4(v) || (parseIpv4Cidr(v) !== undefined && isNetworkCidr(v)), expectMsg(ADDRESS_EXPECTED))
+      .optional(),
+    domain: z.string(expectMsg(DOMAIN_EXPECTED)).refine(isAllowedDomain, expectMsg(DOMAIN_EXPECTED)).optional(),
+    protocol: Protocol,
+    ports: Ports.optional(),
+  })
+  .superRefine((entry, ctx) => {
+    if ((entry.address === undefined) === (entry.domain === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'expected exactly one of address or domain, found ' + (entry.address === undefined ? 'neither' : 'both'),
+      });
+    }
+    if (entry.ports !== undefined && entry.protocol !== 'tcp' && entry.protocol !== 'udp') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ports'],
+        message: `expected no ports with protocol ${entry.protocol}, found ports`,
+      });
+    }
+  })
+  .transform((entry): AllowEntry => {
+    const ports = entry.ports === undefined ? {} : { ports: entry.ports };
+    return entry.address !== undefined
+      ? { type: 'address', address: entry.address, protocol: entry.protocol, ...ports }
+      : { type: 'domain', domain: entry.domain ?? '', protocol: entry.protocol, ...ports };
+  });
+
+/** `PUT /v1/vms/:uuid/allow-list`. */
+export const AllowListBody = z.strictObject({
+  entries: z
+    .array(AllowEntryBody, expectMsg('a list of allow entries'))
+    .max(MAX_ALLOW_ENTRIES, expectMsg(`at most ${MAX_ALLOW_ENTRIES} entries`)),
+});
+
+/** Route parameters naming a VM. */
+export const VmParams = z.strictObject({ uuid: VmUuid });
+
+/** The API's view of an allow entry, as accepted (ports as `'from-to'` or a number). */
+export function entryToBody(entry: AllowEntry): Record<string, unknown> {
+  const target = entry.type === 'address' ? { address: entry.address } : { domain: entry.domain };
+  const ports =
+    entry.ports === undefined
+      ? {}
+      : { ports: entry.ports.from === entry.ports.to ? entry.ports.from : `${entry.ports.from}-${entry.ports.to}` };
+  return { ...target, protocol: entry.protocol, ...ports };
+}
