@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
+import { addBackendCommands } from './backend.js';
 import type { CliIo } from './io.js';
 import { addRenderCommands } from './render.js';
 import { addSchemaCommand } from './schema.js';
@@ -23,6 +24,7 @@ export function createProgram(io: CliIo): Command {
   addRenderCommands(program, io);
   addValidateCommand(program, io);
   addSchemaCommand(program, io);
+  addBackendCommands(program, io);
   for (const command of program.commands) propagate(command);
   return program;
 }

@@ -1,0 +1,147 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { renderDnsmasqConfig, type DnsmasqConfigOptions } from '../dnsmasq/config.js';
+import { HostsDir } from '../dnsmasq/hosts-dir.js';
+import { checkDnsmasqConfig, DnsmasqProcess, type CommandWrapper } from '../dnsmasq/process.js';
+import type { Network, Site } from '../../site/model.js';
+import type { Registration } from '../types.js';
+
+/** How the fleet runs dnsmasq. */
+export interface DnsmasqFleetOptions {
+  /** Per network: `<stateDir>/dnsmasq/<network>/{dnsmasq.conf,hosts/,leases,dnsmasq.pid}`. */
+  readonly stateDir: string;
+  /** Wraps each dnsmasq command (tests: run it in a namespace). */
+  readonly wrap?: CommandWrapper;
+  /** Each log line a dnsmasq writes, with its network. */
+  readonly onLog?: (network: string, line: string) => void;
+  /** A dnsmasq that exits on its own: called, then it is restarted after `restartDelayMs`. */
+  readonly onExit?: (network: string, detail: string) => void;
+  readonly restartDelayMs?: number;
+  /** Extra config options (query or DHCP logging, TTL cap). */
+  readonly config?: Pick<DnsmasqConfigOptions, 'logQueries' | 'logDhcp' | 'dnsTtlCap'>;
+}
+
+interface Member {
+  readonly network: Network;
+  readonly dir: string;
+  readonly hosts: HostsDir;
+  process?: DnsmasqProcess;
+  stopping: boolean;
+}
+
+/**
+ * One supervised dnsmasq per site network, with its host entry directory.
+ * A registration becomes a host entry file (picked up without a reload);
+ * removal deletes the file and SIGHUPs; a change of the allowed domains
+ * rewrites the config of controlled-DNS networks and restarts their dnsmasq
+ * (dnsmasq re-reads neither `server=` with `nftset=` nor its config on SIGHUP).
+ */
+export class DnsmasqFleet {
+  private readonly members = new Map<string, Member>();
+  private domains: readonly string[] = [];
+
+  constructor(
+    private readonly site: Site,
+    private readonly options: DnsmasqFleetOptions,
+  ) {
+    for (const network of site.networks) {
+      const dir = join(options.stateDir, 'dnsmasq', network.name);
+      const member: Member = {
+        network,
+        dir,
+        stopping: false,
+        hosts: new HostsDir(join(dir, 'hosts'), { network, reload: () => member.process?.reload() }),
+      };
+      this.members.set(network.name, member);
+    }
+  }
+
+  /** Write every config and host entry from `registrations`, then (re)start every dnsmasq. */
+  async start(registrations: readonly Registration[], domains: readonly string[]): Promise<void> {
+    this.domains = domains;
+    for (const member of this.members.values()) {
+      await member.hosts.ensure();
+      await member.hosts.sync(registrations.filter((r) => r.network === member.network.name));
+      await this.restart(member);
+    }
+  }
+
+  /** Give a registered NIC its DHCP reservation. */
+  async put(registration: Registration): Promise<void> {
+    await this.member(registration.network).hosts.put(registration);
+  }
+
+  /** Take a NIC's reservation away (file removed, dnsmasq SIGHUPed). */
+  async remove(registration: Registration): Promise<void> {
+    await this.member(registration.network).hosts.remove(registration.mac);
+  }
+
+  /** The allowed domains changed: rewrite and restart the controlled-DNS networks' dnsmasq. */
+  async setDomains(domains: readonly string[]): Promise<void> {
+    this.domains = domains;
+    for (const member of this.members.values()) {
+      if (member.network.dns === 'controlled') await this.restart(member);
+    }
+  }
+
+  /** Stop every dnsmasq (leases stay in their files). */
+  async stop(): Promise<void> {
+    for (const member of this.members.values()) {
+      member.stopping = true;
+      await member.process?.stop();
+    }
+  }
+
+  /** The pid of a network's dnsmasq, if running. */
+  pid(network: string): number | undefined {
+    const process = this.members.get(network)?.process;
+    return process?.running ? process.pid : undefined;
+  }
+
+  private member(name: string): Member {
+    const member = this.members.get(name);
+    if (!member) throw new Error(`No dnsmasq for network ${name}`);
+    return member;
+  }
+
+  private paths(member: Member) {
+    return {
+      confFile: join(member.dir, 'dnsmasq.conf'),
+      pidFile: join(member.dir, 'dnsmasq.pid'),
+      leaseFile: join(member.dir, 'leases'),
+      hostsDir: member.hosts.path,
+    };
+  }
+
+  private async restart(member: Member): Promise<void> {
+    const paths = this.paths(member);
+    await mkdir(member.dir, { recursive: true });
+    const text = renderDnsmasqConfig(this.site, member.network, {
+      ...this.options.config,
+      hostsDir: paths.hostsDir,
+      leaseFile: paths.leaseFile,
+      pidFile: paths.pidFile,
+      allowedDomains: this.domains,
+    });
+    await writeFile(paths.confFile, text);
+    const run = this.options.wrap ? { wrap: this.options.wrap } : {};
+    await checkDnsmasqConfig(paths.confFile, run);
+    const previous = member.process;
+    member.stopping = true;
+    await previous?.stop();
+    member.stopping = false;
+    const started = await DnsmasqProcess.start({
+      ...run,
+      confFile: paths.confFile,
+      pidFile: paths.pidFile,
+      onLog: (line) => this.options.onLog?.(member.network.name, line),
+    });
+    member.process = started;
+    void started.exited.then(async (exit) => {
+      if (member.stopping || member.process !== started) return;
+      this.options.onExit?.(member.network.name, `exit code ${String(exit.exitCode)}, signal ${String(exit.signal)}`);
+      await new Promise((resolve) => setTimeout(resolve, this.options.restartDelayMs ?? 1000));
+      if (!member.stopping && member.process === started) await this.restart(member).catch(() => undefined);
+    });
+  }
+}
