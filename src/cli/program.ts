@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
+import { addAllowCommands } from './allow.js';
 import { addBackendCommands } from './backend.js';
 import type { CliIo } from './io.js';
 import { addRenderCommands } from './render.js';
@@ -25,6 +26,7 @@ export function createProgram(io: CliIo): Command {
   addValidateCommand(program, io);
   addSchemaCommand(program, io);
   addBackendCommands(program, io);
+  addAllowCommands(program, io);
   for (const command of program.commands) propagate(command);
   return program;
 }

@@ -1,19 +1,38 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { renderDnsmasqConfig } from '../backend/dnsmasq/config.js';
+import { renderRuleset } from '../backend/nft/ruleset.js';
+import type { Network, Site } from '../site/model.js';
 import { UsageError } from '../errors/usage-error.js';
 import { renderInterfaceXml } from '../libvirt/interface-xml.js';
 import { renderNetworkXml } from '../libvirt/network-xml.js';
 import { loadSite } from '../site/load.js';
 import { findNetwork } from '../site/lookup.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
+import { DEFAULT_STATE_DIR } from './backend.js';
 import { parseInteger } from './options.js';
+
+/** The empty-state table: what the backend applies before any VM registers. */
+function rulesetText(site: Site): string {
+  return renderRuleset(site, { registrations: [], allowLists: [] });
+}
+
+/** A network's dnsmasq config with the backend's default paths under `stateDir`. */
+function dnsmasqText(site: Site, network: Network, stateDir: string): string {
+  const dir = join(stateDir, 'dnsmasq', network.name);
+  return renderDnsmasqConfig(site, network, {
+    hostsDir: join(dir, 'hosts'),
+    leaseFile: join(dir, 'leases'),
+    pidFile: join(dir, 'dnsmasq.pid'),
+  });
+}
 
 /** `ticrypt-net render ...`: print what the site turns into. */
 export function addRenderCommands(program: Command, io: CliIo): void {
   const render = program
     .command('render')
-    .description('Render configuration from the site: libvirt network and interface XML');
+    .description('Render configuration from the site: libvirt XML, the nftables table, dnsmasq configs');
   const globals = () => program.opts<GlobalOptions>();
 
   render
@@ -65,18 +84,49 @@ export function addRenderCommands(program: Command, io: CliIo): void {
     );
 
   render
+    .command('nft')
+    .description('Print table inet ticrypt as the backend applies it with no VM registered (for nft -c -f)')
+    .option('--site <file>', 'site file (YAML); default: the three preset networks')
+    .action(async (options: { site?: string }) => {
+      const site = await loadSite(options.site);
+      const text = rulesetText(site);
+      io.out(globals().json ? toJson({ table: 'inet ticrypt', nft: text }) : text);
+    });
+
+  render
+    .command('dnsmasq')
+    .description("Print one network's dnsmasq config as the backend writes it")
+    .argument('<network>', 'network name, e.g. secure')
+    .option('--site <file>', 'site file (YAML); default: the three preset networks')
+    .option('--state-dir <dir>', 'the backend state directory the paths point into', DEFAULT_STATE_DIR)
+    .action(async (name: string, options: { site?: string; stateDir: string }) => {
+      const site = await loadSite(options.site);
+      const text = dnsmasqText(site, findNetwork(site, name), options.stateDir);
+      io.out(globals().json ? toJson({ network: name, config: text }) : text);
+    });
+
+  render
     .command('all')
-    .description('Write every network definition to DIR/networks/NAME.xml')
+    .description('Write networks/NAME.xml, nft/ticrypt.nft and dnsmasq/NAME.conf under DIR')
     .requiredOption('--out <dir>', 'output directory (created if missing)')
     .option('--site <file>', 'site file (YAML); default: the three preset networks')
     .action(async (options: { out: string; site?: string }) => {
       const site = await loadSite(options.site);
       const written: string[] = [];
-      await mkdir(join(options.out, 'networks'), { recursive: true });
-      for (const network of site.networks) {
-        const path = join(options.out, 'networks', `${network.name}.xml`);
-        await writeFile(path, renderNetworkXml(site, network));
+      const write = async (path: string, text: string) => {
+        await mkdir(join(path, '..'), { recursive: true });
+        await writeFile(path, text);
         written.push(path);
+      };
+      for (const network of site.networks) {
+        await write(join(options.out, 'networks', `${network.name}.xml`), renderNetworkXml(site, network));
+      }
+      await write(join(options.out, 'nft', 'ticrypt.nft'), rulesetText(site));
+      for (const network of site.networks) {
+        await write(
+          join(options.out, 'dnsmasq', `${network.name}.conf`),
+          dnsmasqText(site, network, DEFAULT_STATE_DIR),
+        );
       }
       io.out(globals().json ? toJson({ written }) : written.map((path) => `wrote ${path}\n`).join(''));
     });

@@ -7,7 +7,7 @@ import { createProgram } from './program.js';
 /** Exit codes: 0 success, 1 failure of the operation, 2 invalid input (site, arguments, XML). */
 export const EXIT = { ok: 0, failure: 1, invalid: 2 } as const;
 
-const INVALID_INPUT = new Set(['E_SITE_INVALID', 'E_USAGE', 'E_XML_PARSE']);
+const INVALID_INPUT = new Set(['E_SITE_INVALID', 'E_USAGE', 'E_XML_PARSE', 'E_NFT_INPUT', 'E_DNSMASQ_INPUT']);
 
 /**
  * Run the CLI on `argv` (without `node` and the script) and return the exit

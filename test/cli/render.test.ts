@@ -118,9 +118,16 @@ describe('render all', () => {
   it('writes every network', async () => {
     const out = join(dir, 'out');
     const { code, stdout } = await cli('render', 'all', '--out', out);
+    const names = ['secure', 'service', 'datain'];
     expect(code).toBe(0);
     expect(stdout).toBe(
-      ['secure', 'service', 'datain'].map((n) => `wrote ${join(out, 'networks', `${n}.xml`)}\n`).join(''),
+      [
+        ...names.map((n) => join(out, 'networks', `${n}.xml`)),
+        join(out, 'nft', 'ticrypt.nft'),
+        ...names.map((n) => join(out, 'dnsmasq', `${n}.conf`)),
+      ]
+        .map((path) => `wrote ${path}\n`)
+        .join(''),
     );
     expect((await readdir(join(out, 'networks'))).sort()).toEqual(['datain.xml', 'secure.xml', 'service.xml']);
   });

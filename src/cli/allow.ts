@@ -1,0 +1,127 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { BackendClient } from '../backend/api/client.js';
+import { UsageError } from '../errors/usage-error.js';
+import { type CliIo, type GlobalOptions, toJson } from './io.js';
+
+/** Where the admin token is read from unless `--token-file` or `TICRYPT_NET_TOKEN_FILE` says otherwise. */
+export const DEFAULT_ADMIN_TOKEN_FILE = '/etc/ticrypt-net/admin.token';
+
+interface ConnectionOptions {
+  backend?: string;
+  tokenFile?: string;
+  ca?: string;
+  timeout?: string;
+}
+
+interface EntryBody {
+  address?: string;
+  domain?: string;
+  protocol: string;
+  ports?: string | number;
+}
+
+/**
+ * Parse `PROTO:TARGET[:PORTS]` (`tcp:203.0.113.10:443`, `udp:203.0.113.0/24:5000-5100`,
+ * `icmp:198.51.100.7`, `tcp:pypi.org:443`) into an API allow entry. The
+ * backend validates it; this only splits.
+ */
+export function parseEntryArgument(text: string): EntryBody {
+  const [protocol, target, ports, extra] = text.split(':');
+  if (protocol === undefined || target === undefined || target === '' || extra !== undefined) {
+    throw new UsageError(
+      `allow entry: expected PROTO:TARGET[:PORTS] like tcp:203.0.113.10:443, found ${JSON.stringify(text)}`,
+    );
+  }
+  const where = /^[0-9./]+$/.test(target) ? { address: target } : { domain: target };
+  return {
+    ...where,
+    protocol,
+    ...(ports === undefined ? {} : { ports: /^[0-9]+$/.test(ports) ? Number(ports) : ports }),
+  };
+}
+
+async function client(options: ConnectionOptions): Promise<BackendClient> {
+  const url = options.backend ?? process.env.TICRYPT_NET_BACKEND ?? 'https://198.18.0.1:8443';
+  const tokenFile = options.tokenFile ?? process.env.TICRYPT_NET_TOKEN_FILE ?? DEFAULT_ADMIN_TOKEN_FILE;
+  let token: string;
+  try {
+    token = (await readFile(tokenFile, 'utf8')).trim();
+  } catch (error) {
+    throw new UsageError(
+      `--token-file: expected a readable file with the admin token, found ${(error as NodeJS.ErrnoException).code ?? String(error)} at ${tokenFile}`,
+    );
+  }
+  return new BackendClient({
+    url,
+    token,
+    ...(options.ca === undefined ? {} : { ca: await readFile(options.ca) }),
+    timeoutMs: options.timeout === undefined ? 10_000 : Number(options.timeout),
+  });
+}
+
+function withConnection(command: Command): Command {
+  return command
+    .option('--backend <url>', 'backend API URL (env TICRYPT_NET_BACKEND; default https://198.18.0.1:8443)')
+    .option('--token-file <file>', `admin token file (env TICRYPT_NET_TOKEN_FILE; default ${DEFAULT_ADMIN_TOKEN_FILE})`)
+    .option('--ca <file>', 'CA certificate (PEM) the backend certificate is signed by')
+    .option('--timeout <ms>', 'request time limit in ms', '10000');
+}
+
+const show = (entry: EntryBody) =>
+  `${entry.protocol}:${entry.address ?? entry.domain ?? ''}${entry.ports === undefined ? '' : `:${entry.ports}`}`;
+
+/** `ticrypt-net allow set|get|ls`: a VM's egress allow-list, through the backend API (admin token). */
+export function addAllowCommands(program: Command, io: CliIo): void {
+  const allow = program.command('allow').description('VM egress allow-lists on the backend (admin token)');
+  const json = () => program.opts<GlobalOptions>().json === true;
+
+  withConnection(
+    allow
+      .command('set')
+      .description('Replace a VM allow-list: entries PROTO:TARGET[:PORTS], or --file; no entries = no egress')
+      .argument('<vm-uuid>', 'the libvirt domain UUID')
+      .argument(
+        '[entries...]',
+        'e.g. tcp:203.0.113.10:443 udp:203.0.113.0/24:5000-5100 icmp:198.51.100.7 tcp:pypi.org:443',
+      )
+      .option('--file <file>', 'YAML/JSON list of entries {address|domain, protocol, ports?}'),
+  ).action(async (vm: string, args: string[], options: ConnectionOptions & { file?: string }) => {
+    let entries: unknown = args.map(parseEntryArgument);
+    if (options.file !== undefined) {
+      if (args.length > 0) throw new UsageError('allow set: expected entries or --file, found both');
+      entries = parseYaml(await readFile(options.file, 'utf8'));
+    }
+    const answer = await (
+      await client(options)
+    ).call<{ entries: EntryBody[] }>('PUT', `/v1/vms/${encodeURIComponent(vm)}/allow-list`, { entries });
+    io.out(
+      json()
+        ? toJson(answer)
+        : `${vm}: ${answer.entries.length} entries\n${answer.entries.map((e) => `  ${show(e)}\n`).join('')}`,
+    );
+  });
+
+  withConnection(allow.command('get').description('Print a VM allow-list').argument('<vm-uuid>')).action(
+    async (vm: string, options: ConnectionOptions) => {
+      const answer = await (
+        await client(options)
+      ).call<{ entries: EntryBody[] }>('GET', `/v1/vms/${encodeURIComponent(vm)}/allow-list`);
+      io.out(json() ? toJson(answer) : answer.entries.map((e) => `${show(e)}\n`).join(''));
+    },
+  );
+
+  withConnection(allow.command('ls').description('List every VM with an allow-list')).action(
+    async (options: ConnectionOptions) => {
+      const answer = await (
+        await client(options)
+      ).call<{ allowLists: { vmUuid: string; entries: EntryBody[] }[] }>('GET', '/v1/allow-lists');
+      io.out(
+        json()
+          ? toJson(answer)
+          : answer.allowLists.map((l) => `${l.vmUuid}\t${l.entries.map(show).join(' ')}\n`).join(''),
+      );
+    },
+  );
+}
