@@ -44,3 +44,33 @@ export { renderInterfaceXml, type InterfaceOptions } from './libvirt/interface-x
 export { parseDomainXml, type DomainInfo, type DomainNic } from './libvirt/domain-nics.js';
 export { parseNetworkXml, type LibvirtNetwork } from './libvirt/network-parse.js';
 export { networkUuid, uuidV5 } from './libvirt/uuid.js';
+
+// Backend gateway: records, nftables, dnsmasq
+export type { Registration, AllowEntry, AllowList, AllowProtocol, PortRange } from './backend/types.js';
+export * from './backend/nft/index.js';
+export * from './backend/dnsmasq/index.js';
+export { DnsmasqInputError, isDnsmasqInputError } from './errors/dnsmasq-error.js';
+export { DnsmasqProcessError } from './errors/dnsmasq-process-error.js';
+
+// Backend service: store, registry, API
+export { openStore, Store } from './backend/store/store.js';
+export type { Principal } from './backend/store/tokens.js';
+export {
+  Registry,
+  type NicReport,
+  type RegisterResult,
+  type DeregisterResult,
+  type ReconcileResult,
+  type AuditEvent,
+} from './backend/service/registry.js';
+export type { Enforcer, EnforcedChange, EnforcedState, NicView } from './backend/service/enforcer.js';
+export { GatewayEnforcer } from './backend/service/gateway-enforcer.js';
+export { DnsmasqFleet, type DnsmasqFleetOptions } from './backend/service/dnsmasq-fleet.js';
+export { startBackend, type BackendOptions, type RunningBackend } from './backend/service/daemon.js';
+export { buildApi, type ApiOptions } from './backend/api/server.js';
+export { BackendClient, type BackendClientOptions } from './backend/api/client.js';
+export { Metrics } from './backend/api/metrics.js';
+export { StoreError } from './errors/store-error.js';
+export { RegistryError } from './errors/registry-error.js';
+export { ApiError } from './errors/api-error.js';
+export { BackendRequestError } from './errors/backend-request-error.js';
