@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Lab tests share one libvirtd, one OVS and the kernel's nftables: run files one at a time.
     fileParallelism: false,
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
