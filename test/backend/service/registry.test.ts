@@ -1,0 +1,136 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { EnforcedChange, EnforcedState, Enforcer, NicView } from '../../../src/backend/service/enforcer.js';
+import { Registry } from '../../../src/backend/service/registry.js';
+import { openStore } from '../../../src/backend/store/store.js';
+import type { AllowEntry } from '../../../src/backend/types.js';
+import { defaultSite } from '../../../src/site/parse.js';
+
+/** What the kernel and dnsmasq hold of a NIC: everything but the generation, which only orders events. */
+const enforced = (nic: NicView) => ({ ...nic, registration: { ...nic.registration, generation: 0 } });
+
+/** Applies each change to a model of the kernel, the way the real enforcer's deltas do. */
+class ModelEnforcer implements Enforcer {
+  nics = new Map<string, NicView>();
+  domains: readonly string[] = [];
+  async rebuild(state: EnforcedState) {
+    const entries = new Map(state.allowLists.map((l) => [l.vmUuid, l.entries]));
+    this.nics = new Map(
+      state.registrations.map((r) => [
+        `${r.network}/${r.mac}`,
+        enforced({ registration: r, entries: entries.get(r.vmUuid) ?? [] }),
+      ]),
+    );
+    this.domains = state.domains;
+  }
+  async change(change: EnforcedChange) {
+    expect(change.domains.before).toEqual(this.domains);
+    for (const nic of change.before) {
+      const key = `${nic.registration.network}/${nic.registration.mac}`;
+      expect(this.nics.get(key)).toEqual(enforced(nic)); // the registry's "before" is what the kernel holds
+      this.nics.delete(key);
+    }
+    for (const nic of change.after) this.nics.set(`${nic.registration.network}/${nic.registration.mac}`, enforced(nic));
+    this.domains = change.domains.after;
+  }
+}
+
+const vms = ['a', 'b', 'c'].map((x) => `0b1d2c3e-0000-4000-8000-00000000000${x}`);
+const macs = ['52:54:00:00:00:01', '52:54:00:00:00:02', '52:54:00:00:00:03', '52:54:00:00:00:04'];
+const allowSets: AllowEntry[][] = [
+  [],
+  [{ type: 'domain', domain: 'pypi.org', protocol: 'tcp', ports: { from: 443, to: 443 } }],
+  [
+    { type: 'domain', domain: 'pypi.org', protocol: 'tcp' },
+    { type: 'domain', domain: 'files.example.org', protocol: 'any' },
+    { type: 'address', address: '203.0.113.0/24', protocol: 'udp', ports: { from: 5000, to: 5100 } },
+  ],
+];
+
+const op = fc.oneof(
+  fc.record({
+    kind: fc.constant('register'),
+    host: fc.constantFrom('h1', 'h2'),
+    vm: fc.nat(2),
+    mac: fc.nat(3),
+    network: fc.constantFrom('secure', 'service'),
+    gen: fc.nat(20),
+  }),
+  fc.record({
+    kind: fc.constant('deregister'),
+    host: fc.constantFrom('h1', 'h2'),
+    mac: fc.nat(3),
+    network: fc.constantFrom('secure', 'service'),
+    gen: fc.nat(20),
+  }),
+  fc.record({
+    kind: fc.constant('reconcile'),
+    host: fc.constantFrom('h1', 'h2'),
+    nics: fc.array(fc.record({ vm: fc.nat(2), mac: fc.nat(3) }), { maxLength: 3 }),
+    gen: fc.nat(20),
+  }),
+  fc.record({ kind: fc.constant('allow'), vm: fc.nat(2), set: fc.nat(2) }),
+  fc.record({ kind: fc.constant('restart') }),
+);
+
+describe('Registry', () => {
+  it('sends changes whose composition always equals the store (random operation sequences)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+        const site = defaultSite();
+        const store = openStore(':memory:');
+        const kernel = new ModelEnforcer();
+        let registry = new Registry(site, store, kernel);
+        await registry.start();
+        for (const o of ops) {
+          try {
+            if (o.kind === 'register') {
+              await registry.register(
+                o.host,
+                { vmUuid: vms[o.vm]!, vmName: 'vm', mac: macs[o.mac]!, network: o.network },
+                o.gen,
+              );
+            } else if (o.kind === 'deregister') {
+              await registry.deregister(o.host, { network: o.network, mac: macs[o.mac]! }, o.gen);
+            } else if (o.kind === 'reconcile') {
+              const nics = o.nics.map((n) => ({
+                vmUuid: vms[n.vm]!,
+                vmName: 'vm',
+                mac: macs[n.mac]!,
+                network: 'secure',
+              }));
+              const unique = [...new Map(nics.map((n) => [n.mac, n])).values()];
+              await registry.reconcile(o.host, unique, o.gen);
+            } else if (o.kind === 'allow') {
+              await registry.setAllowList(vms[o.vm]!, allowSets[o.set]!, 'ops');
+            } else {
+              registry = new Registry(site, store, kernel);
+              await registry.start();
+            }
+          } catch (error) {
+            expect((error as { code?: string }).code).toBe('E_MAC_CONFLICT');
+          }
+        }
+        const expected = new ModelEnforcer();
+        const registered = new Set(store.registrations.list().map((r) => r.vmUuid));
+        const domains = [
+          ...new Set(
+            store.allowLists
+              .list()
+              .filter((l) => registered.has(l.vmUuid))
+              .flatMap((l) => l.entries.flatMap((e) => (e.type === 'domain' ? [e.domain] : []))),
+          ),
+        ].sort();
+        await expected.rebuild({
+          registrations: store.registrations.list(),
+          allowLists: store.allowLists.list(),
+          domains,
+        });
+        expect(kernel.nics).toEqual(expected.nics);
+        expect(kernel.domains).toEqual(expected.domains);
+        store.close();
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
