@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import type { NftGateway } from '../../../src/backend/nft/gateway.js';
+import type { DnsmasqFleet } from '../../../src/backend/service/dnsmasq-fleet.js';
+import { GatewayEnforcer } from '../../../src/backend/service/gateway-enforcer.js';
+import type { NicView } from '../../../src/backend/service/enforcer.js';
+
+const nic = (mac: string): NicView => ({
+  registration: { hostId: 'h', vmUuid: 'vm', vmName: 'vm', mac, network: 'secure', ip: '192.168.129.1', generation: 1 },
+  entries: [],
+});
+
+function parts(failOn?: 'put' | 'remove' | 'setDomains') {
+  const calls: string[] = [];
+  const nft = {
+    change: async (
+      domains: { before: readonly string[]; after: readonly string[] },
+      before: readonly NicView[],
+      after: readonly NicView[],
+    ) => {
+      calls.push(
+        `nft ${before.map((n) => n.registration.mac).join(',')} -> ${after.map((n) => n.registration.mac).join(',')} [${domains.after.join(',')}]`,
+      );
+    },
+  } as unknown as NftGateway;
+  const step = (name: 'put' | 'remove' | 'setDomains') => async (arg: unknown) => {
+    calls.push(
+      `${name} ${typeof arg === 'object' && arg && 'mac' in arg ? (arg as { mac: string }).mac : JSON.stringify(arg)}`,
+    );
+    if (failOn === name) throw new Error(`${name} failed`);
+  };
+  const fleet = { put: step('put'), remove: step('remove'), setDomains: step('setDomains') } as unknown as DnsmasqFleet;
+  return { enforcer: new GatewayEnforcer(nft, fleet), calls };
+}
+
+describe('GatewayEnforcer', () => {
+  it('changes the firewall first, then removes and adds host entries, then domains', async () => {
+    const { enforcer, calls } = parts();
+    await enforcer.change({
+      before: [nic('52:54:00:00:00:01')],
+      after: [nic('52:54:00:00:00:02')],
+      domains: { before: [], after: ['pypi.org'] },
+    });
+    expect(calls).toEqual([
+      'nft 52:54:00:00:00:01 -> 52:54:00:00:00:02 [pypi.org]',
+      'remove 52:54:00:00:00:01',
+      'put 52:54:00:00:00:02',
+      'setDomains ["pypi.org"]',
+    ]);
+  });
+
+  it('reverses the firewall change when dnsmasq fails, and rethrows', async () => {
+    const { enforcer, calls } = parts('put');
+    await expect(
+      enforcer.change({ before: [], after: [nic('52:54:00:00:00:02')], domains: { before: [], after: [] } }),
+    ).rejects.toThrow('put failed');
+    expect(calls).toEqual(['nft  -> 52:54:00:00:00:02 []', 'put 52:54:00:00:00:02', 'nft 52:54:00:00:00:02 ->  []']);
+  });
+});
