@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { addAllowCommands } from './allow.js';
 import { addBackendCommands } from './backend.js';
+import { addHostSetupCommands } from './host-setup.js';
 import type { CliIo } from './io.js';
 import { addRenderCommands } from './render.js';
 import { addSchemaCommand } from './schema.js';
@@ -27,6 +28,7 @@ export function createProgram(io: CliIo): Command {
   addSchemaCommand(program, io);
   addBackendCommands(program, io);
   addAllowCommands(program, io);
+  addHostSetupCommands(program, io);
   for (const command of program.commands) propagate(command);
   return program;
 }

@@ -1,0 +1,40 @@
+import type { Action } from './model.js';
+
+/**
+ * One line saying what an action does, for `host plan` and `host apply`.
+ *
+ * @example describeAction({ kind: 'start-network', network: 'secure' }) === 'start network secure'
+ */
+export function describeAction(action: Action): string {
+  switch (action.kind) {
+    case 'create-vlan-interface':
+      return `create VLAN interface ${action.interface} (parent ${action.parent}, VLAN ${action.vlan}) with ${action.method === 'nmcli' ? 'NetworkManager' : 'ip link'}`;
+    case 'set-link-up':
+      return `set interface ${action.interface} up`;
+    case 'create-bridge':
+      return `create bridge ${action.bridge} (datapath_type=${action.datapathType})`;
+    case 'add-port':
+      return `add port ${action.port} to bridge ${action.bridge}${vlanText(action.tag, action.trunks)}${action.peer === undefined ? '' : ` (patch, peer ${action.peer})`}`;
+    case 'set-port-vlan':
+      return `set port ${action.port}${vlanText(action.tag, action.trunks)} (was${vlanText(action.was.tag, action.was.trunks) || ' untagged'})`;
+    case 'remove-port':
+      return `remove port ${action.port} from bridge ${action.bridge} (${action.reason})`;
+    case 'define-network':
+      return action.reason === 'missing'
+        ? `define network ${action.network}`
+        : `redefine network ${action.network}${action.wasActive ? ' (stopped, undefined, defined again)' : ' (undefined, defined again)'}: ${action.differences.join('; ')}`;
+    case 'start-network':
+      return `start network ${action.network}`;
+    case 'autostart-network':
+      return `autostart network ${action.network}`;
+    case 'blocked':
+      return `BLOCKED ${action.subject}: ${action.reason}. Instead: ${action.fix}`;
+  }
+}
+
+function vlanText(tag: number | undefined, trunks: readonly number[]): string {
+  const parts: string[] = [];
+  if (tag !== undefined) parts.push(` tag=${tag}`);
+  if (trunks.length > 0) parts.push(` trunks=${trunks.join(',')}`);
+  return parts.join('');
+}

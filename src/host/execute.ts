@@ -1,0 +1,155 @@
+/**
+ * Running planned actions: one program call (or a short fixed sequence) per
+ * action, through ovs-vsctl, ip, nmcli and virsh, never a shell.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeAction } from './describe.js';
+import { MANAGED_KEY, MANAGED_VALUE, type Action } from './model.js';
+import { DEFAULT_VIRSH_URI } from './observe.js';
+import { commandRunner, runChecked, type CommandRunner } from './runner.js';
+
+/** How to execute. */
+export interface ExecuteOptions {
+  readonly run?: CommandRunner;
+  /** libvirt connection URI (default `qemu:///system`). */
+  readonly virshUri?: string;
+  /** Told before each action runs. */
+  readonly onAction?: (action: Action) => void;
+}
+
+const MARK = `external_ids:${MANAGED_KEY}=${MANAGED_VALUE}`;
+
+/** The NetworkManager connection name ticrypt-net gives a VLAN interface. */
+export function nmConnectionName(iface: string): string {
+  return `ticrypt-net-${iface}`;
+}
+
+/**
+ * Execute the actions in order; `blocked` ones are skipped (they are the
+ * operator's). Stops at the first failure.
+ *
+ * @throws {HostCommandError} `E_HOST_COMMAND` naming the action that failed.
+ */
+export async function executeActions(actions: readonly Action[], options: ExecuteOptions = {}): Promise<void> {
+  const run = options.run ?? commandRunner();
+  const uri = options.virshUri ?? DEFAULT_VIRSH_URI;
+  for (const action of actions) {
+    if (action.kind === 'blocked') continue;
+    options.onAction?.(action);
+    const doing = `to ${describeAction(action)}`;
+    for (const [program, ...args] of commandsFor(action, uri)) {
+      await runChecked(run, doing, program, args);
+    }
+    if (action.kind === 'define-network') await defineNetwork(run, uri, action, doing);
+  }
+}
+
+/**
+ * The commands an action runs (define-network's are {@link defineNetwork}'s:
+ * it needs a temporary file).
+ */
+export function commandsFor(action: Action, uri: string = DEFAULT_VIRSH_URI): [string, ...string[]][] {
+  const vsctl = (...args: string[]): [string, ...string[]] => ['ovs-vsctl', '--timeout=10', ...args];
+  switch (action.kind) {
+    case 'create-vlan-interface':
+      if (action.method === 'nmcli') {
+        const name = nmConnectionName(action.interface);
+        return [
+          [
+            'nmcli',
+            ...['connection', 'add', 'type', 'vlan', 'con-name', name, 'ifname', action.interface],
+            ...['dev', action.parent, 'id', String(action.vlan)],
+            ...['ipv4.method', 'disabled', 'ipv6.method', 'disabled', 'connection.autoconnect', 'yes'],
+          ],
+          ['nmcli', 'connection', 'up', name],
+        ];
+      }
+      return [
+        [
+          'ip',
+          'link',
+          'add',
+          'link',
+          action.parent,
+          'name',
+          action.interface,
+          'type',
+          'vlan',
+          'id',
+          String(action.vlan),
+        ],
+      ];
+    case 'set-link-up':
+      return [['ip', 'link', 'set', 'dev', action.interface, 'up']];
+    case 'create-bridge':
+      return [
+        vsctl(
+          ...['--may-exist', 'add-br', action.bridge],
+          ...['--', 'set', 'bridge', action.bridge, `datapath_type=${action.datapathType}`, MARK],
+        ),
+      ];
+    case 'add-port': {
+      const columns = [
+        ...(action.tag === undefined ? [] : [`tag=${action.tag}`]),
+        ...(action.trunks.length === 0 ? [] : [`trunks=${action.trunks.join(',')}`]),
+      ];
+      const patch =
+        action.peer === undefined
+          ? []
+          : ['--', 'set', 'interface', action.port, 'type=patch', `options:peer=${action.peer}`];
+      return [
+        vsctl(
+          ...['--may-exist', 'add-port', action.bridge, action.port, ...columns],
+          ...['--', 'set', 'port', action.port, MARK],
+          ...patch,
+        ),
+      ];
+    }
+    case 'set-port-vlan':
+      return [
+        vsctl(
+          ...(action.tag === undefined
+            ? ['clear', 'port', action.port, 'tag']
+            : ['set', 'port', action.port, `tag=${action.tag}`]),
+          '--',
+          ...(action.trunks.length === 0
+            ? ['clear', 'port', action.port, 'trunks']
+            : ['set', 'port', action.port, `trunks=${action.trunks.join(',')}`]),
+          ...['--', 'set', 'port', action.port, MARK],
+        ),
+      ];
+    case 'remove-port':
+      return [vsctl('--if-exists', 'del-port', action.bridge, action.port)];
+    case 'define-network':
+      return action.reason === 'missing'
+        ? []
+        : [
+            ...(action.wasActive ? [['virsh', '-c', uri, 'net-destroy', action.network] as [string, ...string[]]] : []),
+            ['virsh', '-c', uri, 'net-undefine', action.network],
+          ];
+    case 'start-network':
+      return [['virsh', '-c', uri, 'net-start', action.network]];
+    case 'autostart-network':
+      return [['virsh', '-c', uri, 'net-autostart', action.network]];
+    case 'blocked':
+      return [];
+  }
+}
+
+async function defineNetwork(
+  run: CommandRunner,
+  uri: string,
+  action: Extract<Action, { kind: 'define-network' }>,
+  doing: string,
+): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'ticrypt-net-'));
+  try {
+    const file = join(dir, `${action.network}.xml`);
+    await writeFile(file, action.xml);
+    await runChecked(run, doing, 'virsh', ['-c', uri, 'net-define', file]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

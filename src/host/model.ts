@@ -1,0 +1,134 @@
+/**
+ * What a host's networking looks like (as observed) and what to do about it
+ * (actions). Plain data: the observer fills {@link ObservedHost}, the planner
+ * turns it into {@link Action}s, the executor runs them.
+ */
+
+/** The OVS `external_ids` key and value that mark what ticrypt-net created. */
+export const MANAGED_KEY = 'ticrypt-net';
+/** See {@link MANAGED_KEY}. */
+export const MANAGED_VALUE = 'managed';
+
+/** One OVS port with its single interface. */
+export interface ObservedPort {
+  readonly name: string;
+  readonly bridge: string;
+  /** Access VLAN (`tag`), absent when none. */
+  readonly tag?: number;
+  /** Trunk VLANs, sorted; empty when none. */
+  readonly trunks: readonly number[];
+  readonly vlanMode?: string;
+  /** The port's `external_ids`. */
+  readonly externalIds: Readonly<Record<string, string>>;
+  /** The interface's type: `''` (system), `internal`, `patch`, ... */
+  readonly type: string;
+  /** The interface's `options` (a patch port's `peer`). */
+  readonly options: Readonly<Record<string, string>>;
+  /** The interface's `external_ids` (`iface-id` on VM ports). */
+  readonly interfaceExternalIds: Readonly<Record<string, string>>;
+}
+
+/** One OVS bridge. */
+export interface ObservedBridge {
+  readonly name: string;
+  readonly datapathType: string;
+  readonly externalIds: Readonly<Record<string, string>>;
+}
+
+/** A kernel network interface, as `ip -j addr` shows it. */
+export interface ObservedLink {
+  readonly name: string;
+  /** Administratively up (`UP` flag). */
+  readonly up: boolean;
+  /** Global-scope IPv4/IPv6 addresses (`a.b.c.d/len`). */
+  readonly addresses: readonly string[];
+}
+
+/** A libvirt network as virsh shows it. */
+export interface ObservedNetwork {
+  readonly name: string;
+  readonly active: boolean;
+  readonly autostart: boolean;
+  readonly persistent: boolean;
+  /** `virsh net-dumpxml --inactive`: the persistent definition. */
+  readonly xml: string;
+  /** Ports in use (`connections='N'` of the live XML); 0 when inactive. */
+  readonly connections: number;
+}
+
+/** Everything the planner needs to know about one host. */
+export interface ObservedHost {
+  /** Whether `ovs-vsctl` could talk to ovsdb-server. */
+  readonly ovsRunning: boolean;
+  readonly bridges: readonly ObservedBridge[];
+  readonly ports: readonly ObservedPort[];
+  readonly links: readonly ObservedLink[];
+  /** The libvirt networks the site names (others are not observed). */
+  readonly networks: readonly ObservedNetwork[];
+  /** Whether NetworkManager runs (VLAN interfaces are then created through nmcli). */
+  readonly networkManager: boolean;
+}
+
+/** How a VLAN interface is created. */
+export type VlanMethod = 'nmcli' | 'ip';
+
+/** What the executor can do. Every action is idempotent on its own. */
+export type Action =
+  | {
+      readonly kind: 'create-vlan-interface';
+      readonly interface: string;
+      readonly parent: string;
+      readonly vlan: number;
+      readonly method: VlanMethod;
+    }
+  | { readonly kind: 'set-link-up'; readonly interface: string }
+  | { readonly kind: 'create-bridge'; readonly bridge: string; readonly datapathType: string }
+  | {
+      readonly kind: 'add-port';
+      readonly bridge: string;
+      readonly port: string;
+      readonly tag?: number;
+      readonly trunks: readonly number[];
+      /** A patch port's peer (the port is then `type=patch`). */
+      readonly peer?: string;
+    }
+  | {
+      readonly kind: 'set-port-vlan';
+      readonly port: string;
+      readonly tag?: number;
+      readonly trunks: readonly number[];
+      /** What the port has now, for the operator. */
+      readonly was: { readonly tag?: number; readonly trunks: readonly number[] };
+    }
+  | { readonly kind: 'remove-port'; readonly bridge: string; readonly port: string; readonly reason: string }
+  | {
+      readonly kind: 'define-network';
+      readonly network: string;
+      readonly xml: string;
+      /** `missing`: not defined yet; `differs`: redefined (destroyed and undefined first). */
+      readonly reason: 'missing' | 'differs';
+      /** What differs, for the operator (only when `reason` is `differs`). */
+      readonly differences: readonly string[];
+      /** For `differs`: whether it was running (it is destroyed first, then started again). */
+      readonly wasActive: boolean;
+    }
+  | { readonly kind: 'start-network'; readonly network: string }
+  | { readonly kind: 'autostart-network'; readonly network: string }
+  | {
+      /** Something the planner will not do on its own; the operator must. Never executed. */
+      readonly kind: 'blocked';
+      readonly subject: string;
+      readonly reason: string;
+      readonly fix: string;
+    };
+
+/** The planner's options. */
+export interface PlanOptions {
+  /** `datapath_type` of bridges it creates: `system` in production (default), `netdev` with the userspace datapath. */
+  readonly datapathType?: string;
+  /** The shared bridge that holds the parent of trunk-mode networks (default `br-uplink`). */
+  readonly uplinkBridge?: string;
+}
+
+/** The default shared uplink bridge of trunk-mode networks. */
+export const DEFAULT_UPLINK_BRIDGE = 'br-uplink';

@@ -1,0 +1,167 @@
+/**
+ * Gathering a host's state: what ovs-vsctl, ip and virsh report. The only
+ * side-effecting half of planning; everything it returns is plain data.
+ */
+import { HostCommandError } from '../errors/host-command-error.js';
+import type { Site } from '../site/model.js';
+import type { ObservedBridge, ObservedHost, ObservedLink, ObservedNetwork, ObservedPort } from './model.js';
+import { ovsMap, ovsOptionalInt, ovsOptionalString, ovsSet, ovsUuid, parseOvsTable } from './ovs-json.js';
+import { commandRunner, runChecked, type CommandRunner } from './runner.js';
+
+/** Where and how to observe. */
+export interface ObserveOptions {
+  readonly run?: CommandRunner;
+  /** libvirt connection URI (default `qemu:///system`). */
+  readonly virshUri?: string;
+}
+
+/** The default libvirt connection. */
+export const DEFAULT_VIRSH_URI = 'qemu:///system';
+
+/**
+ * Observe the host: OVS bridges and ports, kernel interfaces, and the libvirt
+ * networks the site names (no other network is looked at).
+ *
+ * @throws {HostCommandError} `E_HOST_COMMAND` when ip or virsh fail for another reason than a missing network.
+ */
+export async function observeHost(site: Site, options: ObserveOptions = {}): Promise<ObservedHost> {
+  const run = options.run ?? commandRunner();
+  const uri = options.virshUri ?? DEFAULT_VIRSH_URI;
+  const ovs = await observeOvs(run);
+  const links = parseIpAddr(await runChecked(run, 'listing interfaces', 'ip', ['-j', 'addr', 'show']));
+  const networks: ObservedNetwork[] = [];
+  for (const network of site.networks) {
+    const found = await observeNetwork(run, uri, network.name);
+    if (found) networks.push(found);
+  }
+  const nm = await run('nmcli', ['-t', '-f', 'RUNNING', 'general']).catch(() => undefined);
+  return {
+    ...ovs,
+    links,
+    networks,
+    networkManager: nm?.exitCode === 0 && nm.stdout.trim() === 'running',
+  };
+}
+
+/** OVS bridges and ports (`ovsRunning: false` when ovsdb-server does not answer). */
+export async function observeOvs(
+  run: CommandRunner,
+): Promise<{ ovsRunning: boolean; bridges: ObservedBridge[]; ports: ObservedPort[] }> {
+  const list = (table: string, columns: string) =>
+    run('ovs-vsctl', ['--timeout=5', '--format=json', `--columns=${columns}`, 'list', table]);
+  const bridgeResult = await list('Bridge', '_uuid,name,ports,datapath_type,external_ids');
+  if (bridgeResult.exitCode !== 0) return { ovsRunning: false, bridges: [], ports: [] };
+  const portResult = await list('Port', '_uuid,name,tag,trunks,vlan_mode,external_ids,interfaces');
+  const ifaceResult = await list('Interface', '_uuid,name,type,options,external_ids');
+  for (const [result, table] of [
+    [portResult, 'Port'],
+    [ifaceResult, 'Interface'],
+  ] as const) {
+    if (result.exitCode !== 0) {
+      throw new HostCommandError(
+        `listing OVS table ${table}`,
+        ['ovs-vsctl', 'list', table],
+        result.exitCode,
+        result.stderr,
+      );
+    }
+  }
+  return parseOvsState(bridgeResult.stdout, portResult.stdout, ifaceResult.stdout);
+}
+
+/** Join the three ovs-vsctl JSON listings (Bridge, Port, Interface) into bridges and ports. */
+export function parseOvsState(
+  bridgeJson: string,
+  portJson: string,
+  interfaceJson: string,
+): { ovsRunning: true; bridges: ObservedBridge[]; ports: ObservedPort[] } {
+  const bridgeOf = new Map<string, string>();
+  const bridges = parseOvsTable(bridgeJson).map((row) => {
+    const name = String(row.name);
+    for (const port of ovsSet(row.ports)) {
+      const id = ovsUuid(port);
+      if (id !== undefined) bridgeOf.set(id, name);
+    }
+    return { name, datapathType: ovsOptionalString(row.datapath_type) ?? '', externalIds: ovsMap(row.external_ids) };
+  });
+  const interfaces = new Map(parseOvsTable(interfaceJson).map((row) => [ovsUuid(row._uuid) ?? '', row]));
+  const ports: ObservedPort[] = [];
+  for (const row of parseOvsTable(portJson)) {
+    const bridge = bridgeOf.get(ovsUuid(row._uuid) ?? '');
+    if (bridge === undefined) continue;
+    const iface = interfaces.get(ovsUuid(ovsSet(row.interfaces)[0]) ?? '');
+    const tag = ovsOptionalInt(row.tag);
+    const vlanMode = ovsOptionalString(row.vlan_mode);
+    ports.push({
+      name: String(row.name),
+      bridge,
+      ...(tag === undefined ? {} : { tag }),
+      trunks: ovsSet(row.trunks)
+        .filter((v): v is number => typeof v === 'number')
+        .sort((a, b) => a - b),
+      ...(vlanMode === undefined ? {} : { vlanMode }),
+      externalIds: ovsMap(row.external_ids),
+      type: iface === undefined ? '' : (ovsOptionalString(iface.type) ?? ''),
+      options: iface === undefined ? {} : ovsMap(iface.options),
+      interfaceExternalIds: iface === undefined ? {} : ovsMap(iface.external_ids),
+    });
+  }
+  return { ovsRunning: true, bridges, ports };
+}
+
+/** Interfaces from `ip -j addr show`: name, the UP flag, global addresses. */
+export function parseIpAddr(text: string): ObservedLink[] {
+  const list = JSON.parse(text || '[]') as {
+    ifname?: string;
+    flags?: string[];
+    addr_info?: { local?: string; prefixlen?: number; scope?: string }[];
+  }[];
+  return list
+    .filter((entry) => typeof entry.ifname === 'string')
+    .map((entry) => ({
+      name: entry.ifname as string,
+      up: (entry.flags ?? []).includes('UP'),
+      addresses: (entry.addr_info ?? [])
+        .filter((a) => a.scope === 'global' && a.local !== undefined)
+        .map((a) => `${a.local}/${a.prefixlen ?? ''}`),
+    }));
+}
+
+/** One libvirt network (`undefined` when virsh does not know it). */
+export async function observeNetwork(
+  run: CommandRunner,
+  uri: string,
+  name: string,
+): Promise<ObservedNetwork | undefined> {
+  const info = await run('virsh', ['-q', '-c', uri, 'net-info', name]);
+  if (info.exitCode !== 0) {
+    if (/no network with matching name|Network not found/i.test(info.stderr)) return undefined;
+    throw new HostCommandError(
+      `reading network ${name}`,
+      ['virsh', '-c', uri, 'net-info', name],
+      info.exitCode,
+      info.stderr,
+    );
+  }
+  const field = (key: string) => new RegExp(`^${key}:\\s*(\\S+)`, 'm').exec(info.stdout)?.[1];
+  const active = field('Active') === 'yes';
+  const xml = await runChecked(run, `reading network ${name}`, 'virsh', ['-c', uri, 'net-dumpxml', '--inactive', name]);
+  const live = active
+    ? await runChecked(run, `reading network ${name}`, 'virsh', ['-c', uri, 'net-dumpxml', name])
+    : '';
+  return {
+    name,
+    active,
+    autostart: field('Autostart') === 'yes',
+    persistent: field('Persistent') === 'yes',
+    xml,
+    connections: networkConnections(live),
+  };
+}
+
+/** The `connections='N'` of a live network XML's root element (0 when absent). */
+export function networkConnections(liveXml: string): number {
+  const root = /<network\b[^>]*>/.exec(liveXml)?.[0] ?? '';
+  const count = /\bconnections=['"](\d+)['"]/.exec(root)?.[1];
+  return count === undefined ? 0 : Number(count);
+}

@@ -1,0 +1,205 @@
+import { renderNetworkXml } from '../libvirt/network-xml.js';
+import type { Site } from '../site/model.js';
+import { hostLayout, type DesiredPort } from './layout.js';
+import {
+  MANAGED_KEY,
+  MANAGED_VALUE,
+  type Action,
+  type ObservedHost,
+  type ObservedPort,
+  type PlanOptions,
+} from './model.js';
+import { networkDifferences } from './network-diff.js';
+
+/**
+ * Plan what to change on `host` so its OVS bridges, uplinks and libvirt
+ * networks are what the site says, from what was observed there. Pure: the
+ * same inputs give the same actions, in the order they must run (interfaces,
+ * bridges, ports, networks). An empty list means nothing to change.
+ *
+ * Only what the site manages is touched: the bridges and networks it names,
+ * and ports marked `external_ids:ticrypt-net=managed`. What the planner must
+ * not do on its own (redefine a network VMs are using, take an address off
+ * an interface, move a port off another bridge) becomes a `blocked` action
+ * that says what the operator should do instead.
+ *
+ * @example
+ * const actions = planHost(site, 'kvm1', await observeHost(site), { datapathType: 'netdev' });
+ */
+export function planHost(
+  site: Site,
+  host: string | undefined,
+  observed: ObservedHost,
+  options: PlanOptions = {},
+): Action[] {
+  if (!observed.ovsRunning) {
+    return [
+      {
+        kind: 'blocked',
+        subject: 'Open vSwitch',
+        reason: 'ovs-vsctl cannot reach ovsdb-server',
+        fix: 'start Open vSwitch (systemctl start openvswitch-switch), then run host apply again',
+      },
+    ];
+  }
+  const layout = hostLayout(site, host, options);
+  const actions: Action[] = [];
+  const link = (name: string) => observed.links.find((l) => l.name === name);
+
+  for (const vlan of layout.vlanInterfaces) {
+    const found = link(vlan.interface);
+    if (found === undefined) {
+      actions.push({
+        kind: 'create-vlan-interface',
+        interface: vlan.interface,
+        parent: vlan.parent,
+        vlan: vlan.vlan,
+        method: observed.networkManager ? 'nmcli' : 'ip',
+      });
+      actions.push({ kind: 'set-link-up', interface: vlan.interface });
+      continue;
+    }
+    if (!found.up) actions.push({ kind: 'set-link-up', interface: vlan.interface });
+    actions.push(...addressBlocked(vlan.interface, found.addresses));
+  }
+  for (const parent of layout.trunkParents) {
+    const found = link(parent);
+    if (found === undefined) {
+      actions.push({
+        kind: 'blocked',
+        subject: `interface ${parent}`,
+        reason: 'the trunk uplink does not exist',
+        fix: `create ${parent} (the bond or NIC that carries the site's VLANs tagged), then run host apply again`,
+      });
+    } else if (!found.up) actions.push({ kind: 'set-link-up', interface: parent });
+  }
+
+  const datapathType = options.datapathType ?? 'system';
+  for (const bridge of layout.bridges) {
+    const found = observed.bridges.find((b) => b.name === bridge);
+    if (found === undefined) actions.push({ kind: 'create-bridge', bridge, datapathType });
+    else if ((found.datapathType || 'system') !== datapathType) {
+      actions.push({
+        kind: 'blocked',
+        subject: `bridge ${bridge}`,
+        reason: `datapath_type is ${found.datapathType || 'system'}, expected ${datapathType}`,
+        fix: `ovs-vsctl set bridge ${bridge} datapath_type=${datapathType} (briefly interrupts its ports), or pass the matching --datapath`,
+      });
+    }
+  }
+
+  for (const desired of layout.ports) actions.push(...planPort(desired, observed.ports));
+  const wanted = new Set(layout.ports.map((p) => p.port));
+  for (const port of observed.ports) {
+    if (layout.bridges.includes(port.bridge) && isManaged(port) && !wanted.has(port.name)) {
+      actions.push({
+        kind: 'remove-port',
+        bridge: port.bridge,
+        port: port.name,
+        reason: 'added by ticrypt-net, no longer in the site',
+      });
+    }
+  }
+
+  for (const network of layout.networks) {
+    const xml = renderNetworkXml(site, network);
+    const found = observed.networks.find((n) => n.name === network.name);
+    if (found === undefined) {
+      actions.push({
+        kind: 'define-network',
+        network: network.name,
+        xml,
+        reason: 'missing',
+        differences: [],
+        wasActive: false,
+      });
+      actions.push(
+        { kind: 'start-network', network: network.name },
+        { kind: 'autostart-network', network: network.name },
+      );
+      continue;
+    }
+    const differences = networkDifferences(xml, found.xml);
+    if (differences.length > 0 && found.connections > 0) {
+      actions.push({
+        kind: 'blocked',
+        subject: `network ${network.name}`,
+        reason: `its definition differs (${differences.join('; ')}) and ${found.connections} VM interface(s) use it`,
+        fix: `shut down or migrate the VMs on ${network.name} (virsh -c qemu:///system net-dumpxml ${network.name} shows connections), then run host apply again`,
+      });
+    } else if (differences.length > 0) {
+      actions.push({
+        kind: 'define-network',
+        network: network.name,
+        xml,
+        reason: 'differs',
+        differences,
+        wasActive: found.active,
+      });
+      actions.push(
+        { kind: 'start-network', network: network.name },
+        { kind: 'autostart-network', network: network.name },
+      );
+      continue;
+    }
+    if (!found.active) actions.push({ kind: 'start-network', network: network.name });
+    if (!found.autostart) actions.push({ kind: 'autostart-network', network: network.name });
+  }
+  return actions;
+}
+
+/** Whether a port carries ticrypt-net's mark. */
+export function isManaged(port: Pick<ObservedPort, 'externalIds'>): boolean {
+  return port.externalIds[MANAGED_KEY] === MANAGED_VALUE;
+}
+
+function planPort(desired: DesiredPort, ports: readonly ObservedPort[]): Action[] {
+  const found = ports.find((p) => p.name === desired.port);
+  if (found === undefined) {
+    return [
+      {
+        kind: 'add-port',
+        bridge: desired.bridge,
+        port: desired.port,
+        trunks: desired.trunks,
+        ...(desired.tag === undefined ? {} : { tag: desired.tag }),
+        ...(desired.peer === undefined ? {} : { peer: desired.peer }),
+      },
+    ];
+  }
+  if (found.bridge !== desired.bridge) {
+    return [
+      {
+        kind: 'blocked',
+        subject: `port ${desired.port}`,
+        reason: `it is a port of bridge ${found.bridge}, expected ${desired.bridge}`,
+        fix: `ovs-vsctl del-port ${found.bridge} ${desired.port} once nothing needs it there, then run host apply again`,
+      },
+    ];
+  }
+  const trunks = [...found.trunks].sort((a, b) => a - b);
+  if (found.tag !== desired.tag || trunks.join(',') !== desired.trunks.join(',')) {
+    return [
+      {
+        kind: 'set-port-vlan',
+        port: desired.port,
+        trunks: desired.trunks,
+        ...(desired.tag === undefined ? {} : { tag: desired.tag }),
+        was: { trunks, ...(found.tag === undefined ? {} : { tag: found.tag }) },
+      },
+    ];
+  }
+  return [];
+}
+
+function addressBlocked(iface: string, addresses: readonly string[]): Action[] {
+  if (addresses.length === 0) return [];
+  return [
+    {
+      kind: 'blocked',
+      subject: `interface ${iface}`,
+      reason: `it has address(es) ${addresses.join(', ')}; a bridge port must have none (the host would sit on a VM network)`,
+      fix: `remove them (ip addr flush dev ${iface}, and from its NetworkManager/ifupdown config), then run host apply again`,
+    },
+  ];
+}
