@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Start (or stop) the daemons the lab tests and the demo need, as LAB.md shows:
 # Open vSwitch (userspace datapath), virtlogd and libvirtd. No systemd here.
-#   bash scripts/lab-daemons.sh start   # starts what is not running; records what it started
-#   bash scripts/lab-daemons.sh stop    # stops only what `start` started, by pid
+#   started=$(bash scripts/lab-daemons.sh start)   # starts what is not running; prints what it started
+#   bash scripts/lab-daemons.sh stop $started       # stops exactly those, by pid
+# A daemon that was already running is never stopped by a later `stop`.
 set -euo pipefail
 state=/run/ticrypt-net-lab
 mkdir -p "$state"
@@ -11,40 +12,40 @@ running() { pgrep -x "$1" >/dev/null 2>&1; }
 
 start() {
   if ! running ovs-vswitchd; then
-    /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random --no-monitor >/dev/null
-    touch "$state/started-ovs"
-    echo "lab-daemons: started Open vSwitch"
+    /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random --no-monitor >/dev/null 2>&1
+    echo ovs
   fi
   if ! running virtlogd; then
     virtlogd -d
     pgrep -x virtlogd >"$state/virtlogd.pid"
-    echo "lab-daemons: started virtlogd"
+    echo virtlogd
   fi
   if ! running libvirtd; then
     libvirtd -d
     for _ in $(seq 50); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
     pgrep -x libvirtd >"$state/libvirtd.pid"
-    echo "lab-daemons: started libvirtd"
+    echo libvirtd
   fi
 }
 
 stop() {
-  for d in libvirtd virtlogd; do
-    if [ -f "$state/$d.pid" ]; then
-      kill "$(cat "$state/$d.pid")" 2>/dev/null || true
-      rm -f "$state/$d.pid"
-      echo "lab-daemons: stopped $d"
-    fi
+  for d in "$@"; do
+    case "$d" in
+      libvirtd | virtlogd)
+        if [ -f "$state/$d.pid" ]; then
+          kill "$(cat "$state/$d.pid")" 2>/dev/null || true
+          rm -f "$state/$d.pid"
+        fi
+        ;;
+      ovs) /usr/share/openvswitch/scripts/ovs-ctl stop >/dev/null 2>&1 || true ;;
+      *) echo "lab-daemons: unknown daemon $d" >&2 ;;
+    esac
+    echo "lab-daemons: stopped $d" >&2
   done
-  if [ -f "$state/started-ovs" ]; then
-    /usr/share/openvswitch/scripts/ovs-ctl stop >/dev/null || true
-    rm -f "$state/started-ovs"
-    echo "lab-daemons: stopped Open vSwitch"
-  fi
 }
 
 case "${1:-}" in
   start) start ;;
-  stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  stop) shift; stop "$@" ;;
+  *) echo "usage: $0 start | stop [ovs] [virtlogd] [libvirtd]" >&2; exit 2 ;;
 esac
