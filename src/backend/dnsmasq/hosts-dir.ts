@@ -2,7 +2,8 @@
  * The edge that keeps dnsmasq's `dhcp-hostsdir`: one file per registered MAC,
  * written atomically (temporary dotfile, fsync, rename, fsync of the directory),
  * so dnsmasq never reads half a file and a crash leaves the old or the new
- * entry, never neither.
+ * entry, never neither. ({@link HostsDir.sync}, the rebuild at start, skips
+ * the fsyncs: the next start rewrites whatever a crash lost.)
  *
  * dnsmasq reads new and renamed-in files by itself (inotify), but keeps a
  * record whose file was removed or changed until it gets SIGHUP. So a removal,
@@ -12,8 +13,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Network } from '../../site/model.js';
+import { eachLimited } from '../each-limited.js';
 import type { Registration } from '../types.js';
 import { hostEntryFileName, macFromHostEntryFileName, renderHostEntry } from './host-entry.js';
+
+/** How many entries {@link HostsDir.sync} writes at once. */
+const SYNC_CONCURRENCY = 16;
 
 /** What writing an entry did: a new file, nothing (same content), or a changed file (reload sent). */
 export type HostEntryWrite = 'created' | 'unchanged' | 'replaced';
@@ -79,34 +84,36 @@ export class HostsDir {
    * Make the directory hold exactly these registrations' entries (the full
    * rebuild at daemon start), with at most one reload at the end. Stray
    * temporary files are removed too. Reads the whole directory.
+   *
+   * Entries are written {@link SYNC_CONCURRENCY} at a time and without a
+   * per-file fsync: the daemon runs this at every start, from the store, so an
+   * entry a power cut loses is rewritten then; one directory fsync at the end.
    */
   async sync(registrations: readonly Pick<Registration, 'mac' | 'ip'>[]): Promise<HostsDirSync> {
     await this.ensure();
     const wanted = new Map(registrations.map((r) => [hostEntryFileName(r.mac), r]));
-    let created = 0;
-    let replaced = 0;
-    let unchanged = 0;
+    const counts = { created: 0, replaced: 0, unchanged: 0 };
+    await eachLimited([...wanted.values()], SYNC_CONCURRENCY, async (registration) => {
+      counts[await this.write(registration, false)] += 1;
+    });
+    const { created, replaced, unchanged } = counts;
     let removed = 0;
-    for (const registration of wanted.values()) {
-      const outcome = await this.write(registration);
-      if (outcome === 'created') created += 1;
-      else if (outcome === 'replaced') replaced += 1;
-      else unchanged += 1;
-    }
     for (const name of await readdir(this.path)) {
       if (wanted.has(name)) continue;
       if (macFromHostEntryFileName(name) !== undefined) {
-        if (await this.unlink(name)) removed += 1;
+        if (await this.unlink(name, false)) removed += 1;
       } else if (name.startsWith('.') && name.endsWith('.tmp')) {
         await rm(join(this.path, name), { force: true });
       }
     }
+    await this.syncDirectory();
     const reloaded = replaced + removed > 0;
     if (reloaded) await this.reload();
     return { created, replaced, removed, unchanged, reloaded };
   }
 
-  private async write(registration: Pick<Registration, 'mac' | 'ip'>): Promise<HostEntryWrite> {
+  /** Write one entry atomically (temporary file, rename); `durable`: fsync the file and the directory too. */
+  private async write(registration: Pick<Registration, 'mac' | 'ip'>, durable = true): Promise<HostEntryWrite> {
     const content = renderHostEntry(registration, this.network);
     const name = hostEntryFileName(registration.mac);
     const target = join(this.path, name);
@@ -120,7 +127,7 @@ export class HostsDir {
     const handle = await open(temporary, 'wx', 0o644);
     try {
       await handle.writeFile(content);
-      await handle.sync();
+      if (durable) await handle.sync();
     } finally {
       await handle.close();
     }
@@ -130,18 +137,18 @@ export class HostsDir {
       await rm(temporary, { force: true });
       throw error;
     }
-    await this.syncDirectory();
+    if (durable) await this.syncDirectory();
     return before === undefined ? 'created' : 'replaced';
   }
 
-  private async unlink(name: string): Promise<boolean> {
+  private async unlink(name: string, durable = true): Promise<boolean> {
     try {
       await unlink(join(this.path, name));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw error;
     }
-    await this.syncDirectory();
+    if (durable) await this.syncDirectory();
     return true;
   }
 
