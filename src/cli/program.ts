@@ -2,6 +2,8 @@ import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { addAllowCommands } from './allow.js';
 import { addBackendCommands } from './backend.js';
+import { addHookCommands } from './hook.js';
+import { addHostCommands } from './host.js';
 import { addHostSetupCommands } from './host-setup.js';
 import type { CliIo } from './io.js';
 import { addRenderCommands } from './render.js';
@@ -29,6 +31,8 @@ export function createProgram(io: CliIo): Command {
   addBackendCommands(program, io);
   addAllowCommands(program, io);
   addHostSetupCommands(program, io);
+  addHookCommands(program, io);
+  addHostCommands(program, io);
   for (const command of program.commands) propagate(command);
   return program;
 }

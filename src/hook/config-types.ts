@@ -1,0 +1,49 @@
+/** Where `ticrypt-net hook install` puts the hook configuration. */
+export const DEFAULT_CONFIG_PATH = '/etc/ticrypt-net/hook.yaml';
+/** The hook's cache of the last valid configuration (tmpfs: rebuilt once after a reboot). */
+export const DEFAULT_CACHE_PATH = '/run/ticrypt-net/hook-config.json';
+/** Default spool of undelivered events, generation counter and locks. */
+export const DEFAULT_SPOOL_DIR = '/var/lib/ticrypt-net/spool';
+/** Default per-request time limit in ms. */
+export const DEFAULT_REQUEST_MS = 1500;
+/** Default bound on a whole hook run in ms, Node start included. */
+export const DEFAULT_HOOK_MS = 2000;
+
+/** A libvirt network whose NICs the hook registers with the backend. */
+export interface HookNetwork {
+  /** The libvirt network name, also the backend's network name. */
+  readonly name: string;
+  /** Its OVS bridge: NICs of `<interface type='bridge'>` straight on it count as this network. */
+  readonly bridge?: string;
+  /**
+   * When true, a VM start whose registration on this network fails is
+   * refused (the hook exits non-zero); when false (default) the VM starts
+   * with no access and the registration is spooled.
+   */
+  readonly requireRegistration: boolean;
+}
+
+/** The validated hook configuration (`/etc/ticrypt-net/hook.yaml`). */
+export interface HookConfig {
+  /** This host's id: the part of its token before the dot. */
+  readonly hostId: string;
+  readonly backend: {
+    /** Base URL of the backend API, e.g. `https://198.18.0.1:8443`. */
+    readonly url: string;
+    /** PEM CA file to trust for an https URL (default: the system's CAs). */
+    readonly caFile?: string;
+    /** File holding this host's token `<hostId>.<secret>`. */
+    readonly tokenFile: string;
+  };
+  readonly networks: readonly HookNetwork[];
+  readonly timeouts: {
+    /** Time limit of one backend call. */
+    readonly requestMs: number;
+    /** Bound on a whole hook run, from process start to exit. */
+    readonly hookMs: number;
+  };
+  /** Spool of undelivered events, the generation counter and the locks. */
+  readonly spoolDir: string;
+  /** Also log to syslog/journald (through `logger`). */
+  readonly syslog: boolean;
+}

@@ -1,0 +1,182 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { HookConfigError } from '../errors/hook-config-error.js';
+import { fromZodIssues } from '../site/issues.js';
+import { expect as expectMsg, Name, HostName, InterfaceName } from '../site/primitives.js';
+import {
+  DEFAULT_HOOK_MS,
+  DEFAULT_REQUEST_MS,
+  DEFAULT_SPOOL_DIR,
+  type HookConfig,
+  type HookNetwork,
+} from './config-types.js';
+
+const AbsolutePath = z
+  .string(expectMsg('an absolute path'))
+  .refine((v) => v.startsWith('/') && !v.includes('\0'), expectMsg('an absolute path'));
+
+const Url = z.string(expectMsg('an http(s) URL like https://198.18.0.1:8443')).refine((v) => {
+  try {
+    const url = new URL(v);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.username === '' && url.password === '';
+  } catch {
+    return false;
+  }
+}, expectMsg('an http(s) URL like https://198.18.0.1:8443'));
+
+const Millis = (min: number, max: number) => {
+  const error = expectMsg(`an integer number of milliseconds ${min}-${max}`);
+  return z.number(error).int(error).min(min, error).max(max, error);
+};
+
+const NetworkEntry = z.strictObject({
+  name: Name,
+  bridge: InterfaceName.optional(),
+  requireRegistration: z.boolean(expectMsg('true or false')).default(false),
+});
+
+/** The shape of `hook.yaml`; see {@link HookConfig} for what each field means. */
+export const HookConfigSchema = z
+  .strictObject({
+    hostId: HostName,
+    backend: z.strictObject({
+      url: Url,
+      caFile: AbsolutePath.optional(),
+      tokenFile: AbsolutePath,
+    }),
+    networks: z.array(NetworkEntry, expectMsg('a list of networks')).min(1, expectMsg('at least one network')),
+    timeouts: z
+      .strictObject({
+        requestMs: Millis(50, 60_000).default(DEFAULT_REQUEST_MS),
+        hookMs: Millis(200, 120_000).default(DEFAULT_HOOK_MS),
+      })
+      .default({ requestMs: DEFAULT_REQUEST_MS, hookMs: DEFAULT_HOOK_MS }),
+    spoolDir: AbsolutePath.default(DEFAULT_SPOOL_DIR),
+    syslog: z.boolean(expectMsg('true or false')).default(true),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, string>();
+    config.networks.forEach((network, index) => {
+      for (const [kind, key] of [
+        ['name', network.name],
+        ['bridge', network.bridge],
+      ] as const) {
+        if (key === undefined) continue;
+        const other = seen.get(`${kind}:${key}`);
+        if (other !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['networks', index, kind],
+            message: `expected a ${kind} no other network has, found ${JSON.stringify(key)} again (also ${other})`,
+          });
+        }
+        seen.set(`${kind}:${key}`, `networks[${index}]`);
+      }
+    });
+    if (config.timeouts.requestMs >= config.timeouts.hookMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timeouts', 'requestMs'],
+        message: `expected less than timeouts.hookMs (${config.timeouts.hookMs}), found ${config.timeouts.requestMs}`,
+      });
+    }
+  });
+
+/** What a config file may contain, before defaults (for the template and tests). */
+export type HookConfigInput = z.input<typeof HookConfigSchema>;
+
+/**
+ * Validate a hook configuration given as YAML text.
+ *
+ * @throws {HookConfigError} `E_HOOK_CONFIG` naming every bad field.
+ * @example parseHookConfigText('hostId: kvm-07\nbackend: ...', '/etc/ticrypt-net/hook.yaml');
+ */
+export function parseHookConfigText(text: string, file: string): HookConfig {
+  let data: unknown;
+  try {
+    data = parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 100 });
+  } catch (error) {
+    if (error instanceof YAMLParseError) {
+      const where = error.linePos?.[0] ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}` : 'somewhere';
+      const first = error.message.split('\n')[0] ?? error.message;
+      throw new HookConfigError(file, [
+        { path: '(file)', message: `expected YAML, found a syntax error at ${where}: ${first}` },
+      ]);
+    }
+    throw error;
+  }
+  const result = HookConfigSchema.safeParse(data ?? {}, { reportInput: true });
+  if (!result.success) throw new HookConfigError(file, fromZodIssues(result.error.issues));
+  const { networks, backend, ...rest } = result.data;
+  return {
+    ...rest,
+    backend: {
+      url: backend.url,
+      tokenFile: backend.tokenFile,
+      ...(backend.caFile === undefined ? {} : { caFile: backend.caFile }),
+    },
+    networks: networks.map((n): HookNetwork => ({
+      name: n.name,
+      requireRegistration: n.requireRegistration,
+      ...(n.bridge === undefined ? {} : { bridge: n.bridge }),
+    })),
+  };
+}
+
+/**
+ * Read and validate the hook configuration file.
+ *
+ * @throws {HookConfigError} `E_HOOK_CONFIG` when it is unreadable or invalid.
+ */
+export async function loadHookConfig(file: string): Promise<HookConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new HookConfigError(file, [{ path: '(file)', message: `expected a readable file, found ${reason}` }]);
+  }
+  return parseHookConfigText(text, file);
+}
+
+/** A commented `hook.yaml` to start from (written by `ticrypt-net hook install`). */
+export function hookConfigTemplate(hostId = 'kvm-01'): string {
+  return `# ticrypt-net hook configuration: read by /etc/libvirt/hooks/qemu and network at every
+# VM start and stop, and by \`ticrypt-net host flush|reconcile\`. Check it with
+# \`ticrypt-net hook check\`. Changes apply at the next hook run (no restart).
+
+# This host's id: the part of its token before the dot (\`ticrypt-net backend token add ${hostId}\`).
+hostId: ${hostId}
+
+backend:
+  # The backend API, on the management network (never a VM network).
+  url: https://198.18.0.1:8443
+  # CA certificate that signed the backend's TLS certificate (omit for the system's CAs).
+  caFile: /etc/ticrypt-net/backend-ca.pem
+  # This host's token, readable by root only (chmod 600).
+  tokenFile: /etc/ticrypt-net/host.token
+
+# The libvirt networks whose NICs are registered; NICs on any other network are ignored.
+# requireRegistration: true refuses to start a VM whose registration fails (default:
+# the VM starts with no access, and the registration is spooled and retried).
+networks:
+  - name: secure
+    bridge: br-secure
+    requireRegistration: false
+  - name: service
+    bridge: br-service
+  - name: datain
+    bridge: br-datain
+
+timeouts:
+  requestMs: ${DEFAULT_REQUEST_MS} # one backend call
+  hookMs: ${DEFAULT_HOOK_MS} # a whole hook run, Node start included
+
+# Undelivered events (fsynced), the generation counter and locks.
+spoolDir: ${DEFAULT_SPOOL_DIR}
+
+# Also log to syslog/journald (via /usr/bin/logger); stderr is always used.
+syslog: true
+`;
+}

@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { HookConfigError } from '../errors/hook-config-error.js';
+import { httpTransport, type Transport } from './client.js';
+import type { HookConfig } from './config-types.js';
+
+/**
+ * Read this host's token from `backend.tokenFile` and check it belongs to
+ * `hostId` (a token is `<hostId>.<secret>`).
+ *
+ * @throws {HookConfigError} `E_HOOK_CONFIG` naming the file and what was wrong.
+ */
+export function readToken(config: HookConfig, configFile = 'hook.yaml'): string {
+  let token: string;
+  try {
+    token = readFileSync(config.backend.tokenFile, 'utf8').trim();
+  } catch (error) {
+    throw new HookConfigError(configFile, [
+      {
+        path: 'backend.tokenFile',
+        message: `expected a readable token file, found ${(error as NodeJS.ErrnoException).code ?? String(error)} reading ${config.backend.tokenFile}`,
+      },
+    ]);
+  }
+  if (!token.startsWith(`${config.hostId}.`) || !/^[A-Za-z0-9_.~+/=-]{1,512}$/.test(token)) {
+    const owner = token.includes('.') ? token.slice(0, token.lastIndexOf('.')) : '(none)';
+    throw new HookConfigError(configFile, [
+      {
+        path: 'backend.tokenFile',
+        message: `expected a token of host ${config.hostId} ('${config.hostId}.<secret>') in ${config.backend.tokenFile}, found one of ${JSON.stringify(owner)}`,
+      },
+    ]);
+  }
+  return token;
+}
+
+/** The real backend transport of a configuration: its token, CA and URL. */
+export async function transportOf(config: HookConfig): Promise<Transport> {
+  return httpTransport(config, readToken(config));
+}

@@ -1,0 +1,29 @@
+/** A NIC as the hook reports it to the backend. */
+export interface HookNic {
+  readonly vmUuid: string;
+  /** The VM name as the API accepts it (see `apiVmName`). */
+  readonly vmName: string;
+  /** Lower-case MAC. */
+  readonly mac: string;
+  /** The managed network (the backend's network name). */
+  readonly network: string;
+}
+
+/** One event for the backend: register or deregister one NIC, at one generation. */
+export interface HookEvent {
+  readonly op: 'register' | 'deregister';
+  readonly generation: number;
+  readonly nic: HookNic;
+  /** What caused it, for logs: `qemu start`, `network port-deleted`, ... */
+  readonly cause: string;
+}
+
+/** The key events of one NIC share: they must reach the backend in generation order. */
+export function nicKey(nic: { readonly network: string; readonly mac: string }): string {
+  return `${nic.network}/${nic.mac}`;
+}
+
+/** `vm=NAME mac=MAC network=NET`: how every log line names a NIC. */
+export function describeNic(nic: HookNic): string {
+  return `vm=${nic.vmName} mac=${nic.mac} network=${nic.network}`;
+}

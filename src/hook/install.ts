@@ -1,0 +1,119 @@
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HookInstallError } from '../errors/hook-install-error.js';
+import { hookConfigTemplate } from './config.js';
+import { DEFAULT_CACHE_PATH, DEFAULT_CONFIG_PATH } from './config-types.js';
+
+/** Where AppArmor's libvirtd profile lets a hook exec programs from. */
+const APPARMOR_EXEC_DIRS = ['/bin/', '/sbin/', '/usr/bin/', '/usr/sbin/'];
+/** Marks the hooks as ours, so install may replace them and never anything else. */
+const MARKER = /^# ticrypt-net (qemu|network) hook/m;
+
+/** Options of {@link installHooks}. */
+export interface InstallOptions {
+  /** Install under this root instead of `/` (tests, images). */
+  readonly root?: string;
+  /** Install as `qemu.d/ticrypt-net` and `network.d/ticrypt-net` (libvirt >= 6.5), beside other hooks. */
+  readonly qemuD?: boolean;
+  /** The node binary the hooks run (default: /usr/bin/node, else /usr/local/bin/node, else this one). */
+  readonly node?: string;
+  /** The package directory holding `hooks/` and `dist/hook/` (default: this package). */
+  readonly packageDir?: string;
+}
+
+/** What {@link installHooks} did, and what the operator must do next. */
+export interface InstallReport {
+  readonly written: readonly string[];
+  readonly kept: readonly string[];
+  readonly node: string;
+  readonly config: string;
+  /** Things to do or check, one line each (restart libvirtd, AppArmor). */
+  readonly notes: readonly string[];
+}
+
+/** This package's root (two levels above `dist/hook/` or `src/hook/`). */
+export function packageRoot(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+/**
+ * Install the qemu and network hooks (from `hooks/`, with the node, bundle,
+ * config and cache paths filled in) and, if there is none, a commented
+ * config template. Refuses to overwrite a hook that is not ticrypt-net's.
+ *
+ * @throws {HookInstallError} `E_HOOK_INSTALL` on a foreign hook, a missing bundle, or a write failure.
+ * @example installHooks({ qemuD: true }).notes // ['restart libvirtd ...']
+ */
+export function installHooks(options: InstallOptions = {}): InstallReport {
+  const root = resolve(options.root ?? '/');
+  const under = (path: string) => join(root, path);
+  const packageDir = options.packageDir ?? packageRoot();
+  const bundle = join(packageDir, 'dist', 'hook', 'hook.cjs');
+  if (!existsSync(bundle)) {
+    throw new HookInstallError(bundle, `Hook bundle ${bundle} is missing: build the package first (npm run build)`);
+  }
+  const node = options.node ?? findNode();
+  const notes: string[] = [];
+  if (!APPARMOR_EXEC_DIRS.some((dir) => node.startsWith(dir))) {
+    notes.push(
+      `node is ${node}: under AppArmor, libvirtd may exec hooks' interpreters only from /bin, /sbin, /usr/bin or /usr/sbin; install Node there (e.g. the distribution's or NodeSource's package) or pass --node`,
+    );
+  }
+  const config = under(DEFAULT_CONFIG_PATH);
+  const paths = { NODE: node, HOOK: realpathSync(bundle), CONFIG: config, CACHE: under(DEFAULT_CACHE_PATH) };
+  for (const [key, value] of Object.entries(paths)) {
+    if (value.includes("'") || value.includes('\n')) {
+      throw new HookInstallError(
+        value,
+        `Cannot install: the ${key.toLowerCase()} path ${value} contains a quote or newline`,
+      );
+    }
+  }
+  const hooksDir = under('/etc/libvirt/hooks');
+  const written: string[] = [];
+  const kept: string[] = [];
+  for (const kind of ['qemu', 'network'] as const) {
+    const target = options.qemuD ? join(hooksDir, `${kind}.d`, 'ticrypt-net') : join(hooksDir, kind);
+    if (existsSync(target) && !MARKER.test(readFileSync(target, 'utf8'))) {
+      throw new HookInstallError(
+        target,
+        `${target} exists and is not ticrypt-net's hook: refusing to overwrite it. Install beside it with --qemu-d (as ${kind}.d/ticrypt-net; libvirt >= 6.5 runs every executable there after ${kind})`,
+      );
+    }
+    let text = readFileSync(join(packageDir, 'hooks', kind), 'utf8');
+    for (const [key, value] of Object.entries(paths)) text = text.replaceAll(`@${key}@`, value);
+    writeAtomic(target, text, 0o755);
+    written.push(target);
+  }
+  if (existsSync(config)) kept.push(config);
+  else {
+    writeAtomic(config, hookConfigTemplate(), 0o600);
+    written.push(config);
+    notes.push(
+      `edit ${config} (hostId, backend.url, caFile, tokenFile, networks), then check it: ticrypt-net hook check`,
+    );
+  }
+  notes.push(
+    'restart libvirtd (systemctl restart libvirtd, or virtqemud and virtnetworkd) so it discovers the hooks: libvirt reads them only when it starts',
+  );
+  notes.push('enable the flush and reconcile timer: systemctl enable --now ticrypt-net-host-sync.timer');
+  return { written, kept, node, config, notes };
+}
+
+/** The node binary to bake into the hooks: one AppArmor allows, when there is one. */
+export function findNode(): string {
+  for (const candidate of ['/usr/bin/node', '/usr/local/bin/node']) if (existsSync(candidate)) return candidate;
+  return process.execPath;
+}
+
+function writeAtomic(path: string, text: string, mode: number): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, text, { mode });
+    renameSync(tmp, path);
+  } catch (error) {
+    throw new HookInstallError(path, `Cannot write ${path}: ${(error as Error).message}`, { cause: error });
+  }
+}

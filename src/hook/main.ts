@@ -1,0 +1,99 @@
+// The qemu and network hook's Node entry, bundled to dist/hook/hook.cjs (see hooks/bundle.mjs):
+// `node hook.cjs CONFIG CACHE qemu|network NAME OP SUBOP EXTRA...`. It is the one place of the
+// hook that touches process streams and exits. It never writes to stdout: for migrate and
+// restore, libvirt takes the hook's stdout as the new domain XML.
+import { join } from 'node:path';
+import type * as ConfigModule from './config.js';
+import { loadConfigCached } from './config-cache.js';
+import { DEFAULT_HOOK_MS, type HookConfig } from './config-types.js';
+import { transportOf } from './environment.js';
+import { hookLog, type HookLog } from './log.js';
+import { opsOf } from './ops.js';
+import { runHook } from './run.js';
+
+/** Largest stdin read: a domain XML is kilobytes; anything this big is not one. */
+const MAX_STDIN = 32 * 1024 * 1024;
+
+const startedAt = Date.now() - Math.round(process.uptime() * 1000);
+const [configPath = '', cachePath = '', kind = '', ...args] = process.argv.slice(2);
+
+let activeLog: HookLog | undefined;
+let watchdog: NodeJS.Timeout | undefined;
+const armWatchdog = (hookMs: number) => {
+  if (watchdog) clearTimeout(watchdog);
+  watchdog = setTimeout(
+    () => {
+      process.stderr.write(
+        `ticrypt-net-hook: error: ${kind} ${args[1] ?? ''} of ${args[0] ?? ''} exceeded its bound of ${hookMs} ms; exiting\n`,
+      );
+      process.exit(0);
+    },
+    Math.max(1, startedAt + hookMs - Date.now()),
+  );
+  watchdog.unref();
+};
+armWatchdog(DEFAULT_HOOK_MS);
+
+async function loadFull(file: string): Promise<HookConfig> {
+  // The validator (yaml + zod) is a separate bundle, loaded only when hook.yaml changed.
+  if (typeof __dirname === 'string' && __filename.endsWith('.cjs')) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const module = require(join(__dirname, 'hook-config.cjs')) as typeof ConfigModule;
+    return module.loadHookConfig(file);
+  }
+  const specifier = './config.js';
+  const module = (await import(specifier)) as typeof ConfigModule;
+  return module.loadHookConfig(file);
+}
+
+function readStdin(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    process.stdin.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_STDIN) {
+        process.stdin.destroy();
+        reject(new Error(`expected a domain XML, found more than ${MAX_STDIN} bytes on stdin`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    process.stdin.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    process.stdin.on('error', reject);
+  });
+}
+
+async function main(): Promise<number> {
+  if ((kind !== 'qemu' && kind !== 'network') || configPath === '' || cachePath === '') {
+    process.stderr.write(
+      `ticrypt-net-hook: error: expected CONFIG CACHE qemu|network NAME OP ..., found ${JSON.stringify(process.argv.slice(2))}; doing nothing\n`,
+    );
+    return 0;
+  }
+  if (!Object.hasOwn(opsOf(kind), args[1] ?? '')) return 0;
+  const { code, log } = await runHook(
+    { kind, args, stdin: readStdin },
+    {
+      startedAt,
+      loadConfig: async () => {
+        const loaded = await loadConfigCached(configPath, cachePath, loadFull);
+        if (loaded.config) armWatchdog(loaded.config.timeouts.hookMs);
+        return loaded;
+      },
+      transport: transportOf,
+      log: (config) => (activeLog = hookLog({ syslog: config?.syslog ?? true })),
+    },
+  );
+  await log?.close();
+  return code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (error: unknown) => {
+    process.stderr.write(`ticrypt-net-hook: error: unexpected: ${(error as Error).stack ?? String(error)}\n`);
+    await activeLog?.close();
+    process.exit(0);
+  },
+);
