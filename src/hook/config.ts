@@ -38,23 +38,29 @@ const NetworkEntry = z.strictObject({
 
 /** The shape of `hook.yaml`; see {@link HookConfig} for what each field means. */
 export const HookConfigSchema = z
-  .strictObject({
-    hostId: HostName,
-    backend: z.strictObject({
-      url: Url,
-      caFile: AbsolutePath.optional(),
-      tokenFile: AbsolutePath,
-    }),
-    networks: z.array(NetworkEntry, expectMsg('a list of networks')).min(1, expectMsg('at least one network')),
-    timeouts: z
-      .strictObject({
-        requestMs: Millis(50, 60_000).default(DEFAULT_REQUEST_MS),
-        hookMs: Millis(200, 120_000).default(DEFAULT_HOOK_MS),
-      })
-      .default({ requestMs: DEFAULT_REQUEST_MS, hookMs: DEFAULT_HOOK_MS }),
-    spoolDir: AbsolutePath.default(DEFAULT_SPOOL_DIR),
-    syslog: z.boolean(expectMsg('true or false')).default(true),
-  })
+  .strictObject(
+    {
+      hostId: HostName,
+      backend: z.strictObject(
+        {
+          url: Url,
+          caFile: AbsolutePath.optional(),
+          tokenFile: AbsolutePath,
+        },
+        expectMsg('a mapping with url, tokenFile and optionally caFile'),
+      ),
+      networks: z.array(NetworkEntry, expectMsg('a list of networks')).min(1, expectMsg('at least one network')),
+      timeouts: z
+        .strictObject({
+          requestMs: Millis(50, 60_000).default(DEFAULT_REQUEST_MS),
+          hookMs: Millis(200, 120_000).default(DEFAULT_HOOK_MS),
+        })
+        .default({ requestMs: DEFAULT_REQUEST_MS, hookMs: DEFAULT_HOOK_MS }),
+      spoolDir: AbsolutePath.default(DEFAULT_SPOOL_DIR),
+      syslog: z.boolean(expectMsg('true or false')).default(true),
+    },
+    expectMsg('a mapping with hostId, backend and networks'),
+  )
   .superRefine((config, ctx) => {
     const seen = new Map<string, string>();
     config.networks.forEach((network, index) => {
@@ -99,7 +105,7 @@ export function parseHookConfigText(text: string, file: string): HookConfig {
   } catch (error) {
     if (error instanceof YAMLParseError) {
       const where = error.linePos?.[0] ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}` : 'somewhere';
-      const first = error.message.split('\n')[0] ?? error.message;
+      const first = (error.message.split('\n')[0] ?? error.message).replace(/ at line \d+, column \d+:?$/, '');
       throw new HookConfigError(file, [
         { path: '(file)', message: `expected YAML, found a syntax error at ${where}: ${first}` },
       ]);
