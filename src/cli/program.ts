@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { addAllowCommands } from './allow.js';
 import { addBackendCommands } from './backend.js';
+import { addDoctorCommand } from './doctor.js';
 import { addHookCommands } from './hook.js';
 import { addHostCommands } from './host.js';
 import { addHostSetupCommands } from './host-setup.js';
@@ -31,6 +32,7 @@ export function createProgram(io: CliIo): Command {
   addBackendCommands(program, io);
   addAllowCommands(program, io);
   addHostSetupCommands(program, io);
+  addDoctorCommand(program, io);
   addHookCommands(program, io);
   addHostCommands(program, io);
   for (const command of program.commands) propagate(command);

@@ -1,0 +1,101 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { TicryptNetError } from '../errors/ticrypt-net-error.js';
+import { UsageError } from '../errors/usage-error.js';
+import { checkBackend } from '../host/doctor/backend-checks.js';
+import { DEFAULT_BACKEND_STATE_DIR, gatherBackendFacts } from '../host/doctor/backend-facts.js';
+import { checkHost } from '../host/doctor/host-checks.js';
+import { DEFAULT_HOOK_CONFIG, DEFAULT_HOOKS_DIR, gatherHostFacts } from '../host/doctor/host-facts.js';
+import { doctorExitCode, formatResults } from '../host/doctor/result.js';
+import { DEFAULT_UPLINK_BRIDGE } from '../host/model.js';
+import { DEFAULT_VIRSH_URI } from '../host/observe.js';
+import { commandRunner } from '../host/runner.js';
+import { loadSite } from '../site/load.js';
+import { resolveHost } from './host-setup.js';
+import { type CliIo, type GlobalOptions, toJson } from './io.js';
+
+interface DoctorOptions {
+  site?: string;
+  role: string;
+  host?: string;
+  json?: boolean;
+  datapath: string;
+  uplinkBridge: string;
+  virshUri: string;
+  hooksDir: string;
+  hookConfig: string;
+  stateDir: string;
+  backendUrl?: string;
+  adminTokenFile?: string;
+  netns?: string;
+}
+
+/** Some doctor check failed: the results are already printed; this only sets the exit code. */
+class DoctorFailedError extends TicryptNetError {
+  constructor(failed: number) {
+    super('E_DOCTOR_FAILED', `doctor: ${failed} check(s) failed`);
+    this.name = 'DoctorFailedError';
+  }
+}
+
+/** `ticrypt-net doctor`: check a host or the backend; each check OK, WARN or FAIL with its fix. Exit 1 on any FAIL. */
+export function addDoctorCommand(program: Command, io: CliIo): void {
+  program
+    .command('doctor')
+    .description('Check this host (or the backend): each check OK, WARN or FAIL with the fix; exit 1 on any FAIL')
+    .option('--site <file>', 'site file (YAML); default: the three preset networks')
+    .option('--role <role>', "'host' (a KVM host) or 'backend'", 'host')
+    .option('--host <name>', "this host's name in the site; default: the machine's hostname")
+    .option('--json', 'machine-readable JSON output')
+    .option('--datapath <type>', "expected datapath_type of the bridges: 'system' or 'netdev'", 'system')
+    .option('--uplink-bridge <name>', 'the shared bridge of trunk-mode networks', DEFAULT_UPLINK_BRIDGE)
+    .option('--virsh-uri <uri>', 'libvirt connection', DEFAULT_VIRSH_URI)
+    .option('--hooks-dir <dir>', "libvirt's hook directory", DEFAULT_HOOKS_DIR)
+    .option('--hook-config <file>', "the hook's configuration (backend URL, token file)", DEFAULT_HOOK_CONFIG)
+    .option(
+      '--state-dir <dir>',
+      "the backend's state directory (dnsmasq/<network>/dnsmasq.pid)",
+      DEFAULT_BACKEND_STATE_DIR,
+    )
+    .option('--backend-url <url>', 'backend API, to compare the store with the nft set (with --admin-token-file)')
+    .option('--admin-token-file <file>', 'file holding an admin token')
+    .option('--netns <name>', 'gather the backend facts inside this network namespace')
+    .action(async (options: DoctorOptions) => {
+      const json = options.json === true || program.opts<GlobalOptions>().json === true;
+      const site = await loadSite(options.site);
+      let results;
+      if (options.role === 'host') {
+        const host = resolveHost(site, options.host);
+        const facts = await gatherHostFacts(site, {
+          virshUri: options.virshUri,
+          hooksDir: options.hooksDir,
+          hookConfigFile: options.hookConfig,
+        });
+        results = checkHost(site, host, facts, { datapathType: options.datapath, uplinkBridge: options.uplinkBridge });
+      } else if (options.role === 'backend') {
+        const token =
+          options.adminTokenFile === undefined ? undefined : (await readFile(options.adminTokenFile, 'utf8')).trim();
+        if ((token === undefined) !== (options.backendUrl === undefined)) {
+          throw new UsageError('--backend-url and --admin-token-file: expected both or neither, found one');
+        }
+        const facts = await gatherBackendFacts(site, {
+          run: commandRunner(options.netns === undefined ? {} : { netns: options.netns }),
+          stateDir: options.stateDir,
+          ...(token === undefined || options.backendUrl === undefined
+            ? {}
+            : { api: { url: options.backendUrl, token } }),
+        });
+        results = checkBackend(site, facts);
+      } else {
+        throw new UsageError(`--role: expected 'host' or 'backend', found ${JSON.stringify(options.role)}`);
+      }
+      const counts = { ok: 0, warn: 0, fail: 0 };
+      for (const r of results) counts[r.status] += 1;
+      io.out(
+        json
+          ? toJson({ role: options.role, ...counts, results })
+          : `${formatResults(results)}${counts.ok} OK, ${counts.warn} WARN, ${counts.fail} FAIL\n`,
+      );
+      if (doctorExitCode(results) !== 0) throw new DoctorFailedError(counts.fail);
+    });
+}

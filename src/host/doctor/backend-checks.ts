@@ -1,0 +1,133 @@
+/** The backend role's doctor checks: pure functions of {@link BackendFacts}. */
+import type { Site } from '../../site/model.js';
+import type { BackendFacts } from './backend-facts.js';
+import { checkRoutes } from './host-checks.js';
+import { fail, ok, warn, type CheckResult } from './result.js';
+
+/** The dnsmasq default when a config sets no `dhcp-lease-max`. */
+const DNSMASQ_DEFAULT_LEASE_MAX = 1000;
+
+/**
+ * Every backend check: the ticrypt table and its registered set against the
+ * store, dnsmasq per network and its lease limit, IP forwarding, forward
+ * chains of other tables that would drop what ticrypt accepts, routes.
+ */
+export function checkBackend(site: Site, facts: BackendFacts): CheckResult[] {
+  const results: CheckResult[] = [];
+  results.push(
+    facts.tablePresent
+      ? ok('nft.table', 'inet ticrypt', 'present')
+      : fail(
+          'nft.table',
+          'inet ticrypt',
+          'the table is missing: no VM network is filtered or forwarded',
+          'start the backend service (ticrypt-net backend serve), which builds the table from the store',
+        ),
+  );
+  results.push(checkRegistered(site, facts));
+  for (const d of facts.dnsmasq) {
+    const network = site.networks.find((n) => n.name === d.network);
+    results.push(
+      d.running
+        ? ok('dnsmasq.running', d.network, `pid ${d.pid ?? '?'}`)
+        : fail(
+            'dnsmasq.running',
+            d.network,
+            d.pid === undefined ? `no pid in ${d.pidFile}` : `pid ${d.pid} from ${d.pidFile} is not a running dnsmasq`,
+            'restart the backend service: it supervises one dnsmasq per network',
+          ),
+    );
+    if (network === undefined) continue;
+    if (!d.confFound) {
+      results.push(
+        fail(
+          'dnsmasq.lease-max',
+          d.network,
+          `no config at ${d.confFile}`,
+          'restart the backend service: it writes the config',
+        ),
+      );
+      continue;
+    }
+    const max = d.leaseMax ?? DNSMASQ_DEFAULT_LEASE_MAX;
+    results.push(
+      max >= network.dhcp.size
+        ? ok('dnsmasq.lease-max', d.network, `dhcp-lease-max ${max} covers the range (${network.dhcp.size} addresses)`)
+        : fail(
+            'dnsmasq.lease-max',
+            d.network,
+            `dhcp-lease-max ${max}${d.leaseMax === undefined ? ' (default)' : ''} is below the range's ${network.dhcp.size} addresses: leases beyond it are refused`,
+            `set dhcp-lease-max=${network.dhcp.size} (the backend service renders it; rewrite ${d.confFile} from the site)`,
+          ),
+    );
+  }
+  results.push(
+    facts.ipForward === true
+      ? ok('sysctl.ip-forward', 'net.ipv4.ip_forward', '1')
+      : fail(
+          'sysctl.ip-forward',
+          'net.ipv4.ip_forward',
+          facts.ipForward === undefined ? 'unreadable' : '0: the backend forwards nothing',
+          'sysctl -w net.ipv4.ip_forward=1, and persist it in /etc/sysctl.d/',
+        ),
+  );
+  const blocking = facts.chains.filter(
+    (c) => c.hook === 'forward' && c.policy === 'drop' && !(c.family === 'inet' && c.table === 'ticrypt'),
+  );
+  results.push(
+    blocking.length === 0
+      ? ok('nft.foreign-forward', 'ruleset', "no other table's forward chain drops by policy")
+      : fail(
+          'nft.foreign-forward',
+          blocking.map((c) => `${c.family} ${c.table} ${c.name}`).join(', '),
+          "a forward base chain with policy drop in another table: an accept in inet ticrypt ends only ticrypt's chain, so this chain still drops VM traffic (Docker and firewalld install such chains)",
+          "accept ticrypt's interfaces in that chain (e.g. for Docker: rules in DOCKER-USER), or stop the service that installs it on the backend",
+        ),
+  );
+  const gatewayOf = new Map(site.networks.map((n) => [n.name, n.gatewayInterface]));
+  results.push(...checkRoutes(site, facts.routes, (network, route) => route.dev !== gatewayOf.get(network)));
+  return results;
+}
+
+function checkRegistered(site: Site, facts: BackendFacts): CheckResult {
+  const id = 'nft.registered';
+  if (!facts.tablePresent || facts.registered === undefined)
+    return warn(id, 'set registered', 'not compared: the table is missing', 'see nft.table');
+  if (facts.store === undefined)
+    return warn(
+      id,
+      'set registered',
+      `${facts.registered.length} element(s); not compared with the store (no admin token given)`,
+      'run doctor with --admin-token-file to compare',
+    );
+  if (!facts.store.ok)
+    return fail(
+      id,
+      'set registered',
+      `the store could not be read: ${facts.store.message}`,
+      'check the backend service and the admin token',
+    );
+  const expected = new Set<string>();
+  for (const r of facts.store.registrations) {
+    const network = site.networks.find((n) => n.name === r.network);
+    // Only allow-list networks put their NICs in the registered set.
+    if (network !== undefined && network.egress === 'allow-list')
+      expected.add(`${network.gatewayInterface} . ${r.mac} . ${r.ip}`);
+  }
+  const found = new Set(facts.registered);
+  const missing = [...expected].filter((e) => !found.has(e));
+  const extra = [...found].filter((e) => !expected.has(e));
+  if (missing.length === 0 && extra.length === 0)
+    return ok(id, 'set registered', `equal to the store (${expected.size} element(s))`);
+  return fail(
+    id,
+    'set registered',
+    [
+      missing.length > 0 ? `missing ${missing.join(', ')}` : '',
+      extra.length > 0 ? `not in the store ${extra.join(', ')}` : '',
+    ]
+      .filter(Boolean)
+      .join('; '),
+    'restart the backend service: it rebuilds the table from the store on start',
+  );
+}

@@ -1,0 +1,158 @@
+/** Facts the backend's doctor checks judge, and the gatherer that collects them on the backend. */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BackendClient } from '../../backend/api/client.js';
+import type { Site } from '../../site/model.js';
+import { commandRunner, type CommandRunner } from '../runner.js';
+import { parseRoutes, type RouteFact } from './route-facts.js';
+
+/** A base chain of the ruleset. */
+export interface ChainFact {
+  readonly family: string;
+  readonly table: string;
+  readonly name: string;
+  readonly hook?: string;
+  readonly policy?: string;
+}
+
+/** One network's dnsmasq, as its state directory shows it. */
+export interface DnsmasqFact {
+  readonly network: string;
+  readonly pidFile: string;
+  readonly pid?: number;
+  /** Whether that pid is a live process named dnsmasq. */
+  readonly running: boolean;
+  readonly confFile: string;
+  /** `dhcp-lease-max` from the config (absent: not set, dnsmasq's default 1000; or no config). */
+  readonly leaseMax?: number;
+  readonly confFound: boolean;
+}
+
+/** The store's registrations as the admin API lists them, or why they could not be had. */
+export type StoreFact =
+  | { readonly ok: true; readonly registrations: readonly { network: string; mac: string; ip: string }[] }
+  | { readonly ok: false; readonly message: string };
+
+/** Everything the backend checks look at. */
+export interface BackendFacts {
+  /** Whether `nft list table inet ticrypt` found it. */
+  readonly tablePresent: boolean;
+  /** The `registered` set's elements as `iface . mac . ip` (absent when the table is missing). */
+  readonly registered?: readonly string[];
+  /** Absent when no admin token was given. */
+  readonly store?: StoreFact;
+  readonly dnsmasq: readonly DnsmasqFact[];
+  /** `/proc/sys/net/ipv4/ip_forward` is 1 (absent when unreadable). */
+  readonly ipForward?: boolean;
+  readonly chains: readonly ChainFact[];
+  readonly routes: readonly RouteFact[];
+}
+
+/** Where the backend gatherer looks. */
+export interface BackendGatherOptions {
+  /** Runs nft, ip and cat (in a namespace for the lab). */
+  readonly run?: CommandRunner;
+  /** Default `/var/lib/ticrypt-net`. */
+  readonly stateDir?: string;
+  /** The backend API and an admin token, to compare the store with the set. */
+  readonly api?: { readonly url: string; readonly token: string; readonly ca?: string };
+}
+
+export const DEFAULT_BACKEND_STATE_DIR = '/var/lib/ticrypt-net';
+
+/** Gather the backend facts (a missing piece is a fact, not an error). */
+export async function gatherBackendFacts(site: Site, options: BackendGatherOptions = {}): Promise<BackendFacts> {
+  const run = options.run ?? commandRunner();
+  const stateDir = options.stateDir ?? DEFAULT_BACKEND_STATE_DIR;
+  const table = await run('nft', ['list', 'table', 'inet', 'ticrypt']);
+  const tablePresent = table.exitCode === 0;
+  const registered = tablePresent
+    ? parseSetElements((await run('nft', ['-j', 'list', 'set', 'inet', 'ticrypt', 'registered'])).stdout)
+    : undefined;
+  const ruleset = await run('nft', ['-j', 'list', 'ruleset']);
+  const forward = await run('cat', ['/proc/sys/net/ipv4/ip_forward']);
+  const routes = parseRoutes((await run('ip', ['-j', 'route', 'show'])).stdout);
+  const dnsmasq = await Promise.all(site.networks.map((n) => dnsmasqFact(join(stateDir, 'dnsmasq', n.name), n.name)));
+  const store = options.api === undefined ? undefined : await storeFact(options.api);
+  return {
+    tablePresent,
+    ...(registered === undefined ? {} : { registered }),
+    ...(store === undefined ? {} : { store }),
+    dnsmasq,
+    ...(forward.exitCode === 0 ? { ipForward: forward.stdout.trim() === '1' } : {}),
+    chains: parseChains(ruleset.stdout),
+    routes,
+  };
+}
+
+/** A set's elements from `nft -j list set`, each as `a . b . c`. */
+export function parseSetElements(text: string): string[] {
+  const json = safeJson(text) as { nftables?: { set?: { elem?: unknown[] } }[] } | undefined;
+  const elems = json?.nftables?.find((item) => item.set !== undefined)?.set?.elem ?? [];
+  return elems.map((elem) => {
+    const value = (elem as { elem?: { val?: unknown } }).elem?.val ?? elem;
+    const concat = (value as { concat?: unknown[] }).concat;
+    return Array.isArray(concat) ? concat.map(String).join(' . ') : String(value);
+  });
+}
+
+/** The chains of `nft -j list ruleset`. */
+export function parseChains(text: string): ChainFact[] {
+  const json = safeJson(text) as { nftables?: { chain?: Record<string, unknown> }[] } | undefined;
+  return (json?.nftables ?? [])
+    .map((item) => item.chain)
+    .filter((chain): chain is Record<string, unknown> => chain !== undefined)
+    .map((chain) => ({
+      family: String(chain.family),
+      table: String(chain.table),
+      name: String(chain.name),
+      ...(typeof chain.hook === 'string' ? { hook: chain.hook } : {}),
+      ...(typeof chain.policy === 'string' ? { policy: chain.policy } : {}),
+    }));
+}
+
+/** A network's dnsmasq from `<dir>/dnsmasq.pid` and `<dir>/dnsmasq.conf`. */
+export async function dnsmasqFact(dir: string, network: string): Promise<DnsmasqFact> {
+  const pidFile = join(dir, 'dnsmasq.pid');
+  const confFile = join(dir, 'dnsmasq.conf');
+  const pidText = (await readFile(pidFile, 'utf8').catch(() => '')).trim();
+  const pid = /^\d+$/.test(pidText) ? Number(pidText) : undefined;
+  const comm = pid === undefined ? '' : (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
+  const conf = await readFile(confFile, 'utf8').catch(() => undefined);
+  const leaseMax = conf === undefined ? undefined : /^dhcp-lease-max=(\d+)\s*$/m.exec(conf)?.[1];
+  return {
+    network,
+    pidFile,
+    ...(pid === undefined ? {} : { pid }),
+    running: comm === 'dnsmasq',
+    confFile,
+    confFound: conf !== undefined,
+    ...(leaseMax === undefined ? {} : { leaseMax: Number(leaseMax) }),
+  };
+}
+
+async function storeFact(api: NonNullable<BackendGatherOptions['api']>): Promise<StoreFact> {
+  try {
+    const client = new BackendClient({
+      url: api.url,
+      token: api.token,
+      timeoutMs: 5000,
+      ...(api.ca === undefined ? {} : { ca: api.ca }),
+    });
+    const answer = await client.call<{ registrations?: { network: string; mac: string; ip: string }[] }>(
+      'GET',
+      '/v1/registrations?all',
+    );
+    return { ok: true, registrations: answer?.registrations ?? [] };
+  } catch (error) {
+    return { ok: false, message: (error as Error).message };
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
