@@ -1,0 +1,260 @@
+import { describe, expect, it } from 'vitest';
+import { renderNetworkXml } from '../../src/libvirt/network-xml.js';
+import { checkBackend } from '../../src/host/doctor/backend-checks.js';
+import { parseChains, parseSetElements, type BackendFacts } from '../../src/host/doctor/backend-facts.js';
+import { checkHost } from '../../src/host/doctor/host-checks.js';
+import type { HostFacts } from '../../src/host/doctor/host-facts.js';
+import { doctorExitCode, type CheckResult } from '../../src/host/doctor/result.js';
+import { parseRoutes } from '../../src/host/doctor/route-facts.js';
+import type { ObservedPort } from '../../src/host/model.js';
+import { parseSiteText } from '../../src/site/load.js';
+
+const site = parseSiteText(`
+name: lab
+networks:
+  secure: { preset: secure }
+  service: { preset: service }
+`);
+
+const port = (name: string, bridge: string, extra: Partial<ObservedPort> = {}): ObservedPort => ({
+  name,
+  bridge,
+  trunks: [],
+  externalIds: {},
+  type: '',
+  options: {},
+  interfaceExternalIds: {},
+  ...extra,
+});
+
+function healthyHost(): HostFacts {
+  return {
+    observed: {
+      ovsRunning: true,
+      networkManager: false,
+      bridges: ['br-secure', 'br-service'].map((name) => ({ name, datapathType: 'system', externalIds: {} })),
+      ports: [
+        port('bond0.1081', 'br-secure', { tag: 1081 }),
+        port('bond0.1082', 'br-service', { tag: 1082 }),
+        port('vnet0', 'br-secure', { tag: 1081, interfaceExternalIds: { 'iface-id': 'x' } }),
+      ],
+      links: [
+        { name: 'bond0.1081', up: true, addresses: [] },
+        { name: 'bond0.1082', up: true, addresses: [] },
+      ],
+      networks: site.networks.map((n) => ({
+        name: n.name,
+        active: true,
+        autostart: true,
+        persistent: true,
+        xml: renderNetworkXml(site, n),
+        connections: 1,
+      })),
+    },
+    hooks: [
+      { path: '/h/qemu', exists: false, executable: false },
+      { path: '/h/qemu.d/ticrypt-net', exists: true, executable: true, interpreter: ['/bin/sh'], mtimeMs: 1000 },
+    ],
+    libvirtdStartMs: 2000,
+    hookConfig: { path: '/c/hook.yaml', exists: true, url: 'http://198.18.0.1:8443', tokenFile: '/c/token' },
+    backend: { url: 'http://198.18.0.1:8443', ok: true, outcome: 'ok', message: 'answered' },
+    routes: [{ dst: 'default' }, { dst: '10.0.0.0/24', dev: 'bond0' }],
+  };
+}
+
+function healthyBackend(): BackendFacts {
+  return {
+    tablePresent: true,
+    registered: ['bond0.1081 . 52:54:00:00:00:01 . 192.168.129.5'],
+    store: {
+      ok: true,
+      registrations: [
+        { network: 'secure', mac: '52:54:00:00:00:01', ip: '192.168.129.5' },
+        { network: 'service', mac: '52:54:00:00:00:02', ip: '192.168.122.5' },
+      ],
+    },
+    dnsmasq: site.networks.map((n) => ({
+      network: n.name,
+      pidFile: `/s/${n.name}/dnsmasq.pid`,
+      pid: 7,
+      running: true,
+      confFile: `/s/${n.name}/dnsmasq.conf`,
+      confFound: true,
+      leaseMax: 40000,
+    })),
+    ipForward: true,
+    chains: [{ family: 'inet', table: 'ticrypt', name: 'forward', hook: 'forward', policy: 'drop' }],
+    routes: [
+      { dst: '192.168.128.0/17', dev: 'bond0.1081' },
+      { dst: '192.168.122.0/24', dev: 'bond0.1082' },
+    ],
+  };
+}
+
+const notOk = (results: CheckResult[]) =>
+  results.filter((r) => r.status !== 'ok').map((r) => `${r.status} ${r.id} ${r.subject}`);
+
+describe('host checks on fixture facts', () => {
+  it('a healthy host is all OK', () => {
+    const results = checkHost(site, undefined, healthyHost());
+    expect(notOk(results)).toEqual([]);
+    expect(doctorExitCode(results)).toBe(0);
+  });
+
+  const h = healthyHost;
+  it.each<[string, () => HostFacts, string, string]>([
+    [
+      'OVS down',
+      () => ({ ...h(), observed: { ...h().observed, ovsRunning: false } }),
+      'fail ovs.running Open vSwitch',
+      'systemctl start openvswitch-switch',
+    ],
+    [
+      'an address on the VLAN interface',
+      () => ({
+        ...h(),
+        observed: {
+          ...h().observed,
+          links: [
+            { name: 'bond0.1081', up: true, addresses: ['10.9.9.9/24'] },
+            { name: 'bond0.1082', up: true, addresses: [] },
+          ],
+        },
+      }),
+      'warn uplink.interface bond0.1081',
+      'ip addr flush dev bond0.1081',
+    ],
+    [
+      'a VM port on the wrong VLAN',
+      () => ({
+        ...h(),
+        observed: { ...h().observed, ports: [...h().observed.ports, port('vnet7', 'br-secure', { tag: 1082 })] },
+      }),
+      'fail vlan.vm-ports br-secure',
+      'tag=1081',
+    ],
+    [
+      'a network definition with another UUID',
+      () => ({
+        ...h(),
+        observed: {
+          ...h().observed,
+          networks: h().observed.networks.map((n) => ({
+            ...n,
+            xml: n.xml.replace(/<uuid>[^<]+/, '<uuid>00000000-0000-4000-8000-000000000000'),
+          })),
+        },
+      }),
+      'fail network.definition secure',
+      'shut down or migrate its 1 VM interface(s)',
+    ],
+    [
+      '#!/usr/bin/env',
+      () => ({ ...h(), hooks: [h().hooks[0]!, { ...h().hooks[1]!, interpreter: ['/usr/bin/env', 'node'] }] }),
+      'warn hook.interpreter /h/qemu.d/ticrypt-net',
+      '#!/usr/bin/node',
+    ],
+    [
+      'libvirtd not running',
+      () => {
+        const rest: HostFacts = { ...h() };
+        delete (rest as { libvirtdStartMs?: number }).libvirtdStartMs;
+        return rest;
+      },
+      'fail hook.loaded /h/qemu.d/ticrypt-net',
+      'start libvirtd',
+    ],
+    [
+      'no hook config',
+      () => {
+        const rest: HostFacts = { ...h() };
+        delete (rest as { backend?: unknown }).backend;
+        return { ...rest, hookConfig: { path: '/c/hook.yaml', exists: false } };
+      },
+      'warn backend.reachable /c/hook.yaml',
+      'backendUrl, tokenFile',
+    ],
+    [
+      'a VM subnet overlapping a route',
+      () => ({ ...h(), routes: [{ dst: '192.168.122.0/23', dev: 'eth1' }] }),
+      'fail routes.overlap 192.168.122.0/24',
+      'change the site subnet',
+    ],
+  ])('%s', (_name, facts, expected, fix) => {
+    const results = checkHost(site, undefined, facts());
+    expect(notOk(results)).toContain(expected);
+    expect(results.find((r) => `${r.status} ${r.id} ${r.subject}` === expected)?.fix).toContain(fix);
+  });
+});
+
+describe('backend checks on fixture facts', () => {
+  it('a healthy backend is all OK (open networks stay out of the registered set)', () => {
+    expect(notOk(checkBackend(site, healthyBackend()))).toEqual([]);
+  });
+
+  const b = healthyBackend;
+  it.each<[string, () => BackendFacts, string, string]>([
+    ['table missing', () => ({ ...b(), tablePresent: false }), 'fail nft.table inet ticrypt', 'backend serve'],
+    [
+      'set differs from the store',
+      () => ({ ...b(), registered: ['secure . 52:54:00:00:00:09 . 192.168.129.9'] }),
+      'fail nft.registered set registered',
+      'rebuilds the table from the store',
+    ],
+    [
+      'dnsmasq not running',
+      () => ({ ...b(), dnsmasq: b().dnsmasq.map((d) => ({ ...d, running: false })) }),
+      'fail dnsmasq.running secure',
+      'restart the backend service',
+    ],
+    [
+      'lease limit below the range (dnsmasq default 1000)',
+      () => ({ ...b(), dnsmasq: b().dnsmasq.map((d) => ({ ...d, leaseMax: undefined }) as unknown as typeof d) }),
+      'fail dnsmasq.lease-max secure',
+      'dhcp-lease-max=32510',
+    ],
+    [
+      'forwarding off',
+      () => ({ ...b(), ipForward: false }),
+      'fail sysctl.ip-forward net.ipv4.ip_forward',
+      'sysctl -w net.ipv4.ip_forward=1',
+    ],
+    [
+      "Docker's forward chain",
+      () => ({
+        ...b(),
+        chains: [...b().chains, { family: 'ip', table: 'filter', name: 'FORWARD', hook: 'forward', policy: 'drop' }],
+      }),
+      'fail nft.foreign-forward ip filter FORWARD',
+      'DOCKER-USER',
+    ],
+    [
+      'a VM subnet routed elsewhere',
+      () => ({ ...b(), routes: [...b().routes, { dst: '192.168.129.0/24', dev: 'wg0' }] }),
+      'fail routes.overlap 192.168.128.0/17',
+      'remove the conflicting',
+    ],
+  ])('%s', (_name, facts, expected, fix) => {
+    const results = checkBackend(site, facts());
+    expect(notOk(results)).toContain(expected);
+    expect(results.find((r) => `${r.status} ${r.id} ${r.subject}` === expected)?.fix).toContain(fix);
+    expect(doctorExitCode(results)).toBe(1);
+  });
+
+  it('parses nft and ip JSON', () => {
+    expect(
+      parseSetElements(
+        '{"nftables":[{"metainfo":{}},{"set":{"name":"registered","elem":[{"concat":["secure","52:54:00:00:00:01","192.168.129.5"]}]}}]}',
+      ),
+    ).toEqual(['secure . 52:54:00:00:00:01 . 192.168.129.5']);
+    expect(
+      parseChains(
+        '{"nftables":[{"chain":{"family":"ip","table":"other","name":"dfwd","hook":"forward","policy":"drop"}}]}',
+      ),
+    ).toEqual([{ family: 'ip', table: 'other', name: 'dfwd', hook: 'forward', policy: 'drop' }]);
+    expect(parseRoutes('[{"dst":"default","dev":"eth0"},{"dst":"10.1.2.3","dev":"x"}]')).toEqual([
+      { dst: 'default', dev: 'eth0' },
+      { dst: '10.1.2.3/32', dev: 'x' },
+    ]);
+  });
+});
