@@ -1,8 +1,9 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { renderDnsmasqConfig, type DnsmasqConfigOptions } from '../dnsmasq/config.js';
 import { HostsDir } from '../dnsmasq/hosts-dir.js';
-import { checkDnsmasqConfig, DnsmasqProcess, type CommandWrapper } from '../dnsmasq/process.js';
+import { checkDnsmasqConfig, DnsmasqProcess, readPidFile, signalPid, type CommandWrapper } from '../dnsmasq/process.js';
 import type { Network, Site } from '../../site/model.js';
 import type { Registration } from '../types.js';
 
@@ -129,6 +130,8 @@ export class DnsmasqFleet {
     const previous = member.process;
     member.stopping = true;
     await previous?.stop();
+    // A daemon killed with SIGKILL leaves its dnsmasq running, holding the sockets the new one needs.
+    if (previous === undefined) await endLeftover(paths.pidFile, paths.confFile);
     member.stopping = false;
     const started = await DnsmasqProcess.start({
       ...run,
@@ -143,5 +146,32 @@ export class DnsmasqFleet {
       await new Promise((resolve) => setTimeout(resolve, this.options.restartDelayMs ?? 1000));
       if (!member.stopping && member.process === started) await this.restart(member).catch(() => undefined);
     });
+  }
+}
+
+/** Whether `pid` is a live dnsmasq started with `confFile` (a zombie has an empty cmdline: no). */
+async function isDnsmasqOf(pid: number, confFile: string): Promise<boolean> {
+  const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  return basename(argv[0] ?? '') === 'dnsmasq' && argv.includes(`--conf-file=${confFile}`);
+}
+
+/**
+ * Whether `pid` has released its files (sockets included): no such process, or
+ * a zombie. An exiting process loses its cmdline before it closes its sockets.
+ */
+async function released(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return stat === undefined || /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+}
+
+/** End the dnsmasq a previous daemon left (named by the pid file, checked by its command line): SIGTERM, then SIGKILL. */
+async function endLeftover(pidFile: string, confFile: string, timeoutMs = 5000): Promise<void> {
+  const pid = await readPidFile(pidFile);
+  if (pid === undefined || !(await isDnsmasqOf(pid, confFile))) return;
+  signalPid(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (!(await released(pid))) {
+    if (Date.now() > deadline) signalPid(pid, 'SIGKILL');
+    await sleep(20);
   }
 }
