@@ -1,0 +1,309 @@
+import { createServer, type Server } from 'node:http';
+import { chmod, mkdir, rm, utimes, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderRuleset } from '../../src/backend/nft/ruleset.js';
+import { parseSiteText } from '../../src/site/load.js';
+import { cli } from '../support/cli.js';
+import { LabResources, labSiteYaml, VIRSH, vsctl, writeLabSite, type LabNetwork } from './host-lab.js';
+import { runPrefix } from './names.js';
+import { labAvailable } from './prereq.js';
+
+const lab = labAvailable('ovs-vsctl', 'virsh', 'ip', 'ethtool', 'nft');
+
+interface Result {
+  id: string;
+  subject: string;
+  status: string;
+  fix?: string;
+}
+
+/**
+ * doctor against the real OVS and libvirtd: a healthy lab host is all OK;
+ * each seeded fault is reported FAIL or WARN with its fix, then repaired.
+ */
+describe.skipIf(!lab)('doctor on a lab host (seeded faults)', () => {
+  const p = runPrefix();
+  const res = new LabResources();
+  const networks: LabNetwork[] = [{ name: `${p}-secure`, preset: 'secure', bridge: `${p}-sec`, mode: 'vlan' }];
+  const vlanIf = `${p}u.1081`;
+  let args: string[] = [];
+  let hooksDir = '';
+  let hook = '';
+  let token = '';
+  let server: Server;
+
+  const doctor = async (...extra: string[]) => {
+    const result = await cli('doctor', ...args, ...extra, '--json');
+    return { code: result.code, results: (JSON.parse(result.stdout) as { results: Result[] }).results };
+  };
+  const notOk = (results: Result[]) => results.filter((r) => r.status !== 'ok');
+  const apply = async () => expect((await cli('host', 'apply', ...args.slice(0, 8))).code).toBe(0);
+
+  beforeAll(async () => {
+    const dir = await res.tempDir();
+    const site = await writeLabSite(res, dir, 'site.yaml', labSiteYaml(p, 'a', `${p}u`, networks), networks);
+    await res.veth(vlanIf, `${p}x1081`);
+    hooksDir = join(dir, 'hooks');
+    hook = join(hooksDir, 'qemu.d', 'ticrypt-net');
+    await mkdir(join(hooksDir, 'qemu.d'), { recursive: true });
+    await writeFile(hook, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    await utimes(hook, new Date('2000-01-01'), new Date('2000-01-01'));
+    token = `host-token-${p}`;
+    server = createServer((req, res2) => {
+      const authorized = req.headers.authorization === `Bearer ${token}`;
+      res2.writeHead(authorized ? 200 : 401, { 'content-type': 'application/json' });
+      res2.end(
+        JSON.stringify(authorized ? { registrations: [] } : { error: { code: 'E_AUTH', message: 'bad token' } }),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await writeFile(join(dir, 'token'), `${token}\n`);
+    await writeFile(join(dir, 'hook.yaml'), `backendUrl: http://127.0.0.1:${port}\ntokenFile: ${join(dir, 'token')}\n`);
+    args = ['--site', site, '--host', 'a', '--datapath', 'netdev', '--uplink-bridge', `${p}-upl`];
+    args.push('--hooks-dir', hooksDir, '--hook-config', join(dir, 'hook.yaml'));
+    await apply();
+  });
+  afterAll(async () => {
+    server?.close();
+    await res.cleanup();
+  });
+
+  it('a healthy lab host reports all OK and exits 0', async () => {
+    const { code, results } = await doctor();
+    expect(notOk(results)).toEqual([]);
+    expect(code).toBe(0);
+    expect(results.map((r) => r.id)).toEqual(
+      expect.arrayContaining([
+        'ovs.running',
+        'bridge.present',
+        'bridge.uplink',
+        'vlan.vm-ports',
+        'uplink.interface',
+        'network.definition',
+        'network.active',
+        'network.autostart',
+        'hook.installed',
+        'hook.executable',
+        'hook.interpreter',
+        'hook.loaded',
+        'backend.reachable',
+        'routes.overlap',
+      ]),
+    );
+  });
+
+  const vm = `${p}vm1`;
+  const faults: [string, () => Promise<unknown>, () => Promise<unknown>, string, string, string][] = [
+    ['bridge deleted', () => vsctl('del-br', `${p}-sec`), apply, 'fail bridge.present', `${p}-sec`, 'host apply'],
+    [
+      'uplink tag removed',
+      () => vsctl('remove', 'port', vlanIf, 'tag', '1081'),
+      apply,
+      'fail vlan.uplink',
+      vlanIf,
+      'tag=1081',
+    ],
+    [
+      'uplink interface down',
+      () => execa('ip', ['link', 'set', vlanIf, 'down']),
+      apply,
+      'fail uplink.interface',
+      vlanIf,
+      `ip link set dev ${vlanIf} up`,
+    ],
+    [
+      'VM port on the wrong VLAN',
+      () =>
+        vsctl(
+          'add-port',
+          `${p}-sec`,
+          vm,
+          'tag=999',
+          '--',
+          'set',
+          'interface',
+          vm,
+          'type=internal',
+          'external_ids:iface-id=x',
+        ),
+      () => vsctl('del-port', vm),
+      'fail vlan.vm-ports',
+      `${p}-sec`,
+      'tag=1081',
+    ],
+    [
+      'network undefined',
+      async () => {
+        await execa('virsh', [...VIRSH, 'net-destroy', `${p}-secure`]);
+        await execa('virsh', [...VIRSH, 'net-undefine', `${p}-secure`]);
+      },
+      apply,
+      'fail network.defined',
+      `${p}-secure`,
+      'host apply',
+    ],
+    [
+      'network stopped',
+      () => execa('virsh', [...VIRSH, 'net-destroy', `${p}-secure`]),
+      apply,
+      'fail network.active',
+      `${p}-secure`,
+      'net-start',
+    ],
+    [
+      'autostart off',
+      () => execa('virsh', [...VIRSH, 'net-autostart', '--disable', `${p}-secure`]),
+      apply,
+      'warn network.autostart',
+      `${p}-secure`,
+      'net-autostart',
+    ],
+    [
+      'definition differs (VLAN)',
+      async () => {
+        const xml = (await execa('virsh', [...VIRSH, 'net-dumpxml', '--inactive', `${p}-secure`])).stdout.replace(
+          "id='1081'",
+          "id='1099'",
+        );
+        const file = join(await res.tempDir(), 'n.xml');
+        await writeFile(file, xml);
+        await execa('virsh', [...VIRSH, 'net-define', file]);
+      },
+      apply,
+      'fail network.definition',
+      `${p}-secure`,
+      'host apply',
+    ],
+    [
+      'hook missing',
+      () => rm(hook),
+      async () => {
+        await writeFile(hook, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+        await utimes(hook, new Date('2000-01-01'), new Date('2000-01-01'));
+      },
+      'fail hook.installed',
+      '',
+      'hook install',
+    ],
+    [
+      'hook not executable',
+      () => chmod(hook, 0o644),
+      () => chmod(hook, 0o755),
+      'fail hook.executable',
+      '',
+      'chmod 755',
+    ],
+    [
+      'interpreter under /usr/local',
+      () => writeFile(hook, '#!/usr/local/bin/node\n'),
+      async () => {
+        await writeFile(hook, '#!/bin/sh\nexit 0\n');
+        await utimes(hook, new Date('2000-01-01'), new Date('2000-01-01'));
+      },
+      'fail hook.interpreter',
+      '',
+      'under /usr/bin',
+    ],
+    [
+      'hook changed after libvirtd started',
+      () => utimes(hook, new Date(), new Date(Date.now() + 60_000)),
+      () => utimes(hook, new Date('2000-01-01'), new Date('2000-01-01')),
+      'fail hook.loaded',
+      '',
+      'restart libvirtd',
+    ],
+    [
+      'token refused',
+      async () => {
+        token = 'another';
+      },
+      async () => {
+        token = `host-token-${p}`;
+      },
+      'fail backend.reachable',
+      '',
+      'token add',
+    ],
+  ];
+
+  it.each(faults)('%s: reported with its fix, then repaired', async (_name, seed, repair, expected, subject, fix) => {
+    await seed();
+    const { code, results } = await doctor();
+    const found = notOk(results).find(
+      (r) => `${r.status} ${r.id}` === expected && (subject === '' || r.subject === subject),
+    );
+    expect(found, JSON.stringify(notOk(results))).toBeDefined();
+    expect(found?.fix).toContain(fix);
+    if (expected.startsWith('fail')) expect(code).toBe(1);
+    await repair();
+    expect(notOk((await doctor()).results)).toEqual([]);
+  });
+});
+
+describe.skipIf(!lab)('doctor --role backend in a namespace (real nft, sysctl, routes)', () => {
+  const p = runPrefix();
+  const res = new LabResources();
+  const ns = `${p}be`;
+  const site = parseSiteText(`name: ${p}\nbackend: { trunk: ${p}t }\nnetworks:\n  secure: { preset: secure }\n`);
+  let siteFile = '';
+  const doctor = async () => {
+    const result = await cli(
+      'doctor',
+      '--role',
+      'backend',
+      '--site',
+      siteFile,
+      '--netns',
+      ns,
+      '--state-dir',
+      join(siteFile, '..', 'state'),
+      '--json',
+    );
+    return (JSON.parse(result.stdout) as { results: Result[] }).results;
+  };
+  const status = (results: Result[], id: string) => results.find((r) => r.id === id)?.status;
+  const inNs = (program: string, args: string[], input?: string) =>
+    execa('ip', ['netns', 'exec', ns, program, ...args], input === undefined ? {} : { input });
+
+  beforeAll(async () => {
+    await res.netns(ns);
+    siteFile = join(await res.tempDir(), 'site.yaml');
+    await writeFile(siteFile, `name: ${p}\nbackend: { trunk: ${p}t }\nnetworks:\n  secure: { preset: secure }\n`);
+  });
+  afterAll(() => res.cleanup());
+
+  it('a bare namespace: table missing, forwarding off, dnsmasq not running', async () => {
+    const results = await doctor();
+    expect(status(results, 'nft.table')).toBe('fail');
+    expect(status(results, 'sysctl.ip-forward')).toBe('fail');
+    expect(status(results, 'dnsmasq.running')).toBe('fail');
+    expect(status(results, 'nft.foreign-forward')).toBe('ok');
+  });
+
+  it("with the project's table and forwarding on those pass; another table's drop chain and an overlapping route fail", async () => {
+    await inNs('nft', ['-f', '-'], renderRuleset(site, { registrations: [], allowLists: [] }));
+    await inNs('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    let results = await doctor();
+    expect(status(results, 'nft.table')).toBe('ok');
+    expect(status(results, 'sysctl.ip-forward')).toBe('ok');
+    expect(status(results, 'routes.overlap')).toBe('ok');
+    await inNs(
+      'nft',
+      ['-f', '-'],
+      'table ip dockerish {\n chain dfwd {\n  type filter hook forward priority 0; policy drop;\n }\n}\n',
+    );
+    await inNs('ip', ['link', 'add', 'wg0', 'type', 'veth', 'peer', 'name', 'wg1']);
+    await inNs('ip', ['link', 'set', 'wg0', 'up']);
+    await inNs('ip', ['route', 'add', '192.168.200.0/24', 'dev', 'wg0']);
+    results = await doctor();
+    expect(results.find((r) => r.id === 'nft.foreign-forward')).toMatchObject({
+      status: 'fail',
+      subject: 'ip dockerish dfwd',
+    });
+    expect(results.find((r) => r.id === 'routes.overlap')).toMatchObject({ status: 'fail' });
+  });
+});
