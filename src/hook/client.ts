@@ -1,5 +1,5 @@
-import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import type { HookConfig } from './config-types.js';
 
 /** A backend answer: HTTP status and parsed JSON body (undefined when not JSON). */
@@ -11,56 +11,112 @@ export interface Answer {
 /** Sends one JSON POST and resolves with the answer, or rejects when there is none in time. */
 export type Transport = (path: string, body: unknown, timeoutMs: number) => Promise<Answer>;
 
+/** Largest answer read: the API's answers are a few hundred bytes (a reconcile's a few MB at most). */
+const MAX_ANSWER = 16 * 1024 * 1024;
+
 /**
- * A minimal JSON-over-HTTP(S) transport for the hook: `node:http`, with
- * `node:https` loaded only for an https URL (it costs milliseconds of start-up
- * the hook does not have), no keep-alive, every request bounded by
- * `timeoutMs` from start to the last byte.
+ * A minimal JSON-over-HTTP/1.1 transport for the hook, straight on a TCP
+ * (or, for an https URL, TLS) socket: one request per connection
+ * (`Connection: close`), the answer read to the end. `node:http` costs
+ * several milliseconds of loading and request set-up that a hook run on every
+ * VM start does not have; `node:tls` is loaded only for https. Every request
+ * is bounded by `timeoutMs` from connect to the last byte. TLS verifies the
+ * backend's certificate against `caFile` (or the system's CAs) and its name
+ * or IP address.
  *
  * @throws when the CA file cannot be read.
  * @example const post = await httpTransport(config, token); await post('/v1/register', body, 500);
  */
 export async function httpTransport(config: HookConfig, token: string): Promise<Transport> {
   const base = new URL(config.backend.url);
+  const secure = base.protocol === 'https:';
+  const host = base.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = Number(base.port || (secure ? 443 : 80));
   const ca = config.backend.caFile === undefined ? undefined : readFileSync(config.backend.caFile);
-  // Loaded only for https: TLS costs start-up time the hook does not have on a plain-HTTP management link.
-  const send = base.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
+  const tls = secure ? await import('node:tls') : undefined;
+  const open = (): Socket =>
+    tls
+      ? tls.connect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}), ...(ca ? { ca } : {}) })
+      : netConnect({ host, port });
   return (path, body, timeoutMs) =>
     new Promise<Answer>((resolve, reject) => {
-      const payload = JSON.stringify(body);
-      const options: RequestOptions & { ca?: Buffer } = {
-        method: 'POST',
-        agent: false,
-        headers: {
-          authorization: `Bearer ${token}`,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(payload),
-          connection: 'close',
-        },
-        signal: AbortSignal.timeout(Math.max(1, timeoutMs)),
-        ...(ca === undefined ? {} : { ca }),
+      const payload = Buffer.from(JSON.stringify(body), 'utf8');
+      const target = new URL(path, base);
+      const head =
+        `POST ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${base.host}\r\n` +
+        `Authorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: application/json\r\n` +
+        `Content-Length: ${payload.length}\r\nConnection: close\r\n\r\n`;
+      const socket = open();
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let settled = false;
+      const finish = (error: Error | undefined, answer?: Answer) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.destroy();
+        if (error) reject(error);
+        else resolve(answer!);
       };
-      const req = send(new URL(path, base), options, (res: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          } catch {
-            parsed = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
+      const timer = setTimeout(() => finish(new Error(`no answer within ${timeoutMs} ms`)), Math.max(1, timeoutMs));
+      socket.setNoDelay(true);
+      socket.once(tls ? 'secureConnect' : 'connect', () => socket.write(Buffer.concat([Buffer.from(head), payload])));
+      socket.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_ANSWER) return finish(new Error(`answer larger than ${MAX_ANSWER} bytes`));
+        chunks.push(chunk);
       });
-      req.on('error', (error: Error) =>
-        reject(
-          error.name === 'AbortError' || error.name === 'TimeoutError'
-            ? new Error(`no answer within ${timeoutMs} ms`)
-            : error,
-        ),
-      );
-      req.end(payload);
+      socket.on('error', (error) => finish(error));
+      socket.on('end', () => {
+        try {
+          finish(undefined, parseAnswer(Buffer.concat(chunks)));
+        } catch (error) {
+          finish(error as Error);
+        }
+      });
+      socket.on('close', () => finish(new Error('connection closed before an answer')));
     });
+}
+
+/**
+ * Parse an HTTP/1.1 response read to connection close: status line, headers,
+ * and a body by Content-Length, chunked encoding, or to the end.
+ *
+ * @throws Error on a malformed response.
+ */
+export function parseAnswer(raw: Buffer): Answer {
+  const split = raw.indexOf('\r\n\r\n');
+  if (split === -1) throw new Error('malformed HTTP answer: no end of headers');
+  const lines = raw.subarray(0, split).toString('latin1').split('\r\n');
+  const status = /^HTTP\/1\.[01] ([0-9]{3})/.exec(lines[0] ?? '')?.[1];
+  if (status === undefined) throw new Error(`malformed HTTP answer: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+  const headers = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+  }
+  let body = raw.subarray(split + 4);
+  if (/\bchunked\b/i.test(headers.get('transfer-encoding') ?? '')) body = dechunk(body);
+  else if (headers.has('content-length')) body = body.subarray(0, Number(headers.get('content-length')));
+  let json: unknown;
+  try {
+    json = body.length === 0 ? undefined : JSON.parse(body.toString('utf8'));
+  } catch {
+    json = undefined;
+  }
+  return { status: Number(status), body: json };
+}
+
+function dechunk(data: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const eol = data.indexOf('\r\n', at);
+    if (eol === -1) throw new Error('malformed chunked HTTP answer');
+    const length = Number.parseInt(data.subarray(at, eol).toString('latin1').split(';')[0] ?? '', 16);
+    if (!Number.isSafeInteger(length) || length < 0) throw new Error('malformed chunked HTTP answer');
+    if (length === 0) return Buffer.concat(parts);
+    parts.push(data.subarray(eol + 2, eol + 2 + length));
+    at = eol + 2 + length + 2;
+  }
 }

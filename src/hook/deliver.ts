@@ -37,6 +37,8 @@ export interface DeliveryContext {
   readonly requestMs: number;
   /** `Date.now()` by which every request must have ended. */
   readonly deadline: number;
+  /** Told of each of {@link deliverEvents}' events once its outcome is settled. */
+  readonly onSettled?: (event: HookEvent) => void;
 }
 
 type Attempt =
@@ -164,21 +166,25 @@ export async function deliverEvents(
       return { event, result: 'failed', reason: `${reason}; ${(error as Error).message}` };
     }
   };
-  return Promise.all(
-    events.map(async (event): Promise<Outcome> => {
-      if (pending.has(nicKey(event.nic))) return park(event, 'earlier events of this NIC are still spooled');
-      if (unreachable !== undefined) return park(event, unreachable);
-      const attempt = await send(context, event);
-      if (attempt.kind === 'ok') {
-        return {
-          event,
-          result: 'delivered',
-          ...(attempt.status === undefined ? {} : { status: attempt.status }),
-          ...(attempt.ip === undefined ? {} : { ip: attempt.ip }),
-        };
-      }
-      if (attempt.kind === 'permanent') return { event, result: 'refused', reason: attempt.reason };
-      return park(event, attempt.reason);
-    }),
-  );
+  const settle = (outcome: Outcome): Outcome => {
+    context.onSettled?.(outcome.event);
+    return outcome;
+  };
+  return Promise.all(events.map(async (event): Promise<Outcome> => settle(await deliverOne(event))));
+
+  async function deliverOne(event: HookEvent): Promise<Outcome> {
+    if (pending.has(nicKey(event.nic))) return park(event, 'earlier events of this NIC are still spooled');
+    if (unreachable !== undefined) return park(event, unreachable);
+    const attempt = await send(context, event);
+    if (attempt.kind === 'ok') {
+      return {
+        event,
+        result: 'delivered',
+        ...(attempt.status === undefined ? {} : { status: attempt.status }),
+        ...(attempt.ip === undefined ? {} : { ip: attempt.ip }),
+      };
+    }
+    if (attempt.kind === 'permanent') return { event, result: 'refused', reason: attempt.reason };
+    return park(event, attempt.reason);
+  }
 }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 /** Where hook runs report: one line per message, with a level. */
@@ -22,44 +22,56 @@ const LOGGER = '/usr/bin/logger';
 export function hookLog(options: { syslog: boolean; tag?: string; stderr?: (line: string) => void }): HookLog {
   const tag = options.tag ?? 'ticrypt-net-hook';
   const stderr = options.stderr ?? ((line: string) => process.stderr.write(line));
-  let child: ChildProcess | undefined;
+  let child: Promise<ChildProcess | undefined> | undefined;
   let syslog = options.syslog && existsSync(LOGGER);
   const pending: Promise<void>[] = [];
+  // node:child_process is loaded only when syslog is on: its load is start-up time the hook does not have.
+  const start = async (): Promise<ChildProcess | undefined> => {
+    try {
+      const { spawn } = await import('node:child_process');
+      const logger = spawn(LOGGER, ['--id=' + process.pid, '-t', tag, '--prio-prefix'], {
+        stdio: ['pipe', 'ignore', 'ignore'],
+        env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+      });
+      logger.on('error', () => {
+        syslog = false;
+      });
+      logger.stdin?.on('error', () => {});
+      logger.unref();
+      return logger;
+    } catch {
+      syslog = false;
+      return undefined;
+    }
+  };
 
   const write = (priority: number, level: string, message: string) => {
     const line = message.replace(/[\r\n]+/g, ' ');
     stderr(`${tag}: ${level === 'info' ? '' : `${level}: `}${line}\n`);
     if (!syslog) return;
-    try {
-      if (!child) {
-        child = spawn(LOGGER, ['--id=' + process.pid, '-t', tag, '--prio-prefix'], {
-          stdio: ['pipe', 'ignore', 'ignore'],
-          env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
-        });
-        child.on('error', () => {
-          syslog = false;
-        });
-        child.stdin?.on('error', () => {});
-        child.unref();
-      }
-      // daemon facility (3 << 3) plus the severity.
-      const chunk = `<${24 + priority}>${line}\n`;
-      pending.push(new Promise((resolve) => child?.stdin?.write(chunk, () => resolve()) ?? resolve()));
-    } catch {
-      syslog = false;
-    }
+    child ??= start();
+    // daemon facility (3 << 3) plus the severity.
+    const chunk = `<${24 + priority}>${line}\n`;
+    pending.push(
+      child.then(
+        (logger) =>
+          new Promise<void>((resolve) => {
+            if (!logger?.stdin?.writable) return resolve();
+            logger.stdin.write(chunk, () => resolve());
+          }),
+      ),
+    );
   };
   return {
     info: (message) => write(6, 'info', message),
     warn: (message) => write(4, 'warning', message),
     error: (message) => write(3, 'error', message),
     async close(ms = 100) {
-      const stdin = child?.stdin;
-      const done = Promise.all(pending).then(
-        () => new Promise<void>((resolve) => (stdin ? stdin.end(resolve) : resolve())),
-      );
+      if (!child) return;
+      const done = Promise.all(pending)
+        .then(() => child)
+        .then((logger) => new Promise<void>((resolve) => (logger?.stdin ? logger.stdin.end(resolve) : resolve())));
       await Promise.race([done, new Promise((resolve) => setTimeout(resolve, ms).unref())]);
-      (stdin as { unref?: () => void } | undefined)?.unref?.();
     },
   };
 }

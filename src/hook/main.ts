@@ -2,6 +2,7 @@
 // `node hook.cjs CONFIG CACHE qemu|network NAME OP SUBOP EXTRA...`. It is the one place of the
 // hook that touches process streams and exits. It never writes to stdout: for migrate and
 // restore, libvirt takes the hook's stdout as the new domain XML.
+import { read } from 'node:fs';
 import { join } from 'node:path';
 import type * as ConfigModule from './config.js';
 import { loadConfigCached } from './config-cache.js';
@@ -9,7 +10,10 @@ import { DEFAULT_HOOK_MS, type HookConfig } from './config-types.js';
 import { transportOf } from './environment.js';
 import { hookLog, type HookLog } from './log.js';
 import { opsOf } from './ops.js';
-import { runHook } from './run.js';
+import { type Inflight, rescueInflight, runHook } from './run.js';
+import { trace } from './trace.js';
+
+trace('loaded');
 
 /** Largest stdin read: a domain XML is kilobytes; anything this big is not one. */
 const MAX_STDIN = 32 * 1024 * 1024;
@@ -18,15 +22,25 @@ const startedAt = Date.now() - Math.round(process.uptime() * 1000);
 const [configPath = '', cachePath = '', kind = '', ...args] = process.argv.slice(2);
 
 let activeLog: HookLog | undefined;
+const inflight: Inflight = { settled: new Set() };
 let watchdog: NodeJS.Timeout | undefined;
-const armWatchdog = (hookMs: number) => {
+let bound = DEFAULT_HOOK_MS;
+/**
+ * At the bound, save what is unsettled and exit. Before the run has its events
+ * (reading stdin, parsing: local work, never the backend) it waits on, up to
+ * ten times the bound, so a starved machine delays an event instead of losing it.
+ */
+const armWatchdog = (hookMs: number, late = false) => {
+  bound = hookMs;
   if (watchdog) clearTimeout(watchdog);
   watchdog = setTimeout(
     () => {
+      const code = rescueInflight(inflight, activeLog);
+      if (code === undefined && !late) return armWatchdog(hookMs * 10, true);
       process.stderr.write(
-        `ticrypt-net-hook: error: ${kind} ${args[1] ?? ''} of ${args[0] ?? ''} exceeded its bound of ${hookMs} ms; exiting\n`,
+        `ticrypt-net-hook: error: ${kind} ${args[1] ?? ''} of ${args[0] ?? ''} reached its bound of ${bound} ms; exiting\n`,
       );
-      process.exit(0);
+      process.exit(code ?? 0);
     },
     Math.max(1, startedAt + hookMs - Date.now()),
   );
@@ -46,21 +60,29 @@ async function loadFull(file: string): Promise<HookConfig> {
   return module.loadHookConfig(file);
 }
 
+/** Read stdin to its end with fs.read on fd 0: cheaper to start than process.stdin's stream machinery. */
 function readStdin(): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    process.stdin.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_STDIN) {
-        process.stdin.destroy();
-        reject(new Error(`expected a domain XML, found more than ${MAX_STDIN} bytes on stdin`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    process.stdin.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    process.stdin.on('error', reject);
+    const step = () => {
+      const buffer = Buffer.allocUnsafe(size < 65536 ? 65536 : 1024 * 1024);
+      read(0, buffer, 0, buffer.length, null, (error, bytes) => {
+        if (error) {
+          // No stdin at all (closed descriptor): nothing to read.
+          if (error.code === 'EBADF' || error.code === 'EOF') return resolve('');
+          if (error.code === 'EAGAIN') return setTimeout(step, 1);
+          return reject(error);
+        }
+        if (bytes === 0) return resolve(Buffer.concat(chunks).toString('utf8'));
+        size += bytes;
+        if (size > MAX_STDIN)
+          return reject(new Error(`expected a domain XML, found more than ${MAX_STDIN} bytes on stdin`));
+        chunks.push(buffer.subarray(0, bytes));
+        step();
+      });
+    };
+    step();
   });
 }
 
@@ -76,6 +98,7 @@ async function main(): Promise<number> {
     { kind, args, stdin: readStdin },
     {
       startedAt,
+      inflight,
       loadConfig: async () => {
         const loaded = await loadConfigCached(configPath, cachePath, loadFull);
         if (loaded.config) armWatchdog(loaded.config.timeouts.hookMs);
@@ -86,6 +109,7 @@ async function main(): Promise<number> {
     },
   );
   await log?.close();
+  trace('exit');
   return code;
 }
 

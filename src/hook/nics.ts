@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { DomainInfo } from '../libvirt/domain-nics.js';
 import type { HookConfig, HookNetwork } from './config-types.js';
+import type { HookDomain } from './domain-scan.js';
 import type { HookNic } from './events.js';
 
 /** What the API accepts as a VM name. */
@@ -46,7 +46,7 @@ export interface NicProblem {
  * bridge). Every other NIC is ignored. A managed NIC without a valid MAC, or
  * a domain without a valid UUID, is a problem, not a guess.
  */
-export function managedNics(domain: DomainInfo, config: HookConfig): { nics: ManagedNic[]; problems: NicProblem[] } {
+export function managedNics(domain: HookDomain, config: HookConfig): { nics: ManagedNic[]; problems: NicProblem[] } {
   const nics: ManagedNic[] = [];
   const problems: NicProblem[] = [];
   const seen = new Set<string>();

@@ -1,15 +1,15 @@
-import { parseDomainXml, type DomainInfo } from '../libvirt/domain-nics.js';
 import type { Transport } from './client.js';
 import type { ConfigLoad } from './config-cache.js';
 import type { HookConfig } from './config-types.js';
+import { scanDomainXml, scanPortHookData, type HookDomain } from './domain-scan.js';
 import { deliverEvents, EXIT_RESERVE_MS, type Outcome } from './deliver.js';
 import { describeNic, type HookEvent } from './events.js';
 import { nextGeneration } from './generation.js';
 import type { HookLog } from './log.js';
 import { managedNics } from './nics.js';
 import { opsOf } from './ops.js';
-import { parsePortHookData } from './port-xml.js';
 import { Spool } from './spool.js';
+import { trace } from './trace.js';
 
 /** One call of the hook by libvirt. */
 export interface HookCall {
@@ -29,6 +29,46 @@ export interface HookEnvironment {
   log(config: HookConfig | undefined): HookLog;
   /** When the run started (`Date.now()` scale): the bound counts from here, Node start included. */
   readonly startedAt: number;
+  /** Filled in as the run goes, for a watchdog to save what is unsettled (see {@link rescueInflight}). */
+  readonly inflight?: Inflight;
+}
+
+/** A run's events and which of them are settled (delivered, refused, spooled or failed). */
+export interface Inflight {
+  events?: readonly HookEvent[];
+  spool?: Spool;
+  mustNotSpool?: (event: HookEvent) => boolean;
+  readonly settled: Set<HookEvent>;
+}
+
+/**
+ * Save a run's unsettled events when its bound is reached: spool each (fsync),
+ * or, for a registration that must not be spooled, report the VM refused.
+ *
+ * @returns the exit code, or `undefined` when the run has no events yet (it is
+ * still doing local work: reading, parsing; that is never cut short, so a
+ * starved machine delays an event rather than losing it).
+ */
+export function rescueInflight(inflight: Inflight, log: HookLog | undefined): number | undefined {
+  const { events, spool } = inflight;
+  if (!events || !spool) return undefined;
+  let code: number = HOOK_EXIT.ok;
+  for (const event of events) {
+    if (inflight.settled.has(event)) continue;
+    const what = `${event.cause}: ${event.op} ${describeNic(event.nic)} generation ${event.generation}`;
+    if (inflight.mustNotSpool?.(event)) {
+      code = HOOK_EXIT.refuse;
+      log?.error(`${what}: bound reached; registration required and not done: refusing the VM`);
+      continue;
+    }
+    try {
+      spool.append(event);
+      log?.warn(`${what}: bound reached: spooled for later delivery`);
+    } catch (error) {
+      log?.error(`${what}: bound reached and not spooled: ${(error as Error).message}`);
+    }
+  }
+  return code;
 }
 
 /** Exit codes: 0 for everything libvirt should go on with; 1 only to refuse a VM whose registration is required. */
@@ -47,7 +87,9 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
   const action = Object.hasOwn(opsOf(call.kind), op) ? opsOf(call.kind)[op] : undefined;
   if (!action) return { code: HOOK_EXIT.ok };
 
+  trace('run');
   const loaded = await env.loadConfig();
+  trace('config');
   const log = env.log(loaded.config);
   const cause = `${call.kind} ${op}`;
   try {
@@ -62,14 +104,16 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
     if (!config) return { code: HOOK_EXIT.ok, log };
     if (call.args.length > 4) log.warn(`${cause} of ${name}: ignoring ${call.args.length - 4} extra argument(s)`);
 
-    let domain: DomainInfo;
+    let domain: HookDomain;
     try {
       const text = await call.stdin();
-      domain = call.kind === 'qemu' ? parseDomainXml(text) : parsePortHookData(text, name);
+      trace('stdin');
+      domain = call.kind === 'qemu' ? scanDomainXml(text) : scanPortHookData(text, name);
     } catch (error) {
       log.error(`${cause} of ${name}: ${(error as Error).message}; acting on no NIC`);
       return { code: HOOK_EXIT.ok, log };
     }
+    trace('xml');
     const { nics, problems } = managedNics(domain, config);
     let refuse = false;
     for (const problem of problems) {
@@ -80,13 +124,17 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
 
     const spool = new Spool(config.spoolDir);
     const generation = nextGeneration(config.spoolDir);
+    trace('generation');
     const events: HookEvent[] = nics.map(({ nic }) => ({ op: action.action, generation, nic, cause }));
     const required = new Set(nics.filter((m) => m.network.requireRegistration).map((m) => m.nic));
     const mustNotSpool = (event: HookEvent) => action.strict && event.op === 'register' && required.has(event.nic);
+    const settled = env.inflight?.settled ?? new Set<HookEvent>();
+    if (env.inflight) Object.assign(env.inflight, { events, spool, mustNotSpool });
 
     let outcomes: Outcome[];
     try {
       const transport = await env.transport(config);
+      trace('transport');
       outcomes = await deliverEvents(
         {
           transport,
@@ -94,6 +142,7 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
           log,
           requestMs: config.timeouts.requestMs,
           deadline: env.startedAt + config.timeouts.hookMs - EXIT_RESERVE_MS,
+          onSettled: (event) => settled.add(event),
         },
         events,
         (event) => !mustNotSpool(event),
@@ -102,6 +151,7 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
       // No transport (unreadable token or CA file): spool what may be spooled.
       const reason = (error as Error).message;
       outcomes = events.map((event): Outcome => {
+        settled.add(event);
         if (mustNotSpool(event)) return { event, result: 'failed', reason };
         try {
           spool.append(event);
@@ -111,6 +161,7 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
         }
       });
     }
+    trace('delivered');
     for (const outcome of outcomes) {
       report(log, outcome);
       if (outcome.result !== 'delivered' && mustNotSpool(outcome.event)) refuse = true;

@@ -126,7 +126,7 @@ describe('qemu hook against the real API', () => {
       generations,
       runs.map((r) => r.stderr),
     );
-    expect(new Set(generations).size).toBe(vms.length);
+    expect(new Set(generations).size, JSON.stringify(generations) + runs.map((r) => r.stderr).join("")).toBe(vms.length);
   });
 });
 
