@@ -74,3 +74,30 @@ export { StoreError } from './errors/store-error.js';
 export { RegistryError } from './errors/registry-error.js';
 export { ApiError } from './errors/api-error.js';
 export { BackendRequestError } from './errors/backend-request-error.js';
+
+// Host side: OVS bridges and libvirt networks, doctor
+export {
+  MANAGED_KEY,
+  MANAGED_VALUE,
+  DEFAULT_UPLINK_BRIDGE,
+  type Action,
+  type ObservedHost,
+  type PlanOptions,
+} from './host/model.js';
+export { planHost } from './host/plan.js';
+export { observeHost, DEFAULT_VIRSH_URI } from './host/observe.js';
+export { executeActions, type ExecuteOptions } from './host/execute.js';
+export { describeAction } from './host/describe.js';
+export { hostLayout, type HostLayout } from './host/layout.js';
+export { renderNmKeyfiles, type NmKeyfile } from './host/nmconnection.js';
+export { checkHost } from './host/doctor/host-checks.js';
+export { checkBackend } from './host/doctor/backend-checks.js';
+export { gatherHostFacts, type HostFacts } from './host/doctor/host-facts.js';
+export { gatherBackendFacts, type BackendFacts } from './host/doctor/backend-facts.js';
+export { doctorExitCode, formatResults, type CheckResult, type CheckStatus } from './host/doctor/result.js';
+export { HostCommandError } from './errors/host-command-error.js';
+export { HostApplyError } from './errors/host-apply-error.js';
+
+// VM launcher helpers: NICs and the allow-list in a domain definition
+export { addDomainInterface, removeDomainInterface, domainInterfaceMacs } from './libvirt/domain-edit.js';
+export { setDomainAllowList, readDomainAllowList, renderAllowMetadata, TICRYPT_XMLNS } from './libvirt/metadata.js';
