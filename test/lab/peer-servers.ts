@@ -1,0 +1,59 @@
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import type { Netns } from './netns.js';
+
+/**
+ * Each connection first gets the address it came from (so a test sees
+ * whether it was masqueraded), then an echo of every line it sends.
+ */
+const SERVER = `
+const net = require('node:net');
+let pending = process.argv.length - 1;
+for (const endpoint of process.argv.slice(1)) {
+  const [host, port] = endpoint.split(':');
+  net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.write(socket.remoteAddress + '\\n');
+    socket.pipe(socket);
+  }).listen({ host, port: Number(port) }, () => {
+    if (--pending === 0) process.stdout.write('ready\\n');
+  });
+}
+`;
+
+/** TCP servers inside a namespace (one Node process), stopped by its pid. */
+export class PeerServers {
+  private constructor(private readonly child: ReturnType<typeof spawnServers>) {}
+
+  /** Listen on every `host:port` in `ns`; resolves once all listen. */
+  static async start(ns: Netns, endpoints: readonly string[]): Promise<PeerServers> {
+    const child = spawnServers(ns, endpoints);
+    const ready = new Promise<void>((resolve, reject) => {
+      if (child.stdout) createInterface({ input: child.stdout }).on('line', (l) => l === 'ready' && resolve());
+      void child.then((r) => reject(new Error(`peer servers exited: ${r.stderr || r.message}`)));
+      setTimeout(() => reject(new Error('peer servers not listening after 10 s')), 10_000).unref();
+    });
+    const servers = new PeerServers(child);
+    try {
+      await ready;
+    } catch (error) {
+      await servers.stop();
+      throw error;
+    }
+    return servers;
+  }
+
+  /** Kill the server process by its pid. */
+  async stop(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.child;
+  }
+}
+
+function spawnServers(ns: Netns, endpoints: readonly string[]) {
+  return execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', SERVER, ...endpoints], {
+    reject: false,
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+}
