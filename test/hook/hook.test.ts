@@ -126,7 +126,9 @@ describe('qemu hook against the real API', () => {
       generations,
       runs.map((r) => r.stderr),
     );
-    expect(new Set(generations).size, JSON.stringify(generations) + runs.map((r) => r.stderr).join("")).toBe(vms.length);
+    expect(new Set(generations).size, JSON.stringify(generations) + runs.map((r) => r.stderr).join('')).toBe(
+      vms.length,
+    );
   });
 });
 
