@@ -115,14 +115,25 @@ export function signalPid(pid: number, signal: NodeJS.Signals | 0): boolean {
 export async function stopPid(pid: number, timeoutMs = 5000): Promise<void> {
   if (!signalPid(pid, 'SIGTERM')) return;
   const deadline = Date.now() + timeoutMs;
-  while (signalPid(pid, 0)) {
-    if (Date.now() > deadline) {
+  let killed = false;
+  while (!(await pidReleased(pid))) {
+    if (!killed && Date.now() > deadline) {
       signalPid(pid, 'SIGKILL');
-      await sleep(50);
-      if (!signalPid(pid, 0)) return;
+      killed = true;
     }
     await sleep(20);
   }
+}
+
+/**
+ * Whether `pid` has released its files (sockets included): no such process,
+ * or a zombie (which still answers signal 0, so `kill -0` cannot tell). An
+ * exiting process loses its command line before it closes its sockets, so
+ * only this state says a successor may bind.
+ */
+export async function pidReleased(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return stat === undefined || /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
 }
 
 /**

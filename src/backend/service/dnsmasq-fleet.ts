@@ -1,9 +1,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { renderDnsmasqConfig, type DnsmasqConfigOptions } from '../dnsmasq/config.js';
 import { HostsDir } from '../dnsmasq/hosts-dir.js';
-import { checkDnsmasqConfig, DnsmasqProcess, readPidFile, signalPid, type CommandWrapper } from '../dnsmasq/process.js';
+import { checkDnsmasqConfig, DnsmasqProcess, readPidFile, stopPid, type CommandWrapper } from '../dnsmasq/process.js';
 import type { Network, Site } from '../../site/model.js';
 import type { Registration } from '../types.js';
 
@@ -155,23 +154,8 @@ async function isDnsmasqOf(pid: number, confFile: string): Promise<boolean> {
   return basename(argv[0] ?? '') === 'dnsmasq' && argv.includes(`--conf-file=${confFile}`);
 }
 
-/**
- * Whether `pid` has released its files (sockets included): no such process, or
- * a zombie. An exiting process loses its cmdline before it closes its sockets.
- */
-async function released(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  return stat === undefined || /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-}
-
 /** End the dnsmasq a previous daemon left (named by the pid file, checked by its command line): SIGTERM, then SIGKILL. */
 async function endLeftover(pidFile: string, confFile: string, timeoutMs = 5000): Promise<void> {
   const pid = await readPidFile(pidFile);
-  if (pid === undefined || !(await isDnsmasqOf(pid, confFile))) return;
-  signalPid(pid, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs;
-  while (!(await released(pid))) {
-    if (Date.now() > deadline) signalPid(pid, 'SIGKILL');
-    await sleep(20);
-  }
+  if (pid !== undefined && (await isDnsmasqOf(pid, confFile))) await stopPid(pid, timeoutMs);
 }
