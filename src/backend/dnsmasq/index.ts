@@ -18,6 +18,7 @@ export {
   readPidFile,
   signalPid,
   stopPid,
+  pidReleased,
   type CommandWrapper,
   type DnsmasqExit,
   type DnsmasqRunOptions,
