@@ -1,7 +1,7 @@
 import { BackendRequestError } from '../errors/backend-request-error.js';
-import { parseDomainXml } from '../libvirt/domain-nics.js';
 import type { Answer } from './client.js';
 import type { HookConfig } from './config-types.js';
+import { scanDomainXml } from './domain-scan.js';
 import { type DeliveryContext, flushSpool, type FlushResult } from './deliver.js';
 import { describeNic, type HookNic } from './events.js';
 import { nextGeneration, readGeneration } from './generation.js';
@@ -49,7 +49,7 @@ export async function reconcileHost(
     const nics: HookNic[] = [];
     for (const xml of await listDomainXml()) {
       try {
-        const found = managedNics(parseDomainXml(xml), config);
+        const found = managedNics(scanDomainXml(xml), config);
         nics.push(...found.nics.map((m) => m.nic));
         problems.push(...found.problems.map((p) => p.message));
       } catch (error) {
