@@ -9,7 +9,15 @@ import type { Site } from '../../site/model.js';
 import type { AllowEntry, Registration } from '../types.js';
 import { checkIpv4, checkPort, checkTimeout } from './check.js';
 import { dedupe, groupBySet, nicElements, type NftElement } from './elements.js';
-import { domainMemberSetName, domainSetName, DOMAINS_CHAIN, SSH_FORWARDS_MAP, TABLE } from './names.js';
+import {
+  domainMemberSetName,
+  domainSetName,
+  DOMAINS_CHAIN,
+  REGISTERED_SET,
+  REVOKED_SET,
+  SSH_FORWARDS_MAP,
+  TABLE,
+} from './names.js';
 import { domainRules } from './ruleset.js';
 import { keyType, PORT_SHAPES } from './shapes.js';
 import type { RulesetOptions, SshForward } from './types.js';
@@ -99,6 +107,39 @@ export function renderChange(ctx: DeltaContext, before: readonly NicState[], aft
     ]),
   ];
   return commands.length === 0 ? '' : `${commands.join('\n')}\n`;
+}
+
+/** The `registered` keys of the NICs that have one (those on allow-list networks). */
+export function registeredKeys(site: Site, nics: readonly NicState[]): string[] {
+  return nics.flatMap((n) =>
+    nicElements(site, n.registration, []).flatMap((e) => (e.set === REGISTERED_SET ? [e.key] : [])),
+  );
+}
+
+/**
+ * Cut NICs off at once: their `registered` keys added to `revoked`, which
+ * every packet from an allow-list network is checked against first. Adding
+ * costs a few ms; the deletions follow later in a batch ({@link renderCleanup}).
+ * Returns `''` when none of the NICs has firewall elements.
+ */
+export function renderRevoke(site: Site, nics: readonly NicState[]): string {
+  const keys = registeredKeys(site, nics);
+  return keys.length === 0 ? '' : `add element ${TABLE} ${REVOKED_SET} { ${keys.join(', ')} }\n`;
+}
+
+/**
+ * Delete revoked NICs' elements and their `revoked` keys, in one transaction,
+ * for a batch of NICs cut off by {@link renderRevoke}. The site's set of
+ * domains must not have changed since (the caller flushes before such a change).
+ */
+export function renderCleanup(site: Site, nics: readonly NicState[], options?: RulesetOptions): string {
+  const keys = registeredKeys(site, nics);
+  const deletions = renderChange(
+    { site, domains: { before: [], after: [] }, ...(options ? { options } : {}) },
+    nics,
+    [],
+  );
+  return `${deletions}${keys.length === 0 ? '' : `delete element ${TABLE} ${REVOKED_SET} { ${keys.join(', ')} }\n`}`;
 }
 
 /** One NIC registered (or re-registered): its elements added. */

@@ -8,7 +8,15 @@ import type { Site } from '../../site/model.js';
 import { eachLimited } from '../each-limited.js';
 import { nftRunner, type NftRunner } from './apply.js';
 import { conntrackDeletions, conntrackRunner, type ConntrackRunner } from './conntrack.js';
-import { renderChange, renderSshForwardChange, type DeltaContext, type NicState } from './delta.js';
+import {
+  registeredKeys,
+  renderChange,
+  renderCleanup,
+  renderRevoke,
+  renderSshForwardChange,
+  type DeltaContext,
+  type NicState,
+} from './delta.js';
 import { renderRuleset } from './ruleset.js';
 import type { GatewayState, RulesetOptions, SshForward } from './types.js';
 
@@ -22,7 +30,18 @@ export interface NftGatewayOptions {
   /** Default: `conntrack -D ...` in the current namespace. */
   readonly conntrack?: ConntrackRunner;
   readonly ruleset?: RulesetOptions;
+  /**
+   * Deregistrations revoke at once and delete their elements this many ms
+   * later, in one batch (deleting set elements costs a fixed ~15-20 ms per
+   * transaction here; adding to `revoked` a few ms). 0: delete at once.
+   * Default 200.
+   */
+  readonly cleanupDelayMs?: number;
+  /** Told when a batched cleanup fails (the NICs stay revoked: closed; the next rebuild tidies up). */
+  readonly onCleanupError?: (error: unknown) => void;
 }
+
+const keyOf = (n: NicState) => `${n.registration.network}/${n.registration.mac}`;
 
 /**
  * The backend's firewall: a full rebuild at daemon start, then one
@@ -37,6 +56,12 @@ export class NftGateway {
   private readonly nft: NftRunner;
   private readonly conntrack: ConntrackRunner;
   private readonly options: RulesetOptions;
+  private readonly cleanupDelayMs: number;
+  private readonly onCleanupError: (error: unknown) => void;
+  /** Revoked NICs whose elements are still in the kernel, by network/MAC. */
+  private readonly pending = new Map<string, NicState>();
+  private timer: NodeJS.Timeout | undefined;
+  private cleaning: Promise<void> = Promise.resolve();
 
   constructor(
     readonly site: Site,
@@ -45,33 +70,86 @@ export class NftGateway {
     this.nft = options.nft ?? nftRunner();
     this.conntrack = options.conntrack ?? conntrackRunner();
     this.options = options.ruleset ?? {};
+    this.cleanupDelayMs = options.cleanupDelayMs ?? 200;
+    this.onCleanupError = options.onCleanupError ?? (() => {});
   }
 
   /** Replace `table inet ticrypt` with the one the state calls for, in one transaction. */
   async rebuild(state: GatewayState): Promise<void> {
+    await this.cleaning;
+    this.cancelCleanup();
+    this.pending.clear();
     await this.nft(renderRuleset(this.site, state, this.options));
   }
 
   /**
    * Apply one change (register, deregister, allow-list change) as one
-   * transaction, then delete the connections it no longer allows.
+   * transaction, then delete the connections of allow entries it removed.
+   *
+   * A NIC that goes away is cut off in that transaction by adding it to
+   * `revoked`; its elements are deleted in a batch `cleanupDelayMs` later. A
+   * change that touches a NIC still awaiting that, or changes the set of
+   * domains, runs the pending cleanup first.
    */
   async change(
     domains: DeltaContext['domains'],
     before: readonly NicState[],
     after: readonly NicState[],
   ): Promise<void> {
+    await this.cleaning;
+    const domainsChanged = domains.before.join() !== domains.after.join();
+    if (domainsChanged || [...before, ...after].some((n) => this.pending.has(keyOf(n)))) await this.cleanup();
+    const afterKeys = new Set(after.map(keyOf));
+    const gone = before.filter((n) => !afterKeys.has(keyOf(n)) && registeredKeys(this.site, [n]).length > 0);
+    const defer = this.cleanupDelayMs > 0 && !domainsChanged && gone.length > 0;
+    const kept = defer ? before.filter((n) => !gone.includes(n)) : before;
     const ctx = { site: this.site, domains, options: this.options };
+    const script = (idempotent: boolean) =>
+      `${renderChange({ ...ctx, idempotent }, kept, after)}${defer ? renderRevoke(this.site, gone) : ''}`;
     try {
-      await this.nft(renderChange(ctx, before, after));
+      await this.nft(script(false));
     } catch (error) {
       // A delete of an element the kernel lacks fails the (atomic) transaction: retry in the form that tolerates it.
       if (!(error instanceof NftError)) throw error;
-      await this.nft(renderChange({ ...ctx, idempotent: true }, before, after));
+      await this.nft(script(true));
     }
-    // Each `conntrack -D` dumps the whole conntrack hash table (a fixed ~10-15 ms, whatever the number of VMs;
-    // a deregistration needs two): run them side by side, a few at a time.
+    if (defer) {
+      for (const nic of gone) this.pending.set(keyOf(nic), nic);
+      this.scheduleCleanup();
+    }
+    // Each `conntrack -D` dumps the whole conntrack hash table (a fixed ~10-15 ms, whatever the number of VMs):
+    // run them side by side, a few at a time.
     await eachLimited(conntrackDeletions(before, after), CONNTRACK_CONCURRENCY, (filter) => this.conntrack(filter));
+  }
+
+  /** Delete the elements of every revoked NIC now (also what the timer does). */
+  cleanup(): Promise<void> {
+    this.cancelCleanup();
+    if (this.pending.size === 0) return this.cleaning;
+    const nics = [...this.pending.values()];
+    this.pending.clear();
+    const run = async () => {
+      try {
+        await this.nft(renderCleanup(this.site, nics, this.options));
+      } catch (error) {
+        this.onCleanupError(error);
+      }
+    };
+    this.cleaning = this.cleaning.then(run);
+    return this.cleaning;
+  }
+
+  /** Stop the cleanup timer (pending NICs stay revoked; a rebuild removes them). */
+  cancelCleanup(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** At most `cleanupDelayMs` after the first pending NIC: a steady stream of deregistrations never postpones it. */
+  private scheduleCleanup(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => void this.cleanup(), this.cleanupDelayMs);
+    this.timer.unref();
   }
 
   /** Add, replace or remove the SSH forward of one backend port; a removed forward's connections are deleted. */

@@ -19,6 +19,7 @@ export { NftGateway, type NftGatewayOptions } from './gateway.js';
 export {
   TABLE,
   REGISTERED_SET,
+  REVOKED_SET,
   SSH_FORWARDS_MAP,
   DOMAINS_CHAIN,
   COUNTERS,

@@ -15,6 +15,7 @@ import {
   domainSetName,
   LOG_PREFIX,
   REGISTERED_SET,
+  REVOKED_SET,
   SSH_FORWARDS_MAP,
   TABLE,
 } from './names.js';
@@ -58,14 +59,13 @@ function renderSets(site: Site, state: GatewayState, options: RulesetOptions): s
   const groups = groupBySet(elements);
   const keys = (set: string) => [...new Set(groups.get(set) ?? [])];
   const timeout = checkTimeout(options.domainTimeout ?? '1d');
-  const domains = distinctDomains(
-    state.allowLists.filter((l) => state.registrations.some((r) => r.vmUuid === l.vmUuid)).flatMap((l) => l.entries),
-  );
+  const domains = registeredDomains(state);
   const forwards = (state.sshForwards ?? []).map(
     (f) => `${checkPort(f.port, 'sshForwards.port')} : ${checkIpv4(f.ip, 'sshForwards.ip')}`,
   );
   return [
     setBlock(REGISTERED_SET, 'ifname . ether_addr . ipv4_addr', keys(REGISTERED_SET)),
+    setBlock(REVOKED_SET, 'ifname . ether_addr . ipv4_addr', []),
     ...allowShapes().map((shape) => setBlock(allowSetName(shape), keyType(shape), keys(allowSetName(shape)))),
     ...domains.flatMap((domain) => [
       setBlock(domainSetName(domain), 'ipv4_addr', [], ['flags timeout', `timeout ${timeout}`]),
@@ -76,6 +76,12 @@ function renderSets(site: Site, state: GatewayState, options: RulesetOptions): s
     ]),
     [`  map ${SSH_FORWARDS_MAP} {`, '    type inet_service : ipv4_addr', ...elementsLine(forwards), '  }'].join('\n'),
   ];
+}
+
+/** The distinct domains named by the allow-lists of VMs with at least one registered NIC. */
+function registeredDomains(state: GatewayState): string[] {
+  const registered = new Set(state.registrations.map((r) => r.vmUuid));
+  return distinctDomains(state.allowLists.filter((l) => registered.has(l.vmUuid)).flatMap((l) => l.entries));
 }
 
 function elementsLine(keys: readonly string[]): string[] {
@@ -121,9 +127,7 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
   const log = (what: string) =>
     options.log === true ? [`limit rate ${rate} log prefix "${LOG_PREFIX} ${what}: " level info`] : [];
   const drop = (counter: string) => `counter name ${counter} drop`;
-  const domains = distinctDomains(
-    state.allowLists.filter((l) => state.registrations.some((r) => r.vmUuid === l.vmUuid)).flatMap((l) => l.entries),
-  );
+  const domains = registeredDomains(state);
   const gatewayRules = vm.flatMap((n) => {
     const at = `iifname "${checkInterface(n.gatewayInterface)}" ip daddr ${checkIpv4(n.gateway, 'gateway')}`;
     return [`${at} meta l4proto { tcp, udp } th dport 53 accept`, `${at} meta l4proto icmp accept`];
@@ -143,6 +147,17 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
       `oifname ${ifaceSet(vm)} jump to_vm`,
     ]),
     chain('from_vm', [
+      // Every packet from an allow-list network, established ones too, must come from a registered NIC
+      // that is not revoked: a deregistration cuts open connections at their next packet.
+      ...(allowList.length > 0
+        ? [
+            `iifname ${ifaceSet(allowList)} iifname . ether saddr . ip saddr @${REVOKED_SET} ${drop(COUNTERS.unregistered)}`,
+            ...log('unregistered').map(
+              (rule) => `iifname ${ifaceSet(allowList)} iifname . ether saddr . ip saddr != @${REGISTERED_SET} ${rule}`,
+            ),
+            `iifname ${ifaceSet(allowList)} iifname . ether saddr . ip saddr != @${REGISTERED_SET} ${drop(COUNTERS.unregistered)}`,
+          ]
+        : []),
       'ct state established,related accept',
       `oifname != "${uplink}" ${drop(COUNTERS.cross)}`,
       `ip daddr ${management} ${drop(COUNTERS.cross)}`,
@@ -156,8 +171,6 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
       drop(COUNTERS.egress),
     ]),
     chain('allow_egress', [
-      ...log('unregistered').map((rule) => `iifname . ether saddr . ip saddr != @${REGISTERED_SET} ${rule}`),
-      `iifname . ether saddr . ip saddr != @${REGISTERED_SET} ${drop(COUNTERS.unregistered)}`,
       ...allowShapes().map((shape) => `${keyExpression(shape)} @${allowSetName(shape)} accept`),
       `jump ${DOMAINS_CHAIN}`,
       ...log('egress drop'),

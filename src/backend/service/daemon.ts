@@ -58,7 +58,10 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
   const store = openStore(options.storePath);
   const metrics = new Metrics();
   const audit = logger.child({ audit: true });
-  const nft = new NftGateway(site, { ruleset: { log: options.logDrops === true } });
+  const nft = new NftGateway(site, {
+    ruleset: { log: options.logDrops === true },
+    onCleanupError: (error) => logger.error({ err: error }, 'deleting revoked NICs elements failed; they stay revoked'),
+  });
   const fleet = new DnsmasqFleet(site, {
     stateDir: options.stateDir,
     onLog: (network, line) =>

@@ -37,7 +37,7 @@ export type StoreFact =
 export interface BackendFacts {
   /** Whether `nft list table inet ticrypt` found it. */
   readonly tablePresent: boolean;
-  /** The `registered` set's elements as `iface . mac . ip` (absent when the table is missing). */
+  /** The `registered` set's elements not also in `revoked`, as `iface . mac . ip` (absent when the table is missing). */
   readonly registered?: readonly string[];
   /** Absent when no admin token was given. */
   readonly store?: StoreFact;
@@ -66,9 +66,13 @@ export async function gatherBackendFacts(site: Site, options: BackendGatherOptio
   const stateDir = options.stateDir ?? DEFAULT_BACKEND_STATE_DIR;
   const table = await run('nft', ['list', 'table', 'inet', 'ticrypt']);
   const tablePresent = table.exitCode === 0;
-  const registered = tablePresent
-    ? parseSetElements((await run('nft', ['-j', 'list', 'set', 'inet', 'ticrypt', 'registered'])).stdout)
-    : undefined;
+  const elements = async (set: string) => {
+    const listed = await run('nft', ['-j', 'list', 'set', 'inet', 'ticrypt', set]);
+    return listed.exitCode === 0 ? parseSetElements(listed.stdout) : [];
+  };
+  // A revoked NIC (deregistered, its elements awaiting the batched delete) does not count as registered.
+  const revoked = tablePresent ? new Set(await elements('revoked')) : new Set<string>();
+  const registered = tablePresent ? (await elements('registered')).filter((e) => !revoked.has(e)) : undefined;
   const ruleset = await run('nft', ['-j', 'list', 'ruleset']);
   const forward = await run('cat', ['/proc/sys/net/ipv4/ip_forward']);
   const routes = parseRoutes((await run('ip', ['-j', 'route', 'show'])).stdout);

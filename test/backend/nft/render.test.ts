@@ -42,8 +42,12 @@ describe('renderRuleset for the default site', () => {
     ['open networks unrestricted', 'iifname { "bond0.1082", "bond0.1083" } accept'],
     ['secure egress checked', 'iifname { "bond0.1081" } jump allow_egress'],
     [
-      'registered MAC and IP pairs',
-      'iifname . ether saddr . ip saddr != @registered counter name dropped_unregistered drop',
+      'registered MAC and IP pairs, on every packet',
+      'iifname { "bond0.1081" } iifname . ether saddr . ip saddr != @registered counter name dropped_unregistered drop',
+    ],
+    [
+      'revoked NICs dropped first',
+      'iifname { "bond0.1081" } iifname . ether saddr . ip saddr @revoked counter name dropped_unregistered drop',
     ],
     ['exact address and port', 'ether saddr . ip daddr . meta l4proto . th dport @allow_32_p16 accept'],
     [
@@ -215,11 +219,8 @@ describe('incremental transactions', () => {
 
 describe('conntrack cleanup', () => {
   const r = registration(1);
-  it('deletes every connection of a deregistered NIC', () => {
-    expect(conntrackDeletions([{ registration: r, entries: [] }], [])).toEqual([
-      ['-s', r.ip],
-      ['--reply-src', r.ip],
-    ]);
+  it('scans nothing for a deregistered NIC: the registered/revoked check cuts its flows', () => {
+    expect(conntrackDeletions([{ registration: r, entries: SAMPLE_ENTRIES }], [])).toEqual([]);
   });
 
   it('deletes the connections of a removed entry', () => {
