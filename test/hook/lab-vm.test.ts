@@ -1,0 +1,355 @@
+/**
+ * Issue 4's acceptance with the real programs: libvirtd with the hooks
+ * installed as the README says (`ticrypt-net hook install`, then a libvirtd
+ * restart), an Open vSwitch netdev bridge, a libvirt network defined from the
+ * project's XML, the backend service (`ticrypt-net backend serve`: nftables and
+ * dnsmasq) in its own namespace reached over a management link, and a real VM
+ * (`<domain type='qemu'>`, no disk, network boot) whose iPXE asks for an
+ * address.
+ *
+ *     VM ── vnetN (tag 1081) ── OVS <p>bs ── <p>r1 (tag 1081) ═ <p>g1 192.168.128.1 ─ backend ns
+ *                                                       root <p>m0 ═ <p>m1 (API over a /30 in 198.18.0.0/24)
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, rename, writeFile, unlink, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderNetworkXml } from '../../src/libvirt/network-xml.js';
+import { parseSite } from '../../src/site/parse.js';
+import { runPrefix } from '../lab/names.js';
+import { Netns } from '../lab/netns.js';
+import { OvsBridge } from '../lab/ovs.js';
+import { labAvailable } from '../lab/prereq.js';
+import { BackendService, CLI, endPid } from '../lab/service.js';
+import { vethPair } from '../lab/veth.js';
+import { bundleHook, randomMac } from './support.js';
+
+const lab = labAvailable(
+  'virsh',
+  'libvirtd',
+  'virtlogd',
+  'ovs-vsctl',
+  'qemu-system-x86_64',
+  'nft',
+  'dnsmasq',
+  'ip',
+  'ethtool',
+  'perl',
+  'curl',
+);
+
+const HOOKS = '/etc/libvirt/hooks';
+const CONFIG = '/etc/ticrypt-net/hook.yaml';
+const virsh = (...args: string[]) => execa('virsh', ['-q', '-c', 'qemu:///system', ...args], { timeout: 60_000 });
+const pidOf = async (name: string) =>
+  Number((await execa('pgrep', ['-x', name], { reject: false })).stdout.split('\n')[0]) || undefined;
+
+async function restartLibvirtd(): Promise<void> {
+  const pid = await pidOf('libvirtd');
+  if (pid !== undefined) await endPid(pid, 10_000);
+  await execa('libvirtd', ['-d']);
+  for (let i = 0; i < 100; i++) {
+    if (
+      await virsh('version').then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
+    await sleep(100);
+  }
+  throw new Error('libvirtd did not come back');
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend service and a real VM (lab)', () => {
+  const p = runPrefix();
+  const k = 4 * (16 + Math.floor(Math.random() * 46));
+  const API_IP = `198.18.0.${k + 1}`;
+  const ROOT_IP = `198.18.0.${k + 2}`;
+  const URL = `http://${API_IP}:8443`;
+  const NET = `${p}sec`;
+  const DOMAIN = `${p}vm`;
+  const MAC = randomMac();
+  const site = {
+    name: 'lab',
+    backend: { management: { address: API_IP, port: 8443 }, uplink: `${p}up`, upstreamDns: [] },
+    networks: { [NET]: { preset: 'secure', bridge: `${p}bs`, gatewayInterface: `${p}g1` } },
+  };
+  let work = '';
+  let backend: Netns | undefined;
+  let bridge: OvsBridge | undefined;
+  let service: BackendService | undefined;
+  let token = '';
+  let paths: { site: string; store: string; state: string; log: string; spool: string };
+  const started: string[] = [];
+  let libvirtdWasRunning = false;
+  let installedQemuD = false;
+  let configBackup: string | undefined;
+
+  const startService = async () => {
+    service = await BackendService.start({
+      netns: backend!,
+      args: [
+        'backend',
+        'serve',
+        '--site',
+        paths.site,
+        '--store',
+        paths.store,
+        '--state-dir',
+        paths.state,
+        '--listen',
+        `${API_IP}:8443`,
+        '--insecure-http',
+      ],
+      logFile: paths.log,
+      pidFile: join(work, `service-${Date.now()}.pid`),
+      url: URL,
+    });
+  };
+  const registrations = async (): Promise<{ mac: string; vmName: string; generation: number; ip: string }[]> => {
+    const response = await fetch(`${URL}/v1/registrations`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    return (
+      (await response.json()) as { registrations: { mac: string; vmName: string; generation: number; ip: string }[] }
+    ).registrations;
+  };
+  const registered = async (mac: string) => (await registrations()).find((r) => r.mac === mac);
+  const domainXml = () => `<domain type='qemu'>
+  <name>${DOMAIN}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>
+  <features><acpi/></features>
+  <devices>
+    <interface type='network'><source network='${NET}'/><mac address='${MAC}'/><model type='virtio'/></interface>
+    <serial type='pty'/>
+  </devices>
+</domain>`;
+
+  beforeAll(async () => {
+    bundleHook();
+    work = await mkdtemp(join(tmpdir(), `ticrypt-${p}-hook-`));
+    await chmod(work, 0o755);
+    paths = {
+      site: join(work, 'site.json'),
+      store: join(work, 'backend.db'),
+      state: join(work, 'state'),
+      log: join(work, 'service.log'),
+      spool: join(work, 'spool'),
+    };
+    await writeFile(paths.site, JSON.stringify(site));
+
+    // Daemons: start only what is not running, and remember it.
+    if ((await pidOf('ovs-vswitchd')) === undefined) {
+      await execa('/usr/share/openvswitch/scripts/ovs-ctl', ['start', '--system-id=random', '--no-monitor']);
+      started.push('ovs');
+    }
+    if ((await pidOf('virtlogd')) === undefined) {
+      await execa('virtlogd', ['-d']);
+      started.push('virtlogd');
+    }
+    libvirtdWasRunning = (await pidOf('libvirtd')) !== undefined;
+
+    // The backend namespace: a leg on the bridge (tag 1081), the management link, an uplink.
+    backend = await Netns.create(`${p}-bk`);
+    bridge = await OvsBridge.create(`${p}bs`);
+    await vethPair({ name: `${p}r1` }, { name: `${p}g1`, netns: backend }, { txOff: true });
+    await bridge.addAccessPort(`${p}r1`, 1081);
+    await backend.run('ip', ['addr', 'add', '192.168.128.1/17', 'dev', `${p}g1`]);
+    await vethPair({ name: `${p}m0` }, { name: `${p}m1`, netns: backend });
+    await execa('ip', ['addr', 'add', `${ROOT_IP}/30`, 'dev', `${p}m0`]);
+    await backend.run('ip', ['addr', 'add', `${API_IP}/30`, 'dev', `${p}m1`]);
+    await backend.run('ip', ['link', 'add', `${p}up`, 'type', 'veth', 'peer', 'name', `${p}uq`]);
+    await backend.run('ip', ['link', 'set', `${p}up`, 'up']);
+
+    const issued = await execa(process.execPath, [
+      CLI,
+      '--json',
+      'backend',
+      'token',
+      'add',
+      'kvm-1',
+      '--store',
+      paths.store,
+    ]);
+    token = (JSON.parse(issued.stdout) as { token: string }).token;
+    await startService();
+
+    // The libvirt network, from the project's XML.
+    const parsed = parseSite(site);
+    await writeFile(join(work, 'net.xml'), renderNetworkXml(parsed, parsed.networks[0]!));
+    await virsh('net-define', join(work, 'net.xml'));
+    await virsh('net-start', NET);
+
+    // The hooks, as the README says: install, configure, restart libvirtd.
+    installedQemuD =
+      existsSync(join(HOOKS, 'qemu')) && !readFileSync(join(HOOKS, 'qemu'), 'utf8').includes('# ticrypt-net qemu hook');
+    const install = await execa(process.execPath, [CLI, 'hook', 'install', ...(installedQemuD ? ['--qemu-d'] : [])]);
+    expect(install.stdout).toMatch(/restart libvirtd/);
+    if (existsSync(CONFIG)) {
+      configBackup = `${CONFIG}.${p}.bak`;
+      await rename(CONFIG, configBackup);
+    }
+    await writeFile(join(work, 'host.token'), token, { mode: 0o600 });
+    await writeFile(
+      CONFIG,
+      JSON.stringify({
+        hostId: 'kvm-1',
+        backend: { url: URL, tokenFile: join(work, 'host.token') },
+        networks: [{ name: NET, bridge: `${p}bs` }],
+        timeouts: { requestMs: 1000, hookMs: 2000 },
+        spoolDir: paths.spool,
+        syslog: false,
+      }),
+      { mode: 0o600 },
+    );
+    // A probe run by libvirt after ours at `start` (qemu.d runs after qemu): what the backend knows before the guest runs.
+    await mkdir(join(HOOKS, 'qemu.d'), { recursive: true });
+    await writeFile(
+      join(HOOKS, 'qemu.d', `zz-${p}-probe`),
+      `#!/bin/sh\n[ "$1" = "${DOMAIN}" ] && [ "$2" = start ] || exit 0\n/usr/bin/curl -s -o ${work}/probe-start.json -H 'authorization: Bearer ${token}' ${URL}/v1/registrations\nexit 0\n`,
+      { mode: 0o755 },
+    );
+    await restartLibvirtd();
+  }, 120_000);
+
+  afterAll(async () => {
+    await virsh('destroy', DOMAIN).catch(() => {});
+    await virsh('net-destroy', NET).catch(() => {});
+    await virsh('net-undefine', NET).catch(() => {});
+    for (const hook of installedQemuD ? ['qemu.d/ticrypt-net', 'network.d/ticrypt-net'] : ['qemu', 'network']) {
+      await unlink(join(HOOKS, hook)).catch(() => {});
+    }
+    await unlink(join(HOOKS, 'qemu.d', `zz-${p}-probe`)).catch(() => {});
+    await unlink(CONFIG).catch(() => {});
+    if (configBackup) await rename(configBackup, CONFIG).catch(() => {});
+    // libvirtd forgets hooks only when it restarts; leave it as it was found.
+    if (libvirtdWasRunning) await restartLibvirtd().catch(() => {});
+    else {
+      const pid = await pidOf('libvirtd');
+      if (pid !== undefined) await endPid(pid, 10_000);
+    }
+    await service?.stop();
+    await bridge?.remove();
+    await backend?.remove();
+    if (started.includes('virtlogd')) {
+      const pid = await pidOf('virtlogd');
+      if (pid !== undefined) await endPid(pid);
+    }
+    if (started.includes('ovs')) await execa('/usr/share/openvswitch/scripts/ovs-ctl', ['stop'], { reject: false });
+    if (process.env.KEEP_LAB_LOG === undefined && work) await rm(work, { recursive: true, force: true });
+    else if (work) console.log(`lab files kept in ${work}`);
+  }, 120_000);
+
+  it('registers the VM at start, before the guest runs, and its iPXE gets the reserved address', async () => {
+    await writeFile(join(work, 'domain.xml'), domainXml());
+    await virsh('create', join(work, 'domain.xml'));
+    const registration = await registered(MAC);
+    expect(registration).toMatchObject({ vmName: DOMAIN });
+    // What the backend held when libvirt ran the hooks at `start`, before the guest's first instruction.
+    const probe = JSON.parse(await readFile(join(work, 'probe-start.json'), 'utf8')) as {
+      registrations: { mac: string }[];
+    };
+    expect(probe.registrations.map((r) => r.mac)).toContain(MAC);
+    // dnsmasq's lease file shows the VM's DHCP lease on the reserved address.
+    const leased = await until(
+      'the lease of the VM',
+      async () => {
+        const files = readdirSync(paths.state, { recursive: true, encoding: 'utf8' }).filter((f) =>
+          f.endsWith('leases'),
+        );
+        const lines = files.flatMap((f) => readFileSync(join(paths.state, f), 'utf8').split('\n'));
+        return lines.find((line) => line.includes(MAC));
+      },
+      60_000,
+    );
+    expect(leased.split(' ')[2]).toBe(registration!.ip);
+  }, 90_000);
+
+  it('libvirtd restarted while the VM runs: still registered (reconnect registers again)', async () => {
+    const before = await registered(MAC);
+    await restartLibvirtd();
+    const after = await until(
+      'reconnect',
+      async () => {
+        const r = await registered(MAC);
+        return r && r.generation > before!.generation ? r : undefined;
+      },
+      10_000,
+    );
+    expect(after).toMatchObject({ ip: before!.ip, vmName: DOMAIN });
+  }, 60_000);
+
+  it('attach-interface on the managed network registers the new NIC; detach deregisters it', async () => {
+    const mac = randomMac();
+    // A USB NIC: its unplug needs no guest co-operation (a PCI one waits for the guest OS to eject it, and iPXE never does).
+    await virsh('attach-interface', DOMAIN, 'network', NET, '--mac', mac, '--model', 'usb-net', '--live');
+    expect(await until('the hot-plugged NIC registered', () => registered(mac), 10_000)).toMatchObject({
+      vmName: DOMAIN,
+    });
+    // The live XML shows an OVS network interface in its live form, type='bridge'.
+    await virsh('detach-interface', DOMAIN, 'bridge', '--mac', mac, '--live');
+    await until(
+      'the unplugged NIC deregistered',
+      async () => ((await registered(mac)) === undefined ? true : undefined),
+      20_000,
+    );
+    expect(await registered(MAC)).toBeDefined();
+  }, 60_000);
+
+  it('host reconcile (libvirt API) restores a registration the backend lost', async () => {
+    await fetch(`${URL}/v1/deregister`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ mac: MAC, network: NET, generation: Number.MAX_SAFE_INTEGER - 1 }),
+    });
+    expect(await registered(MAC)).toBeUndefined();
+    const run = await execa(process.execPath, [CLI, '--json', 'host', 'reconcile', '--config', CONFIG], {
+      reject: false,
+    });
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      added: 1,
+      removed: 0,
+      nics: [{ mac: MAC, network: NET, vmName: DOMAIN }],
+    });
+    expect(await registered(MAC)).toBeDefined();
+  }, 60_000);
+
+  it('virsh destroy deregisters', async () => {
+    await virsh('destroy', DOMAIN);
+    expect(await registered(MAC)).toBeUndefined();
+  }, 60_000);
+
+  it('backend down during a stop: destroy returns within the bound, spooled; backend back + host flush delivers it', async () => {
+    await virsh('create', join(work, 'domain.xml'));
+    expect(await registered(MAC)).toBeDefined();
+    await service!.stop();
+    const t = performance.now();
+    await virsh('destroy', DOMAIN);
+    expect(performance.now() - t).toBeLessThan(2 * 2000 + 1000); // stopped and release, each within its 2 s bound
+    const spooled = readdirSync(join(paths.spool, 'events')).filter((f) => f.endsWith('-deregister.json'));
+    expect(spooled.length).toBeGreaterThan(0);
+    await startService();
+    expect(await registered(MAC)).toBeDefined();
+    const flush = await execa(process.execPath, [CLI, 'host', 'flush', '--config', CONFIG], { reject: false });
+    expect(flush.exitCode, flush.stderr).toBe(0);
+    expect(await registered(MAC)).toBeUndefined();
+  }, 90_000);
+});
