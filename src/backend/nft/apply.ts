@@ -5,8 +5,8 @@
 import { execa } from 'execa';
 import { NftError } from '../../errors/nft-error.js';
 
-/** Runs one nft script as one atomic transaction; rejects with {@link NftError}. */
-export type NftRunner = (script: string) => Promise<void>;
+/** Runs one nft script (text, or its UTF-8 bytes) as one atomic transaction; rejects with {@link NftError}. */
+export type NftRunner = (script: string | Uint8Array) => Promise<void>;
 
 /** Where and how to run nft. */
 export interface NftRunnerOptions {
@@ -35,7 +35,7 @@ export function nftCommand(options: NftRunnerOptions = {}): [string, ...string[]
 export function nftRunner(options: NftRunnerOptions = {}): NftRunner {
   const [program, ...args] = nftCommand(options);
   return async (script) => {
-    if (script === '') return;
+    if (script.length === 0) return;
     const result = await execa(program, args, {
       input: script,
       reject: false,
@@ -44,7 +44,11 @@ export function nftRunner(options: NftRunnerOptions = {}): NftRunner {
     });
     if (result.exitCode !== 0 || result.failed) {
       throw new NftError(
-        { exitCode: result.exitCode, stderr: (result.stderr ?? '') || (result.message ?? ''), script },
+        {
+          exitCode: result.exitCode,
+          stderr: (result.stderr ?? '') || (result.message ?? ''),
+          script: typeof script === 'string' ? script : Buffer.from(script).toString('utf8'),
+        },
         { cause: result },
       );
     }

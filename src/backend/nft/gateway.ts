@@ -17,7 +17,7 @@ import {
   type DeltaContext,
   type NicState,
 } from './delta.js';
-import { renderRuleset } from './ruleset.js';
+import { renderRulesetBytes } from './render-worker.js';
 import type { GatewayState, RulesetOptions, SshForward } from './types.js';
 
 /** How many `conntrack -D` run at once after a change. */
@@ -79,7 +79,7 @@ export class NftGateway {
     await this.cleaning;
     this.cancelCleanup();
     this.pending.clear();
-    await this.nft(renderRuleset(this.site, state, this.options));
+    await this.nft(await renderRulesetBytes(this.site, state, this.options));
   }
 
   /**
