@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { renderDnsmasqConfig } from '../backend/dnsmasq/config.js';
+import { hostEntriesPaths } from '../backend/dnsmasq/host-entries.js';
 import { renderRuleset } from '../backend/nft/ruleset.js';
 import type { Network, Site } from '../site/model.js';
 import { UsageError } from '../errors/usage-error.js';
@@ -21,8 +22,10 @@ function rulesetText(site: Site): string {
 /** A network's dnsmasq config with the backend's default paths under `stateDir`. */
 function dnsmasqText(site: Site, network: Network, stateDir: string): string {
   const dir = join(stateDir, 'dnsmasq', network.name);
+  const hosts = hostEntriesPaths(dir);
   return renderDnsmasqConfig(site, network, {
-    hostsDir: join(dir, 'hosts'),
+    hostsDir: hosts.hostsDir,
+    hostsFile: hosts.baseFile,
     leaseFile: join(dir, 'leases'),
     pidFile: join(dir, 'dnsmasq.pid'),
   });

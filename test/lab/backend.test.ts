@@ -478,12 +478,15 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
         .sort(),
     );
     for (const network of site.networks) {
-      const dir = join(paths.state, 'dnsmasq', network.name, 'hosts');
+      // dnsmasq's reservations: the base hosts file plus the files added to the hosts directory since.
+      const base = join(paths.state, 'dnsmasq', network.name);
+      const dir = join(base, 'hosts');
       const files = (await readdir(dir)).filter((f) => !f.startsWith('.'));
-      const found = await Promise.all(files.map(async (f) => `${f}: ${await readFile(join(dir, f), 'utf8')}`));
-      const expected = registrations
-        .filter((r) => r.network === network.name)
-        .map((r) => `${r.mac.replaceAll(':', '-')}: ${r.mac},id:*,${r.ip}\n`);
+      const found = [
+        ...(await readFile(join(base, 'hosts.base'), 'utf8')).split('\n'),
+        ...(await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')))).flatMap((text) => text.split('\n')),
+      ].filter(Boolean);
+      const expected = registrations.filter((r) => r.network === network.name).map((r) => `${r.mac},id:*,${r.ip}`);
       expect(found.sort(), network.name).toEqual(expected.sort());
     }
     // The new service's dnsmasq is the one serving: a VM registered now gets its lease.

@@ -37,6 +37,8 @@ export type DnsmasqLog = 'stderr' | 'syslog' | { readonly file: string };
 export interface DnsmasqConfigOptions {
   /** Directory of per-VM host entry files (`dhcp-hostsdir`), see `renderHostEntry`. */
   readonly hostsDir: string;
+  /** A file of host entries, one per line (`dhcp-hostsfile`), re-read on SIGHUP; see `HostEntries`. */
+  readonly hostsFile?: string;
   /** The lease database (`dhcp-leasefile`). */
   readonly leaseFile: string;
   /** Where dnsmasq writes its pid (`pid-file`). */
@@ -120,6 +122,7 @@ function fileLines(options: DnsmasqConfigOptions): string[] {
     `dhcp-leasefile=${checkPath('options.leaseFile', options.leaseFile)}`,
     '# One file per registered VM NIC; new files are read at once, removals need SIGHUP.',
     `dhcp-hostsdir=${checkPath('options.hostsDir', options.hostsDir)}`,
+    ...(options.hostsFile === undefined ? [] : [`dhcp-hostsfile=${checkPath('options.hostsFile', options.hostsFile)}`]),
     'no-hosts',
   ];
 }

@@ -11,6 +11,7 @@ export {
 } from './config.js';
 export { renderHostEntry, hostEntryFileName, macFromHostEntryFileName } from './host-entry.js';
 export { HostsDir, type HostEntryWrite, type HostsDirSync, type Reload } from './hosts-dir.js';
+export { HostEntries, hostEntriesPaths, type HostEntriesPaths } from './host-entries.js';
 export {
   DnsmasqProcess,
   checkDnsmasqConfig,

@@ -1,14 +1,14 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { renderDnsmasqConfig, type DnsmasqConfigOptions } from '../dnsmasq/config.js';
-import { HostsDir } from '../dnsmasq/hosts-dir.js';
+import { HostEntries, hostEntriesPaths } from '../dnsmasq/host-entries.js';
 import { checkDnsmasqConfig, DnsmasqProcess, readPidFile, stopPid, type CommandWrapper } from '../dnsmasq/process.js';
 import type { Network, Site } from '../../site/model.js';
 import type { Registration } from '../types.js';
 
 /** How the fleet runs dnsmasq. */
 export interface DnsmasqFleetOptions {
-  /** Per network: `<stateDir>/dnsmasq/<network>/{dnsmasq.conf,hosts/,leases,dnsmasq.pid}`. */
+  /** Per network: `<stateDir>/dnsmasq/<network>/{dnsmasq.conf,hosts.base,hosts/,leases,dnsmasq.pid}`. */
   readonly stateDir: string;
   /** Wraps each dnsmasq command (tests: run it in a namespace). */
   readonly wrap?: CommandWrapper;
@@ -31,7 +31,7 @@ export interface DnsmasqFleetOptions {
 interface Member {
   readonly network: Network;
   readonly dir: string;
-  readonly hosts: HostsDir;
+  readonly hosts: HostEntries;
   process?: DnsmasqProcess;
   stopping: boolean;
   reloadTimer: NodeJS.Timeout | undefined;
@@ -59,7 +59,7 @@ export class DnsmasqFleet {
         dir,
         stopping: false,
         reloadTimer: undefined,
-        hosts: new HostsDir(join(dir, 'hosts'), { network, reload: () => this.scheduleReload(member) }),
+        hosts: new HostEntries(hostEntriesPaths(dir), network, () => this.scheduleReload(member)),
       };
       this.members.set(network.name, member);
     }
@@ -69,8 +69,8 @@ export class DnsmasqFleet {
   async start(registrations: readonly Registration[], domains: readonly string[]): Promise<void> {
     this.domains = domains;
     for (const member of this.members.values()) {
-      await member.hosts.ensure();
-      await member.hosts.sync(registrations.filter((r) => r.network === member.network.name));
+      await mkdir(member.dir, { recursive: true });
+      await member.hosts.start(registrations.filter((r) => r.network === member.network.name));
       await this.restart(member);
     }
   }
@@ -82,7 +82,7 @@ export class DnsmasqFleet {
 
   /** Take a NIC's reservation away (file removed, dnsmasq SIGHUPed). */
   async remove(registration: Registration): Promise<void> {
-    await this.member(registration.network).hosts.remove(registration.mac);
+    await this.member(registration.network).hosts.remove(registration);
   }
 
   /** The allowed domains changed: rewrite and restart the controlled-DNS networks' dnsmasq. */
@@ -131,7 +131,8 @@ export class DnsmasqFleet {
       confFile: join(member.dir, 'dnsmasq.conf'),
       pidFile: join(member.dir, 'dnsmasq.pid'),
       leaseFile: join(member.dir, 'leases'),
-      hostsDir: member.hosts.path,
+      hostsDir: member.hosts.paths.hostsDir,
+      hostsFile: member.hosts.paths.baseFile,
     };
   }
 
@@ -141,6 +142,7 @@ export class DnsmasqFleet {
     const text = renderDnsmasqConfig(this.site, member.network, {
       ...this.options.config,
       hostsDir: paths.hostsDir,
+      hostsFile: paths.hostsFile,
       leaseFile: paths.leaseFile,
       pidFile: paths.pidFile,
       allowedDomains: this.domains,

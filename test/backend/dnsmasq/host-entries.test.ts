@@ -1,0 +1,58 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HostEntries, hostEntriesPaths } from '../../../src/backend/dnsmasq/host-entries.js';
+import { defaultSite } from '../../../src/site/parse.js';
+
+const network = defaultSite().networks[0]!;
+const reg = (i: number, ip = `192.168.129.${i}`) => ({ mac: `52:54:00:00:00:0${i}`, ip });
+
+let dir: string;
+let reloads: number;
+let entries: HostEntries;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ticrypt-hosts-'));
+  reloads = 0;
+  entries = new HostEntries(hostEntriesPaths(dir), network, () => (reloads += 1));
+});
+afterEach(() => rm(dir, { recursive: true, force: true }));
+
+const base = () => readFile(join(dir, 'hosts.base'), 'utf8');
+const files = () => readdir(join(dir, 'hosts'));
+
+describe('HostEntries', () => {
+  it('starts with every entry in the base file and an empty directory, without a reload', async () => {
+    await entries.start([reg(1), reg(2)]);
+    expect(await base()).toBe('52:54:00:00:00:01,id:*,192.168.129.1\n52:54:00:00:00:02,id:*,192.168.129.2\n');
+    expect(await files()).toEqual([]);
+    expect(reloads).toBe(0);
+  });
+
+  it('adds as a file dnsmasq reads at once, without a reload', async () => {
+    await entries.start([reg(1)]);
+    await entries.put(reg(3));
+    await entries.put(reg(1)); // already served: nothing to do
+    expect(await files()).toEqual(['52-54-00-00-00-03']);
+    expect(reloads).toBe(0);
+  });
+
+  it('removes by folding everything into the base file, emptying the directory, and one reload', async () => {
+    await entries.start([reg(1), reg(2)]);
+    await entries.put(reg(3));
+    await entries.remove(reg(1));
+    expect(await base()).toBe('52:54:00:00:00:02,id:*,192.168.129.2\n52:54:00:00:00:03,id:*,192.168.129.3\n');
+    expect(await files()).toEqual([]);
+    expect(reloads).toBe(1);
+    await entries.remove(reg(9)); // not served: nothing to do
+    expect(reloads).toBe(1);
+  });
+
+  it('replaces a changed address through the base file', async () => {
+    await entries.start([reg(1)]);
+    await entries.put(reg(1, '192.168.129.77'));
+    expect(await base()).toBe('52:54:00:00:00:01,id:*,192.168.129.77\n');
+    expect(reloads).toBe(1);
+    expect(entries.macs()).toEqual(['52:54:00:00:00:01']);
+  });
+});
