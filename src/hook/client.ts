@@ -9,7 +9,12 @@ export interface Answer {
 }
 
 /** Sends one JSON POST and resolves with the answer, or rejects when there is none in time. */
-export type Transport = (path: string, body: unknown, timeoutMs: number) => Promise<Answer>;
+export type Transport = ((path: string, body: unknown, timeoutMs: number) => Promise<Answer>) & {
+  /** Open the first connection ahead of the first request (it overlaps the caller's local work). */
+  preconnect?: () => void;
+  /** Close a preconnected socket no request used. */
+  close?: () => void;
+};
 
 /** Largest answer read: the API's answers are a few hundred bytes (a reconcile's a few MB at most). */
 const MAX_ANSWER = 16 * 1024 * 1024;
@@ -34,11 +39,19 @@ export async function httpTransport(config: HookConfig, token: string): Promise<
   const port = Number(base.port || (secure ? 443 : 80));
   const ca = config.backend.caFile === undefined ? undefined : readFileSync(config.backend.caFile);
   const tls = secure ? await import('node:tls') : undefined;
-  const open = (): Socket =>
-    tls
+  const connectEvent = tls ? 'secureConnect' : 'connect';
+  type Pending = { socket: Socket; ready: boolean; error?: Error };
+  const open = (): Pending => {
+    const socket = tls
       ? tls.connect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}), ...(ca ? { ca } : {}) })
       : netConnect({ host, port });
-  return (path, body, timeoutMs) =>
+    const pending: Pending = { socket, ready: false };
+    socket.once(connectEvent, () => (pending.ready = true));
+    socket.on('error', (error) => (pending.error = error));
+    return pending;
+  };
+  let spare: Pending | undefined;
+  const send: Transport = (path, body, timeoutMs) =>
     new Promise<Answer>((resolve, reject) => {
       const payload = Buffer.from(JSON.stringify(body), 'utf8');
       const target = new URL(path, base);
@@ -46,7 +59,9 @@ export async function httpTransport(config: HookConfig, token: string): Promise<
         `POST ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${base.host}\r\n` +
         `Authorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: application/json\r\n` +
         `Content-Length: ${payload.length}\r\nConnection: close\r\n\r\n`;
-      const socket = open();
+      const connection = spare ?? open();
+      spare = undefined;
+      const { socket } = connection;
       const chunks: Buffer[] = [];
       let size = 0;
       let settled = false;
@@ -76,6 +91,14 @@ export async function httpTransport(config: HookConfig, token: string): Promise<
       });
       socket.on('close', () => finish(new Error('connection closed before an answer')));
     });
+  send.preconnect = () => {
+    spare ??= open();
+  };
+  send.close = () => {
+    spare?.socket.destroy();
+    spare = undefined;
+  };
+  return send;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeSync } from 'node:fs';
 
 /** Where hook runs report: one line per message, with a level. */
 export interface HookLog {
@@ -21,7 +21,16 @@ const LOGGER = '/usr/bin/logger';
  */
 export function hookLog(options: { syslog: boolean; tag?: string; stderr?: (line: string) => void }): HookLog {
   const tag = options.tag ?? 'ticrypt-net-hook';
-  const stderr = options.stderr ?? ((line: string) => process.stderr.write(line));
+  // fd 2 directly: process.stderr's stream costs start-up time, and a sync write cannot be lost at exit.
+  const stderr =
+    options.stderr ??
+    ((line: string) => {
+      try {
+        writeSync(2, line);
+      } catch {
+        // stderr closed: syslog still has it.
+      }
+    });
   let child: Promise<ChildProcess | undefined> | undefined;
   let syslog = options.syslog && existsSync(LOGGER);
   const pending: Promise<void>[] = [];

@@ -2,7 +2,8 @@
 // `node hook.cjs CONFIG CACHE qemu|network NAME OP SUBOP EXTRA...`. It is the one place of the
 // hook that touches process streams and exits. It never writes to stdout: for migrate and
 // restore, libvirt takes the hook's stdout as the new domain XML.
-import { read } from 'node:fs';
+import { readSync, writeSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { join } from 'node:path';
 import type * as ConfigModule from './config.js';
 import { loadConfigCached } from './config-cache.js';
@@ -37,7 +38,8 @@ const armWatchdog = (hookMs: number, late = false) => {
     () => {
       const code = rescueInflight(inflight, activeLog);
       if (code === undefined && !late) return armWatchdog(hookMs * 10, true);
-      process.stderr.write(
+      writeSync(
+        2,
         `ticrypt-net-hook: error: ${kind} ${args[1] ?? ''} of ${args[0] ?? ''} reached its bound of ${bound} ms; exiting\n`,
       );
       process.exit(code ?? 0);
@@ -60,35 +62,40 @@ async function loadFull(file: string): Promise<HookConfig> {
   return module.loadHookConfig(file);
 }
 
-/** Read stdin to its end with fs.read on fd 0: cheaper to start than process.stdin's stream machinery. */
+/**
+ * Read stdin to its end, synchronously: libvirt writes the whole XML and closes
+ * the pipe, and a blocking read costs less than starting the stream machinery
+ * or the thread pool. A terminal (a person running it by hand) is not read.
+ */
 function readStdin(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const step = () => {
-      const buffer = Buffer.allocUnsafe(size < 65536 ? 65536 : 1024 * 1024);
-      read(0, buffer, 0, buffer.length, null, (error, bytes) => {
-        if (error) {
-          // No stdin at all (closed descriptor): nothing to read.
-          if (error.code === 'EBADF' || error.code === 'EOF') return resolve('');
-          if (error.code === 'EAGAIN') return setTimeout(step, 1);
-          return reject(error);
-        }
-        if (bytes === 0) return resolve(Buffer.concat(chunks).toString('utf8'));
-        size += bytes;
-        if (size > MAX_STDIN)
-          return reject(new Error(`expected a domain XML, found more than ${MAX_STDIN} bytes on stdin`));
-        chunks.push(buffer.subarray(0, bytes));
-        step();
-      });
-    };
-    step();
-  });
+  if (isatty(0)) return Promise.resolve('');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const buffer = Buffer.allocUnsafe(size < 65536 ? 65536 : 1024 * 1024);
+    let bytes: number;
+    try {
+      bytes = readSync(0, buffer, 0, buffer.length, null);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') continue;
+      if (code === 'EOF' || code === 'EBADF') break;
+      return Promise.reject(error as Error);
+    }
+    if (bytes === 0) break;
+    size += bytes;
+    if (size > MAX_STDIN) {
+      return Promise.reject(new Error(`expected a domain XML, found more than ${MAX_STDIN} bytes on stdin`));
+    }
+    chunks.push(buffer.subarray(0, bytes));
+  }
+  return Promise.resolve(Buffer.concat(chunks).toString('utf8'));
 }
 
 async function main(): Promise<number> {
   if ((kind !== 'qemu' && kind !== 'network') || configPath === '' || cachePath === '') {
-    process.stderr.write(
+    writeSync(
+      2,
       `ticrypt-net-hook: error: expected CONFIG CACHE qemu|network NAME OP ..., found ${JSON.stringify(process.argv.slice(2))}; doing nothing\n`,
     );
     return 0;
@@ -116,7 +123,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   async (error: unknown) => {
-    process.stderr.write(`ticrypt-net-hook: error: unexpected: ${(error as Error).stack ?? String(error)}\n`);
+    writeSync(2, `ticrypt-net-hook: error: unexpected: ${(error as Error).stack ?? String(error)}\n`);
     await activeLog?.close();
     process.exit(0);
   },

@@ -122,6 +122,15 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
     }
     if (nics.length === 0) return { code: refuse ? HOOK_EXIT.refuse : HOOK_EXIT.ok, log };
 
+    let transport: Transport | undefined;
+    let transportError: string | undefined;
+    try {
+      transport = await env.transport(config);
+      transport.preconnect?.();
+    } catch (error) {
+      transportError = (error as Error).message;
+    }
+    trace('transport');
     const spool = new Spool(config.spoolDir);
     const generation = nextGeneration(config.spoolDir);
     trace('generation');
@@ -132,9 +141,7 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
     if (env.inflight) Object.assign(env.inflight, { events, spool, mustNotSpool });
 
     let outcomes: Outcome[];
-    try {
-      const transport = await env.transport(config);
-      trace('transport');
+    if (transport) {
       outcomes = await deliverEvents(
         {
           transport,
@@ -147,9 +154,10 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
         events,
         (event) => !mustNotSpool(event),
       );
-    } catch (error) {
+      transport.close?.();
+    } else {
       // No transport (unreadable token or CA file): spool what may be spooled.
-      const reason = (error as Error).message;
+      const reason = transportError ?? 'no transport';
       outcomes = events.map((event): Outcome => {
         settled.add(event);
         if (mustNotSpool(event)) return { event, result: 'failed', reason };
