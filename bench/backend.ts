@@ -36,8 +36,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { HostsDir } from '../src/backend/dnsmasq/hosts-dir.js';
-import { conntrackDeletions, conntrackRunner } from '../src/backend/nft/conntrack.js';
-import { renderChange } from '../src/backend/nft/delta.js';
+import { renderChange, renderCleanup, renderRevoke } from '../src/backend/nft/delta.js';
 import { nicElements } from '../src/backend/nft/elements.js';
 import { nftRunner } from '../src/backend/nft/apply.js';
 import { openStore } from '../src/backend/store/store.js';
@@ -361,8 +360,8 @@ async function phase(dir: string, vms: number, profileDir?: string): Promise<Pha
 interface Components {
   nftAdd: number[];
   nftDelete: number[];
-  conntrack: number[];
-  conntrackSideBySide: number[];
+  nftRevoke: number[];
+  nftCleanup: number[];
   hostPut: number[];
   hostRemove: number[];
   sqliteFull: number[];
@@ -395,8 +394,8 @@ async function components(dir: string): Promise<Components> {
   const result: Components = {
     nftAdd: [],
     nftDelete: [],
-    conntrack: [],
-    conntrackSideBySide: [],
+    nftRevoke: [],
+    nftCleanup: [],
     hostPut: [],
     hostRemove: [],
     sqliteFull: [],
@@ -404,7 +403,6 @@ async function components(dir: string): Promise<Components> {
     rebuild: await rebuildParts(dir),
   };
   const nft = nftRunner();
-  const conntrack = conntrackRunner();
   const hosts = new HostsDir(join(dir, 'state/dnsmasq/secure/hosts'), { network: secure, reload: () => undefined });
   const domains = { before: [], after: [] };
   const store = openStore(join(dir, 'backend.db'));
@@ -421,14 +419,9 @@ async function components(dir: string): Promise<Components> {
       const nic = { registration, entries: entries(n) };
       result.nftAdd.push(await timed(() => nft(renderChange({ site, domains }, [], [nic]))));
       result.nftDelete.push(await timed(() => nft(renderChange({ site, domains }, [nic], []))));
-      result.conntrack.push(
-        await timed(async () => {
-          for (const filter of conntrackDeletions([nic], [])) await conntrack(filter);
-        }),
-      );
-      result.conntrackSideBySide.push(
-        await timed(() => Promise.all(conntrackDeletions([nic], []).map((filter) => conntrack(filter)))),
-      );
+      await nft(renderChange({ site, domains }, [], [nic]));
+      result.nftRevoke.push(await timed(() => nft(renderRevoke(site, [nic]))));
+      result.nftCleanup.push(await timed(() => nft(renderCleanup(site, [nic]))));
       result.hostPut.push(await timed(() => hosts.put(registration)));
       result.hostRemove.push(await timed(() => hosts.remove(registration.mac)));
       for (const [mode, into] of [
@@ -514,7 +507,7 @@ function report(at0: PhaseResult, atN: PhaseResult, warmStartMs: number, parts: 
     }
   }
   console.log(
-    '  enforcer = nft -f, conntrack -D (deregister: two, side by side), host entry file (deregister: + SIGHUP to dnsmasq);\n' +
+    '  enforcer = nft -f (deregister: one add to the revoked set; the deletions follow in a batch), host entry file;\n' +
       '  fastify - enforcer = auth, zod, SQLite reads/writes and the COMMIT (synchronous=FULL), audit and request logs;\n' +
       '  client - fastify = HTTP over loopback, fetch, JSON.',
   );
@@ -522,9 +515,9 @@ function report(at0: PhaseResult, atN: PhaseResult, warmStartMs: number, parts: 
   const line = (what: string, values: readonly number[]) =>
     console.log(`  ${pad(what, 64)}${p50(values).toFixed(1)} (${p99(values).toFixed(1)})`);
   line('nft -f: add one NIC (register)', parts.nftAdd);
-  line('nft -f: delete one NIC (deregister)', parts.nftDelete);
-  line('conntrack -D -s IP, then -D --reply-src IP (deregister)', parts.conntrack);
-  line('the same two side by side', parts.conntrackSideBySide);
+  line('nft -f: delete one NIC at once (what deregister avoids)', parts.nftDelete);
+  line('nft -f: revoke one NIC (deregister)', parts.nftRevoke);
+  line('nft -f: delete a revoked NIC (the batch, off the request)', parts.nftCleanup);
   line('host entry file: write, fsync, rename, fsync dir (register)', parts.hostPut);
   line('host entry file: unlink, fsync dir (deregister)', parts.hostRemove);
   line('SQLite register txn + deregister txn, synchronous=FULL', parts.sqliteFull);
@@ -534,7 +527,7 @@ function report(at0: PhaseResult, atN: PhaseResult, warmStartMs: number, parts: 
       ` dnsmasq (secure) ${at0.dnsmasqCpu.toFixed(1)} ms @0, ${atN.dnsmasqCpu.toFixed(1)} ms @${VMS};` +
       ` service RSS ${at0.rssMb.toFixed(0)} MB @0, ${atN.rssMb.toFixed(0)} MB @${VMS};` +
       ` service log lines per pair ${at0.logLines.toFixed(0)} @0, ${atN.logLines.toFixed(0)} @${VMS}` +
-      ' (dnsmasq re-reads every host entry file on each SIGHUP, i.e. each deregistration)',
+      ' (dnsmasq re-reads its host entries on each SIGHUP: at most one per batch window, 1 s at 10k entries)',
   );
   const r = parts.rebuild;
   console.log(
