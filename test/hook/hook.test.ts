@@ -143,6 +143,10 @@ describe('an unavailable backend', () => {
     expect(stop.stderr).toMatch(/spooled for later delivery/);
     expect(spooled()).toHaveLength(1);
     expect(registration(vm)).toBeDefined();
+    const listed = await cli('host', 'spool', '--config', rig.config);
+    expect(listed.stdout).toMatch(
+      new RegExp(`^\\d{16} deregister vm=vm-down mac=${vm.nics[0]!.mac} network=secure \\(qemu stopped\\)\\n$`),
+    );
     const blocked = await cli('host', 'flush', '--config', rig.config, '--timeout', '1000');
     expect(blocked.code).toBe(1);
     expect(blocked.stderr).toMatch(/1 event\(s\) still spooled/);
