@@ -38,7 +38,6 @@ const lab = labAvailable(
   'ip',
   'ethtool',
   'perl',
-  'curl',
 );
 
 const HOOKS = '/etc/libvirt/hooks';
@@ -229,7 +228,7 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
     await mkdir(join(HOOKS, 'qemu.d'), { recursive: true });
     await writeFile(
       join(HOOKS, 'qemu.d', `zz-${p}-probe`),
-      `#!/bin/sh\n[ "$1" = "${DOMAIN}" ] && [ "$2" = start ] || exit 0\n/usr/bin/curl -s -o ${work}/probe-start.json -H 'authorization: Bearer ${token}' ${URL}/v1/registrations\nexit 0\n`,
+      `#!/bin/sh\n[ "$1" = "${DOMAIN}" ] && [ "$2" = start ] || exit 0\n${process.execPath} -e "fetch('${URL}/v1/registrations', { headers: { authorization: 'Bearer ${token}' } }).then((r) => r.text()).then((t) => require('fs').writeFileSync('${work}/probe-start.json', t))" >/dev/null 2>&1\nexit 0\n`,
       { mode: 0o755 },
     );
     await restartLibvirtd();
