@@ -202,15 +202,16 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
     // The hooks, as the README says: install, configure, restart libvirtd.
     installedQemuD =
       existsSync(join(HOOKS, 'qemu')) && !readFileSync(join(HOOKS, 'qemu'), 'utf8').includes('# ticrypt-net qemu hook');
-    for (const dir of [HOOKS, join(HOOKS, 'qemu.d')]) {
+    for (const dir of [HOOKS, join(HOOKS, 'qemu.d'), join(HOOKS, 'network.d'), '/etc/ticrypt-net']) {
       if (!existsSync(dir)) createdDirs.unshift(dir);
     }
-    const install = await execa(process.execPath, [CLI, 'hook', 'install', ...(installedQemuD ? ['--qemu-d'] : [])]);
-    expect(install.stdout).toMatch(/restart libvirtd/);
+    // An operator's config is set aside and put back; the template install writes otherwise is removed.
     if (existsSync(CONFIG)) {
       configBackup = `${CONFIG}.${p}.bak`;
       await rename(CONFIG, configBackup);
     }
+    const install = await execa(process.execPath, [CLI, 'hook', 'install', ...(installedQemuD ? ['--qemu-d'] : [])]);
+    expect(install.stdout).toMatch(/restart libvirtd/);
     await writeFile(join(work, 'host.token'), token, { mode: 0o600 });
     await writeFile(
       CONFIG,
@@ -243,9 +244,10 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
       await unlink(join(HOOKS, hook)).catch(() => {});
     }
     await unlink(join(HOOKS, 'qemu.d', `zz-${p}-probe`)).catch(() => {});
-    for (const dir of [join(HOOKS, 'network.d'), ...createdDirs]) await rmdir(dir).catch(() => {});
     await unlink(CONFIG).catch(() => {});
     if (configBackup) await rename(configBackup, CONFIG).catch(() => {});
+    // Deepest first: network.d and qemu.d before hooks/.
+    for (const dir of [...createdDirs].sort((a, b) => b.length - a.length)) await rmdir(dir).catch(() => {});
     // libvirtd forgets hooks only when it restarts; leave it as it was found.
     if (libvirtdWasRunning) await restartLibvirtd().catch(() => {});
     else {
