@@ -37,6 +37,8 @@ export interface DhcpRange {
   readonly leaseTime: string;
   /** Number of addresses in the range; dnsmasq's `dhcp-lease-max` must be at least this. */
   readonly size: number;
+  /** What PXE clients (e.g. a VM's iPXE) are told to boot: a file or an http URL (`dhcp-boot`). */
+  readonly bootFile?: string;
 }
 
 /** One VM network: an OVS bridge per host on its own VLAN, reaching the backend. */

@@ -76,3 +76,9 @@ export const LeaseTime = text("a lease time like '12h', '30m', '3600' or 'infini
   const seconds = Number(match[1]) * ({ '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[match[2] ?? ''] ?? 1);
   return seconds >= 120;
 });
+
+/** What a PXE client is told to boot (dnsmasq `dhcp-boot`): a file name or an http(s) URL, printable, no spaces or commas. */
+export const BootFile = text(
+  'a boot file name or URL like http://198.51.100.10/boot.ipxe (no spaces, commas or quotes)',
+  (v) => /^[A-Za-z0-9._~:/?#[\]@!$&()*+;=%-]{1,255}$/.test(v) && !/[,'"]/.test(v),
+);

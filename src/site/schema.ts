@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  BootFile,
   expect,
   HostName,
   InterfaceName,
@@ -76,7 +77,7 @@ export const NetworkSchema = z.strictObject(
         end: Ipv4,
         leaseTime: LeaseTime.default('12h'),
       },
-      expect('a map with start, end and optionally leaseTime'),
+      expect('a map with start, end and optionally leaseTime and bootFile'),
     ),
     mtu: Mtu.optional(),
     egress: EgressPolicy.optional(),

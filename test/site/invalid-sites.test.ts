@@ -184,6 +184,12 @@ const cases: [string, unknown, string, string][] = [
     'networks.secure.dhcp.leaseTime',
     "expected a lease time like '12h', '30m', '3600' or 'infinite' (at least 2m), found \"30s\"",
   ],
+  [
+    'a boot file with a comma (would split the dnsmasq line)',
+    secure({ dhcp: { start: '192.168.129.1', end: '192.168.129.9', bootFile: 'http://x/boot.ipxe,evil' } }),
+    'networks.secure.dhcp.bootFile',
+    'expected a boot file name or URL like http://198.51.100.10/boot.ipxe (no spaces, commas or quotes), found "http://x/boot.ipxe,evil"',
+  ],
   ['no networks at all', { networks: {} }, 'networks', 'expected at least one network, found none'],
   [
     'networks given as a list',

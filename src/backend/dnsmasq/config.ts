@@ -156,6 +156,18 @@ function dhcpLines(network: Network): string[] {
     `dhcp-option=option:router,${gateway}`,
     `dhcp-option=option:dns-server,${gateway}`,
   ];
+  if (network.dhcp.bootFile !== undefined) {
+    // Re-checked here: nothing reaches a config line unchecked.
+    const boot = network.dhcp.bootFile;
+    if (!/^[A-Za-z0-9._~:/?#[\]@!$&()*+;=%-]{1,255}$/.test(boot) || /[,'"]/.test(boot)) {
+      throw new DnsmasqInputError(
+        'network.dhcp.bootFile',
+        'a boot file name or URL without spaces, commas or quotes',
+        boot,
+      );
+    }
+    lines.push(`dhcp-boot=${boot}`);
+  }
   if (network.mtu !== undefined) {
     lines.push(`dhcp-option=option:mtu,${checkInteger('network.mtu', network.mtu, 68, 65535)}`);
   }

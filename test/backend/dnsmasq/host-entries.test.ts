@@ -61,3 +61,24 @@ describe('HostEntries', () => {
     expect(entries.macs()).toEqual(['52:54:00:00:00:01']);
   });
 });
+
+describe('dhcp.bootFile', () => {
+  it('becomes dhcp-boot in the network config', async () => {
+    const { parseSite } = await import('../../../src/site/parse.js');
+    const { renderDnsmasqConfig } = await import('../../../src/backend/dnsmasq/config.js');
+    const site = parseSite({
+      networks: {
+        service: {
+          preset: 'service',
+          dhcp: { start: '192.168.122.3', end: '192.168.122.9', bootFile: 'http://198.51.100.10/boot.ipxe' },
+        },
+      },
+    });
+    const text = renderDnsmasqConfig(site, site.networks[0]!, {
+      hostsDir: '/x/hosts',
+      leaseFile: '/x/leases',
+      pidFile: '/x/pid',
+    });
+    expect(text).toContain('\ndhcp-boot=http://198.51.100.10/boot.ipxe\n');
+  });
+});
