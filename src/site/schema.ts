@@ -76,6 +76,7 @@ export const NetworkSchema = z.strictObject(
         start: Ipv4,
         end: Ipv4,
         leaseTime: LeaseTime.default('12h'),
+        bootFile: BootFile.optional(),
       },
       expect('a map with start, end and optionally leaseTime and bootFile'),
     ),
