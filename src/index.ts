@@ -101,3 +101,15 @@ export { HostApplyError } from './errors/host-apply-error.js';
 // VM launcher helpers: NICs and the allow-list in a domain definition
 export { addDomainInterface, removeDomainInterface, domainInterfaceMacs } from './libvirt/domain-edit.js';
 export { setDomainAllowList, readDomainAllowList, renderAllowMetadata, TICRYPT_XMLNS } from './libvirt/metadata.js';
+
+// The libvirt hooks (the executables are hooks/qemu and hooks/network; see `ticrypt-net hook install`)
+export type { HookConfig, HookNetwork } from './hook/config-types.js';
+export { parseHookConfigText, loadHookConfig, hookConfigTemplate, HookConfigSchema } from './hook/config.js';
+export { installHooks, type InstallOptions, type InstallReport } from './hook/install.js';
+export { reconcileHost, type ReconcileReport } from './hook/reconcile.js';
+export { Spool, type SpoolEntry } from './hook/spool.js';
+export { nextGeneration } from './hook/generation.js';
+export { scanDomainXml, type HookDomain, type HookDomainNic } from './hook/domain-scan.js';
+export { HookConfigError } from './errors/hook-config-error.js';
+export { HookInstallError } from './errors/hook-install-error.js';
+export { HookSpoolError } from './errors/hook-spool-error.js';

@@ -1,4 +1,4 @@
-// The qemu and network hook's Node entry, bundled to dist/hook/hook.cjs (see hooks/bundle.mjs):
+// The qemu and network hook's Node entry, bundled to dist/hook/hook.cjs (see scripts/bundle-hook.mjs):
 // `node hook.cjs CONFIG CACHE qemu|network NAME OP SUBOP EXTRA...`. It is the one place of the
 // hook that touches process streams and exits. It never writes to stdout: for migrate and
 // restore, libvirt takes the hook's stdout as the new domain XML.

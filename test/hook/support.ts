@@ -11,7 +11,7 @@ import { RecordingEnforcer } from '../support/recording-enforcer.js';
 
 /** Build dist/hook/hook.cjs and hook-config.cjs from the sources (what `npm run build` should do too). */
 export function bundleHook(): void {
-  execFileSync(process.execPath, [join(packageRoot(), 'hooks', 'bundle.mjs')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [join(packageRoot(), 'scripts', 'bundle-hook.mjs')], { stdio: 'inherit' });
 }
 
 /**
