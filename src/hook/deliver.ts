@@ -97,6 +97,7 @@ export interface FlushResult {
  */
 export async function flushSpool(context: DeliveryContext, lockDeadline = context.deadline): Promise<FlushResult> {
   const { spool, log } = context;
+  spool.ensureDir();
   const release = await lock(join(spool.dir, 'flush.lock'), lockDeadline);
   if (!release)
     return { delivered: 0, deadLettered: 0, remaining: spool.list().length, busy: true, unreachable: false };

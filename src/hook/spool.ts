@@ -41,6 +41,11 @@ export class Spool {
     this.failed = join(dir, 'failed');
   }
 
+  /** Create the spool directory if missing (a host that never spooled has none; the flush lock lives in it). */
+  ensureDir(): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
   /**
    * Store an event durably.
    *

@@ -313,3 +313,25 @@ describe('parseAnswer', () => {
     expect(() => parseAnswer(Buffer.from('garbage'))).toThrow('malformed HTTP answer');
   });
 });
+
+describe('flushSpool on a host that never spooled', () => {
+  it('creates the spool directory instead of failing on its lock', async () => {
+    const { mkdtempSync, existsSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { Spool } = await import('../../src/hook/spool.js');
+    const { flushSpool } = await import('../../src/hook/deliver.js');
+    const base = mkdtempSync(join(tmpdir(), 'tn-spool-'));
+    try {
+      const spool = new Spool(join(base, 'never', 'created'));
+      const context = { spool, log: () => {}, deadline: Date.now() + 1000 } as unknown as Parameters<
+        typeof flushSpool
+      >[0];
+      const result = await flushSpool(context);
+      expect(result).toMatchObject({ delivered: 0, remaining: 0, busy: false });
+      expect(existsSync(spool.dir)).toBe(true);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
