@@ -1,10 +1,11 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { renderDnsmasqConfig, type DnsmasqConfigOptions } from '../dnsmasq/config.js';
 import { HostEntries, hostEntriesPaths } from '../dnsmasq/host-entries.js';
 import { checkDnsmasqConfig, DnsmasqProcess, readPidFile, stopPid, type CommandWrapper } from '../dnsmasq/process.js';
 import type { Network, Site } from '../../site/model.js';
 import type { Registration } from '../types.js';
+import { DnsmasqProcessError } from '../../errors/dnsmasq-process-error.js';
 
 /** How the fleet runs dnsmasq. */
 export interface DnsmasqFleetOptions {
@@ -70,6 +71,8 @@ export class DnsmasqFleet {
   /** Write every config and host entry from `registrations`, then (re)start every dnsmasq. */
   async start(registrations: readonly Registration[], domains: readonly string[]): Promise<void> {
     this.domains = domains;
+    await mkdir(this.options.stateDir, { recursive: true });
+    await assertTraversable(this.options.stateDir);
     for (const member of this.members.values()) {
       await mkdir(member.dir, { recursive: true });
       await member.hosts.start(registrations.filter((r) => r.network === member.network.name));
@@ -195,4 +198,29 @@ async function isDnsmasqOf(pid: number, confFile: string): Promise<boolean> {
 async function endLeftover(pidFile: string, confFile: string, timeoutMs = 5000): Promise<void> {
   const pid = await readPidFile(pidFile);
   if (pid !== undefined && (await isDnsmasqOf(pid, confFile))) await stopPid(pid, timeoutMs);
+}
+
+/**
+ * dnsmasq reads host entries after dropping to an unprivileged user, so every
+ * directory above them must be traversable by others; a state directory under
+ * a private (0700) parent would make every DHCP request "ignored".
+ *
+ * @throws {Error} naming the directory and the fix.
+ */
+async function assertTraversable(dir: string): Promise<void> {
+  for (let at = resolve(dir); ; at = dirname(at)) {
+    const { mode } = await stat(at);
+    if ((mode & 0o001) === 0) {
+      const octal = (mode & 0o777).toString(8).padStart(4, '0');
+      throw new DnsmasqProcessError(
+        {
+          command: ['dnsmasq'],
+          stderr: `${at} has mode ${octal}, but dnsmasq reads its host entries as an unprivileged user: make it traversable (chmod o+x ${at}) or choose another --state-dir`,
+          action: 'preparing',
+        },
+        `state directory ${dir}`,
+      );
+    }
+    if (at === dirname(at)) return;
+  }
 }

@@ -56,3 +56,22 @@ describe('GatewayEnforcer', () => {
     expect(calls).toEqual(['nft  -> 52:54:00:00:00:02 []', 'put 52:54:00:00:00:02', 'nft 52:54:00:00:00:02 ->  []']);
   });
 });
+
+describe('DnsmasqFleet', () => {
+  it('refuses a state directory dnsmasq could not read as an unprivileged user, naming the fix', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { DnsmasqFleet } = await import('../../../src/backend/service/dnsmasq-fleet.js');
+    const { defaultSite } = await import('../../../src/site/parse.js');
+    const dir = await mkdtemp(join(tmpdir(), 'ticrypt-private-')); // mode 0700
+    try {
+      const fleet = new DnsmasqFleet(defaultSite(), { stateDir: join(dir, 'state') });
+      await expect(fleet.start([], [])).rejects.toThrow(
+        `dnsmasq failed (no exit) preparing state directory ${join(dir, 'state')}: ${dir} has mode 0700, but dnsmasq reads its host entries as an unprivileged user: make it traversable (chmod o+x ${dir}) or choose another --state-dir`,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
