@@ -44,8 +44,25 @@ stop() {
   done
 }
 
+# Restart libvirtd (so it discovers hooks) only if it is the one `start` recorded: never someone else's.
+restart_libvirtd() {
+  local pid
+  pid=$(pgrep -x libvirtd || true)
+  if [ -z "$pid" ] || [ ! -f "$state/libvirtd.pid" ] || [ "$pid" != "$(cat "$state/libvirtd.pid")" ]; then
+    echo "lab-daemons: libvirtd (pid ${pid:-none}) was not started by this script; restart it yourself" >&2
+    return 1
+  fi
+  kill "$pid"
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  libvirtd -d
+  for _ in $(seq 50); do [ -S /run/libvirt/libvirt-sock ] && pgrep -x libvirtd >/dev/null && break; sleep 0.1; done
+  pgrep -x libvirtd >"$state/libvirtd.pid"
+  echo "lab-daemons: restarted libvirtd" >&2
+}
+
 case "${1:-}" in
   start) start ;;
+  restart-libvirtd) restart_libvirtd ;;
   stop) shift; stop "$@" ;;
-  *) echo "usage: $0 start | stop [ovs] [virtlogd] [libvirtd]" >&2; exit 2 ;;
+  *) echo "usage: $0 start | stop [ovs] [virtlogd] [libvirtd] | restart-libvirtd" >&2; exit 2 ;;
 esac
