@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { HookConfigError } from '../errors/hook-config-error.js';
 import { fromZodIssues } from '../site/issues.js';
+import { readYaml } from '../site/yaml.js';
 import { expect as expectMsg, Name, HostName, InterfaceName } from '../site/primitives.js';
 import {
   DEFAULT_HOOK_MS,
@@ -99,19 +99,9 @@ export type HookConfigInput = z.input<typeof HookConfigSchema>;
  * @example parseHookConfigText('hostId: kvm-07\nbackend: ...', '/etc/ticrypt-net/hook.yaml');
  */
 export function parseHookConfigText(text: string, file: string): HookConfig {
-  let data: unknown;
-  try {
-    data = parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 100 });
-  } catch (error) {
-    if (error instanceof YAMLParseError) {
-      const where = error.linePos?.[0] ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}` : 'somewhere';
-      const first = (error.message.split('\n')[0] ?? error.message).replace(/ at line \d+, column \d+:?$/, '');
-      throw new HookConfigError(file, [
-        { path: '(file)', message: `expected YAML, found a syntax error at ${where}: ${first}` },
-      ]);
-    }
-    throw error;
-  }
+  const read = readYaml(text);
+  if (!read.ok) throw new HookConfigError(file, [read.issue]);
+  const data = read.data;
   const result = HookConfigSchema.safeParse(data ?? {}, { reportInput: true });
   if (!result.success) throw new HookConfigError(file, fromZodIssues(result.error.issues));
   const { networks, backend, ...rest } = result.data;

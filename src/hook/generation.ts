@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { lockSync } from './lock.js';
+import { syncDir } from './sync-dir.js';
 
 /** The wall clock in microseconds since the epoch (about 1.8e15: well inside 2^53). */
 export function microsNow(): number {
@@ -109,13 +110,4 @@ function writeFile(file: string, text: string, durable: boolean): void {
   }
   renameSync(tmp, file);
   if (durable) syncDir(dirname(file));
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

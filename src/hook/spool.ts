@@ -13,6 +13,7 @@ import {
 import { join } from 'node:path';
 import { HookSpoolError } from '../errors/hook-spool-error.js';
 import { type HookEvent, nicKey } from './events.js';
+import { syncDir } from './sync-dir.js';
 
 /** One spooled event and its file. */
 export interface SpoolEntry {
@@ -164,13 +165,4 @@ function readEvent(text: string): HookEvent {
     nic: { vmUuid: nic.vmUuid, vmName: nic.vmName, mac: nic.mac, network: nic.network },
     cause: typeof data.cause === 'string' ? data.cause : 'spool',
   };
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

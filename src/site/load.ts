@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { SiteError } from '../errors/site-error.js';
 import type { Site } from './model.js';
 import { defaultSite, parseSite } from './parse.js';
+import { readYaml } from './yaml.js';
 
 /**
  * Read and validate a site file (YAML; JSON is YAML too). Without a path, the
@@ -26,19 +26,7 @@ export async function loadSite(path?: string): Promise<Site> {
 
 /** Validate a site given as YAML text. `source` names it in errors. */
 export function parseSiteText(text: string, source?: string): Site {
-  let data: unknown;
-  try {
-    data = parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 100 });
-  } catch (error) {
-    if (error instanceof YAMLParseError) {
-      const where = error.linePos?.[0] ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}` : 'somewhere';
-      const first = error.message.split('\n')[0] ?? error.message;
-      throw new SiteError(
-        [{ path: '(file)', message: `expected YAML, found a syntax error at ${where}: ${first}` }],
-        source,
-      );
-    }
-    throw error;
-  }
-  return parseSite(data, source);
+  const read = readYaml(text);
+  if (!read.ok) throw new SiteError([read.issue], source);
+  return parseSite(read.data, source);
 }
