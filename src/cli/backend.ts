@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { startBackend } from '../backend/service/daemon.js';
+import { DEFAULT_STATE_DIR, DEFAULT_STORE, startBackend } from '../backend/service/daemon.js';
 import { openStore } from '../backend/store/store.js';
 import { UsageError } from '../errors/usage-error.js';
 import { isIpv4 } from '../site/address.js';
@@ -8,11 +8,6 @@ import { loadSite } from '../site/load.js';
 import { HostName } from '../site/primitives.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 import { parseInteger } from './options.js';
-
-/** Default location of the backend's store. */
-export const DEFAULT_STORE = '/var/lib/ticrypt-net/backend.db';
-/** Default location of the backend's dnsmasq state. */
-export const DEFAULT_STATE_DIR = '/var/lib/ticrypt-net';
 
 interface ServeOptions {
   site?: string;

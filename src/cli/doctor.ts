@@ -3,9 +3,11 @@ import type { Command } from 'commander';
 import { TicryptNetError } from '../errors/ticrypt-net-error.js';
 import { UsageError } from '../errors/usage-error.js';
 import { checkBackend } from '../host/doctor/backend-checks.js';
-import { DEFAULT_BACKEND_STATE_DIR, gatherBackendFacts } from '../host/doctor/backend-facts.js';
+import { DEFAULT_STATE_DIR } from '../backend/service/daemon.js';
+import { DEFAULT_CONFIG_PATH } from '../hook/config-types.js';
+import { gatherBackendFacts } from '../host/doctor/backend-facts.js';
 import { checkHost } from '../host/doctor/host-checks.js';
-import { DEFAULT_HOOK_CONFIG, DEFAULT_HOOKS_DIR, gatherHostFacts } from '../host/doctor/host-facts.js';
+import { DEFAULT_HOOKS_DIR, gatherHostFacts } from '../host/doctor/host-facts.js';
 import { doctorExitCode, formatResults } from '../host/doctor/result.js';
 import { DEFAULT_UPLINK_BRIDGE } from '../host/model.js';
 import { DEFAULT_VIRSH_URI } from '../host/observe.js';
@@ -51,12 +53,8 @@ export function addDoctorCommand(program: Command, io: CliIo): void {
     .option('--uplink-bridge <name>', 'the shared bridge of trunk-mode networks', DEFAULT_UPLINK_BRIDGE)
     .option('--virsh-uri <uri>', 'libvirt connection', DEFAULT_VIRSH_URI)
     .option('--hooks-dir <dir>', "libvirt's hook directory", DEFAULT_HOOKS_DIR)
-    .option('--hook-config <file>', "the hook's configuration (backend URL, token file)", DEFAULT_HOOK_CONFIG)
-    .option(
-      '--state-dir <dir>',
-      "the backend's state directory (dnsmasq/<network>/dnsmasq.pid)",
-      DEFAULT_BACKEND_STATE_DIR,
-    )
+    .option('--hook-config <file>', "the hook's configuration (backend URL, token file)", DEFAULT_CONFIG_PATH)
+    .option('--state-dir <dir>', "the backend's state directory (dnsmasq/<network>/dnsmasq.pid)", DEFAULT_STATE_DIR)
     .option('--backend-url <url>', 'backend API, to compare the store with the nft set (with --admin-token-file)')
     .option('--admin-token-file <file>', 'file holding an admin token')
     .option('--netns <name>', 'gather the backend facts inside this network namespace')

@@ -11,7 +11,7 @@ import { renderNetworkXml } from '../libvirt/network-xml.js';
 import { loadSite } from '../site/load.js';
 import { findNetwork } from '../site/lookup.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
-import { DEFAULT_STATE_DIR } from './backend.js';
+import { DEFAULT_STATE_DIR } from '../backend/service/daemon.js';
 import { parseInteger } from './options.js';
 
 /** The empty-state table: what the backend applies before any VM registers. */

@@ -18,6 +18,11 @@ import { Registry } from './registry.js';
  */
 const HOST_ENTRY_READ = /^dnsmasq-dhcp\[\d+\]: read \//;
 
+/** Where the backend keeps its SQLite store unless told otherwise. */
+export const DEFAULT_STORE = '/var/lib/ticrypt-net/backend.db';
+/** Where the backend keeps dnsmasq's configs, host entries and leases unless told otherwise. */
+export const DEFAULT_STATE_DIR = '/var/lib/ticrypt-net';
+
 /** What `ticrypt-net backend serve` runs with. */
 export interface BackendOptions {
   readonly site: Site;

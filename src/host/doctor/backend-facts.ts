@@ -5,6 +5,7 @@ import { BackendClient } from '../../backend/api/client.js';
 import type { Site } from '../../site/model.js';
 import { commandRunner, type CommandRunner } from '../runner.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
+import { DEFAULT_STATE_DIR } from '../../backend/service/daemon.js';
 
 /** A base chain of the ruleset. */
 export interface ChainFact {
@@ -58,12 +59,10 @@ export interface BackendGatherOptions {
   readonly api?: { readonly url: string; readonly token: string; readonly ca?: string };
 }
 
-export const DEFAULT_BACKEND_STATE_DIR = '/var/lib/ticrypt-net';
-
 /** Gather the backend facts (a missing piece is a fact, not an error). */
 export async function gatherBackendFacts(site: Site, options: BackendGatherOptions = {}): Promise<BackendFacts> {
   const run = options.run ?? commandRunner();
-  const stateDir = options.stateDir ?? DEFAULT_BACKEND_STATE_DIR;
+  const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
   const table = await run('nft', ['list', 'table', 'inet', 'ticrypt']);
   const tablePresent = table.exitCode === 0;
   const elements = async (set: string) => {

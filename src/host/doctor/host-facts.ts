@@ -8,6 +8,7 @@ import type { ObservedHost } from '../model.js';
 import { observeHost, parseIpAddr } from '../observe.js';
 import { commandRunner, type CommandRunner } from '../runner.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
+import { DEFAULT_CONFIG_PATH } from '../../hook/config-types.js';
 
 /** One hook file libvirt may run. */
 export interface HookFileFact {
@@ -63,8 +64,8 @@ export interface HostGatherOptions {
   readonly libvirtdPid?: number;
 }
 
+/** Where libvirt looks for hooks. */
 export const DEFAULT_HOOKS_DIR = '/etc/libvirt/hooks';
-export const DEFAULT_HOOK_CONFIG = '/etc/ticrypt-net/hook.yaml';
 
 /** Gather the host facts (never throws for a missing piece: that is what the checks report). */
 export async function gatherHostFacts(site: Site, options: HostGatherOptions = {}): Promise<HostFacts> {
@@ -84,7 +85,7 @@ export async function gatherHostFacts(site: Site, options: HostGatherOptions = {
   const hooks = await Promise.all([join(hooksDir, 'qemu'), join(hooksDir, 'qemu.d', 'ticrypt-net')].map(hookFileFact));
   const pid = options.libvirtdPid ?? (await findPid('libvirtd'));
   const libvirtdStartMs = pid === undefined ? undefined : await processStartMs(pid);
-  const hookConfig = await readHookConfig(options.hookConfigFile ?? DEFAULT_HOOK_CONFIG);
+  const hookConfig = await readHookConfig(options.hookConfigFile ?? DEFAULT_CONFIG_PATH);
   const backend = await reachBackend(hookConfig);
   const routes = parseRoutes((await run('ip', ['-j', 'route', 'show'])).stdout);
   return {
