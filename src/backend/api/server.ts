@@ -110,7 +110,12 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     const body = parse(RegisterBody, request.body, 'body');
     const { generation, ...nic } = body;
     const result = await registry.register(host.name, nic, generation);
-    return { status: result.status, ip: result.registration.ip, network: nic.network, mac: nic.mac };
+    return {
+      status: result.status,
+      ...(result.registration ? { ip: result.registration.ip } : {}),
+      network: nic.network,
+      mac: nic.mac,
+    };
   });
 
   app.post('/v1/deregister', async (request) => {

@@ -16,9 +16,13 @@ export interface NicReport {
 
 /** The outcome of a register call. */
 export interface RegisterResult {
-  /** `registered`: stored now; `unchanged`: it already was; `stale`: an older generation, ignored. */
+  /**
+   * `registered`: stored now; `unchanged`: it already was; `stale`: older than
+   * this host's registration or deregistration of the NIC, ignored.
+   */
   readonly status: 'registered' | 'unchanged' | 'stale';
-  readonly registration: Registration;
+  /** The NIC's registration after the call (absent when a stale register found none). */
+  readonly registration?: Registration;
 }
 
 /** The outcome of a deregister call. */
@@ -89,6 +93,9 @@ export class Registry {
       if (existing && existing.hostId === hostId && existing.generation > generation) {
         return { status: 'stale', registration: existing };
       }
+      if ((this.store.deregistrations.latest(nic.network, nic.mac, hostId) ?? -1) > generation) {
+        return existing ? { status: 'stale', registration: existing } : { status: 'stale' };
+      }
       if (existing && existing.hostId === hostId && existing.vmName === nic.vmName) {
         if (existing.generation !== generation) this.store.registrations.put({ ...existing, generation });
         return { status: 'unchanged', registration: { ...existing, generation } };
@@ -97,7 +104,8 @@ export class Registry {
         const ip = this.store.addresses.allocate(network, nic.mac);
         txn.put({ ...nic, hostId, ip, generation });
       });
-      const registration = added[0]!;
+      const registration = added[0];
+      if (!registration) throw new Error('register stored nothing');
       this.audit({ event: 'register', hostId, ...pick(registration), took: existing ? 'over' : 'new' });
       return { status: 'registered', registration };
     });
@@ -108,10 +116,17 @@ export class Registry {
     return this.queue.run(async () => {
       this.network(key.network);
       const existing = this.store.registrations.get(key.network, key.mac);
-      if (!existing) return { status: 'absent' };
-      if (existing.hostId !== hostId) return { status: 'kept-other-host' };
+      // Remembered even when nothing is removed: a register of this host's that arrives later but is older stays out.
+      const remember = () => this.store.deregistrations.record(key.network, key.mac, hostId, generation);
+      if (!existing || existing.hostId !== hostId) {
+        remember();
+        return { status: existing ? 'kept-other-host' : 'absent' };
+      }
       if (existing.generation > generation) return { status: 'kept-newer' };
-      await this.commit([existing], (txn) => txn.delete(existing));
+      await this.commit([existing], (txn) => {
+        txn.delete(existing);
+        remember();
+      });
       this.audit({ event: 'deregister', hostId, ...pick(existing) });
       return { status: 'removed' };
     });
@@ -133,6 +148,8 @@ export class Registry {
       const toAdd: NicReport[] = [];
       for (const nic of wanted.values()) {
         const existing = this.store.registrations.get(nic.network, nic.mac);
+        // A deregistration newer than this snapshot of the host wins: the NIC stopped after the list was taken.
+        if ((this.store.deregistrations.latest(nic.network, nic.mac, hostId) ?? -1) > generation) continue;
         if (existing && existing.vmUuid !== nic.vmUuid) conflicts.push(nic);
         else if (!existing || existing.hostId !== hostId || existing.vmName !== nic.vmName) {
           if (existing) touched.push(existing);

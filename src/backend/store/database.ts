@@ -23,6 +23,15 @@ CREATE TABLE IF NOT EXISTS registrations (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS registrations_by_host ON registrations (host_id);
 CREATE INDEX IF NOT EXISTS registrations_by_vm ON registrations (vm_uuid);
+-- The newest deregistration each host sent for a NIC: a register from that host with an older generation is
+-- stale (it was spooled or reordered), so a stopped VM is never re-opened by a late event.
+CREATE TABLE IF NOT EXISTS deregistrations (
+  network TEXT NOT NULL,
+  mac TEXT NOT NULL,
+  host_id TEXT NOT NULL,
+  generation INTEGER NOT NULL,
+  PRIMARY KEY (network, mac, host_id)
+) WITHOUT ROWID;
 -- Addresses handed out, kept after deregistration so a MAC gets the same IP back.
 CREATE TABLE IF NOT EXISTS addresses (
   network TEXT NOT NULL,

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { AddressTable } from './addresses.js';
 import { AllowListTable } from './allow-lists.js';
 import { openDatabase } from './database.js';
+import { DeregistrationTable } from './deregistrations.js';
 import { RegistrationTable } from './registrations.js';
 import { TokenTable } from './tokens.js';
 
@@ -18,12 +19,14 @@ export class Store {
   readonly addresses: AddressTable;
   readonly allowLists: AllowListTable;
   readonly tokens: TokenTable;
+  readonly deregistrations: DeregistrationTable;
 
   constructor(readonly db: Database.Database) {
     this.registrations = new RegistrationTable(db);
     this.addresses = new AddressTable(db);
     this.allowLists = new AllowListTable(db);
     this.tokens = new TokenTable(db);
+    this.deregistrations = new DeregistrationTable(db);
   }
 
   /** Run `fn` in one SQLite transaction: all of it is stored, or none (also when `fn` throws). */

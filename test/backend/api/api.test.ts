@@ -66,6 +66,37 @@ describe('registration', () => {
     expect(backend.store.registrations.list()).toEqual([]);
   });
 
+  it("ignores a register older than the same host's deregistration (a late or spooled event)", async () => {
+    await backend.call('POST', '/v1/register', 'host', { ...BASE_NIC, generation: 3 });
+    await backend.call('POST', '/v1/deregister', 'host', { mac: BASE_NIC.mac, network: 'secure', generation: 5 });
+    const late = await backend.call('POST', '/v1/register', 'host', { ...BASE_NIC, generation: 4 });
+    expect(late.json).toEqual({ status: 'stale', network: 'secure', mac: BASE_NIC.mac });
+    expect(backend.store.registrations.list()).toEqual([]);
+    // A deregistration that overtook its registration counts too.
+    await backend.call('POST', '/v1/deregister', 'host', {
+      mac: '52:54:00:00:00:09',
+      network: 'secure',
+      generation: 9,
+    });
+    const overtaken = await backend.call('POST', '/v1/register', 'host', {
+      ...BASE_NIC,
+      mac: '52:54:00:00:00:09',
+      generation: 8,
+    });
+    expect(overtaken.json.status).toBe('stale');
+    // A newer start registers again.
+    const again = await backend.call('POST', '/v1/register', 'host', { ...BASE_NIC, generation: 6 });
+    expect(again.json.status).toBe('registered');
+    // The same rule holds in a reconcile whose snapshot is older than a deregistration.
+    await backend.call('POST', '/v1/deregister', 'host', { mac: BASE_NIC.mac, network: 'secure', generation: 12 });
+    const reconciled = await backend.call('POST', '/v1/reconcile', 'host', {
+      generation: 11,
+      nics: [{ vmUuid: BASE_NIC.vmUuid, vmName: 'vm-1', mac: BASE_NIC.mac, network: 'secure' }],
+    });
+    expect(reconciled.json.added).toEqual([]);
+    expect(backend.store.registrations.list()).toEqual([]);
+  });
+
   it('ignores a stale register from the same host', async () => {
     await backend.call('POST', '/v1/register', 'host', { ...BASE_NIC, generation: 5 });
     const stale = await backend.call('POST', '/v1/register', 'host', { ...BASE_NIC, vmName: 'renamed', generation: 4 });
