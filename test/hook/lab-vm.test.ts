@@ -313,10 +313,13 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
   }, 60_000);
 
   it('host reconcile (libvirt API) restores a registration the backend lost', async () => {
+    // Lose it: a deregistration at the registration's own generation (an older reconcile would respect a newer one).
+    const held = await registered(MAC);
+    expect(held).toBeDefined();
     await fetch(`${URL}/v1/deregister`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ mac: MAC, network: NET, generation: Number.MAX_SAFE_INTEGER - 1 }),
+      body: JSON.stringify({ mac: MAC, network: NET, generation: held!.generation }),
     });
     expect(await registered(MAC)).toBeUndefined();
     const run = await execa(process.execPath, [CLI, '--json', 'host', 'reconcile', '--config', CONFIG], {
