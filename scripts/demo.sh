@@ -117,12 +117,15 @@ ip link set tnd-mgmt up
 ip -n "$BK" link set mgmt0 up
 echo "backend: gw-secure 192.168.128.1, gw-service 192.168.122.1, gw-datain 192.168.123.1, wan0 203.0.113.1, mgmt0 198.18.0.1"
 
-say "an HTTP server on the internet (198.51.100.10:80) that logs who asks"
+say "an HTTP server on the internet, 198.51.100.10 ports 80 and 8080, that logs who asks"
+# boot.ipxe (port 80, allowed) tells iPXE to fetch a second file from port 8080, which the allow-list does not name.
 ip netns exec "$NET" node -e '
-  require("http").createServer((q, r) => {
-    console.log(`GET ${q.url} from ${q.socket.remoteAddress}`);
-    r.end("#!ipxe\necho hello from the internet\n");
-  }).listen(80, "198.51.100.10");' >"$work/http.log" 2>&1 &
+  const serve = (port) => require("http").createServer((q, r) => {
+    console.log(`GET ${q.url} on port ${port} from ${q.socket.remoteAddress}`);
+    r.end("#!ipxe\necho hello from the internet\nchain http://198.51.100.10:8080/denied.ipxe\n");
+  }).listen(port, "198.51.100.10");
+  serve(80);
+  serve(8080);' >"$work/http.log" 2>&1 &
 pids+=($!)
 
 say "the host: OVS bridges on their VLAN uplinks and the libvirt networks, from the site"
@@ -202,9 +205,17 @@ cat "$work/http.log"
 [ -n "$ok" ] || { echo "demo: the VM's request did not arrive" >&2; tail -20 "$work/backend.log" >&2; exit 1; }
 echo "the request came from the backend's uplink (masqueraded), allowed by the VM's allow-list"
 
+say "the same VM asking port 8080, which its allow-list does not name: dropped at the backend"
+sleep 15
+if grep -q "port 8080" "$work/http.log"; then
+  echo "demo: a request to port 8080 got through" >&2
+  exit 1
+fi
+echo "no request arrived on port 8080; the backend's counter of dropped secure egress:"
+ip netns exec "$BK" nft list counter inet ticrypt dropped_egress | grep packets
+
 say "virsh destroy: the hook deregisters"
 run virsh -q -c qemu:///system destroy "$VM"
 sleep 1
 admin /v1/registrations
-ip netns exec "$BK" nft list counter inet ticrypt dropped_unregistered | grep packets || true
 say "done: every part ran for real; cleaning up"
