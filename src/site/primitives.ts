@@ -77,8 +77,16 @@ export const LeaseTime = text("a lease time like '12h', '30m', '3600' or 'infini
   return seconds >= 120;
 });
 
-/** What a PXE client is told to boot (dnsmasq `dhcp-boot`): a file name or an http(s) URL, printable, no spaces or commas. */
+/**
+ * Whether `value` may be a PXE boot file (dnsmasq `dhcp-boot`): URL characters
+ * only, at most 255, so no spaces, commas, quotes or newlines can split the line.
+ */
+export function isBootFile(value: string): boolean {
+  return /^[A-Za-z0-9._~:/?#[\]@!$&()*+;=%-]{1,255}$/.test(value);
+}
+
+/** What a PXE client is told to boot (dnsmasq `dhcp-boot`): a file name or an http(s) URL. */
 export const BootFile = text(
   'a boot file name or URL like http://198.51.100.10/boot.ipxe (no spaces, commas or quotes)',
-  (v) => /^[A-Za-z0-9._~:/?#[\]@!$&()*+;=%-]{1,255}$/.test(v) && !/[,'"]/.test(v),
+  isBootFile,
 );

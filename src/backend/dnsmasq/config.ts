@@ -10,6 +10,7 @@
 import { DnsmasqInputError } from '../../errors/dnsmasq-error.js';
 import { parseIpv4Cidr, prefixToNetmask } from '../../site/address.js';
 import type { Network, Site } from '../../site/model.js';
+import { isBootFile } from '../../site/primitives.js';
 import { domainSetName } from '../nft/names.js';
 import {
   checkDomain,
@@ -159,7 +160,7 @@ function dhcpLines(network: Network): string[] {
   if (network.dhcp.bootFile !== undefined) {
     // Re-checked here: nothing reaches a config line unchecked.
     const boot = network.dhcp.bootFile;
-    if (!/^[A-Za-z0-9._~:/?#[\]@!$&()*+;=%-]{1,255}$/.test(boot) || /[,'"]/.test(boot)) {
+    if (!isBootFile(boot)) {
       throw new DnsmasqInputError(
         'network.dhcp.bootFile',
         'a boot file name or URL without spaces, commas or quotes',
