@@ -56,11 +56,21 @@ async function restartLibvirtd(): Promise<void> {
         () => true,
         () => false,
       )
-    )
+    ) {
+      await handOverLabRecord(pid);
       return;
+    }
     await sleep(100);
   }
   throw new Error('libvirtd did not come back');
+}
+
+/** If scripts/lab-daemons.sh recorded the libvirtd just replaced, record its successor, so its `stop` ends that one. */
+async function handOverLabRecord(old: number | undefined): Promise<void> {
+  const record = '/run/ticrypt-net-lab/libvirtd.pid';
+  const recorded = Number((await readFile(record, 'utf8').catch(() => '')).trim());
+  const now = await pidOf('libvirtd');
+  if (old !== undefined && recorded === old && now !== undefined) await writeFile(record, `${now}\n`);
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
