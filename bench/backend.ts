@@ -41,7 +41,7 @@ import { nicElements } from '../src/backend/nft/elements.js';
 import { nftRunner } from '../src/backend/nft/apply.js';
 import { openStore } from '../src/backend/store/store.js';
 import { renderRuleset } from '../src/backend/nft/ruleset.js';
-import type { AllowEntry, AllowList, Registration } from '../src/backend/types.js';
+import type { AllowEntry, AllowList, Registration } from '../src/protocol/api.js';
 import type { Network } from '../src/site/model.js';
 import { defaultSite } from '../src/site/parse.js';
 

@@ -15,7 +15,7 @@ import {
   renderRuleset,
   type NicState,
 } from '../src/backend/nft/index.js';
-import type { AllowEntry, Registration } from '../src/backend/types.js';
+import type { AllowEntry, Registration } from '../src/protocol/api.js';
 import { defaultSite } from '../src/site/parse.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));

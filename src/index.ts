@@ -45,8 +45,32 @@ export { parseDomainXml, type DomainInfo, type DomainNic } from './libvirt/domai
 export { parseNetworkXml, type LibvirtNetwork } from './libvirt/network-parse.js';
 export { networkUuid, uuidV5 } from './libvirt/uuid.js';
 
-// Backend gateway: records, nftables, dnsmasq
-export type { Registration, AllowEntry, AllowList, AllowProtocol, PortRange } from './backend/types.js';
+// The backend API's wire format: paths, bodies, answers, and the records they carry
+export {
+  API_PATHS,
+  vmAllowListPath,
+  type ApiPaths,
+  type Registration,
+  type AllowEntry,
+  type AllowEntryBody,
+  type AllowList,
+  type AllowListBody,
+  type AllowListAnswer,
+  type AllowListsAnswer,
+  type AllowProtocol,
+  type PortRange,
+  type NicBody,
+  type RegisterBody,
+  type RegisterAnswer,
+  type DeregisterBody,
+  type DeregisterAnswer,
+  type ReconcileBody,
+  type ReconcileAnswer,
+  type RegistrationsAnswer,
+  type ErrorAnswer,
+} from './protocol/api.js';
+
+// Backend gateway: nftables, dnsmasq
 export * from './backend/nft/index.js';
 export * from './backend/dnsmasq/index.js';
 export { DnsmasqInputError, isDnsmasqInputError } from './errors/dnsmasq-error.js';

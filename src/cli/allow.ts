@@ -3,6 +3,13 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { BackendClient } from '../backend/api/client.js';
 import { UsageError } from '../errors/usage-error.js';
+import {
+  API_PATHS,
+  vmAllowListPath,
+  type AllowEntryBody,
+  type AllowListAnswer,
+  type AllowListsAnswer,
+} from '../protocol/api.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 
 /** Where the admin token is read from unless `--token-file` or `TICRYPT_NET_TOKEN_FILE` says otherwise. */
@@ -15,19 +22,12 @@ interface ConnectionOptions {
   timeout?: string;
 }
 
-interface EntryBody {
-  address?: string;
-  domain?: string;
-  protocol: string;
-  ports?: string | number;
-}
-
 /**
  * Parse `PROTO:TARGET[:PORTS]` (`tcp:203.0.113.10:443`, `udp:203.0.113.0/24:5000-5100`,
  * `icmp:198.51.100.7`, `tcp:pypi.org:443`) into an API allow entry. The
  * backend validates it; this only splits.
  */
-export function parseEntryArgument(text: string): EntryBody {
+export function parseEntryArgument(text: string): AllowEntryBody {
   const [protocol, target, ports, extra] = text.split(':');
   if (protocol === undefined || target === undefined || target === '' || extra !== undefined) {
     throw new UsageError(
@@ -69,7 +69,7 @@ function withConnection(command: Command): Command {
     .option('--timeout <ms>', 'request time limit in ms', '10000');
 }
 
-const show = (entry: EntryBody) =>
+const show = (entry: AllowEntryBody) =>
   `${entry.protocol}:${entry.address ?? entry.domain ?? ''}${entry.ports === undefined ? '' : `:${entry.ports}`}`;
 
 /** `ticrypt-net allow set|get|ls`: a VM's egress allow-list, through the backend API (admin token). */
@@ -93,9 +93,7 @@ export function addAllowCommands(program: Command, io: CliIo): void {
       if (args.length > 0) throw new UsageError('allow set: expected entries or --file, found both');
       entries = parseYaml(await readFile(options.file, 'utf8'));
     }
-    const answer = await (
-      await client(options)
-    ).call<{ entries: EntryBody[] }>('PUT', `/v1/vms/${encodeURIComponent(vm)}/allow-list`, { entries });
+    const answer = await (await client(options)).call<AllowListAnswer>('PUT', vmAllowListPath(vm), { entries });
     io.out(
       json()
         ? toJson(answer)
@@ -105,18 +103,14 @@ export function addAllowCommands(program: Command, io: CliIo): void {
 
   withConnection(allow.command('get').description('Print a VM allow-list').argument('<vm-uuid>')).action(
     async (vm: string, options: ConnectionOptions) => {
-      const answer = await (
-        await client(options)
-      ).call<{ entries: EntryBody[] }>('GET', `/v1/vms/${encodeURIComponent(vm)}/allow-list`);
+      const answer = await (await client(options)).call<AllowListAnswer>('GET', vmAllowListPath(vm));
       io.out(json() ? toJson(answer) : answer.entries.map((e) => `${show(e)}\n`).join(''));
     },
   );
 
   withConnection(allow.command('ls').description('List every VM with an allow-list')).action(
     async (options: ConnectionOptions) => {
-      const answer = await (
-        await client(options)
-      ).call<{ allowLists: { vmUuid: string; entries: EntryBody[] }[] }>('GET', '/v1/allow-lists');
+      const answer = await (await client(options)).call<AllowListsAnswer>('GET', API_PATHS.allowLists);
       io.out(
         json()
           ? toJson(answer)

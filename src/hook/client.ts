@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
+import type { ApiPaths } from '../protocol/api.js';
 import type { HookConfig } from './config-types.js';
 
 /** A backend answer: HTTP status and parsed JSON body (undefined when not JSON). */
@@ -8,8 +9,11 @@ export interface Answer {
   readonly body: unknown;
 }
 
+/** The routes a host posts to. */
+export type HostPath = ApiPaths['register' | 'deregister' | 'reconcile'];
+
 /** Sends one JSON POST and resolves with the answer, or rejects when there is none in time. */
-export type Transport = ((path: string, body: unknown, timeoutMs: number) => Promise<Answer>) & {
+export type Transport = ((path: HostPath, body: unknown, timeoutMs: number) => Promise<Answer>) & {
   /** Open the first connection ahead of the first request (it overlaps the caller's local work). */
   preconnect?: () => void;
   /** Close a preconnected socket no request used. */

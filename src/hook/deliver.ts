@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { ApiPaths, DeregisterBody, ErrorAnswer, RegisterAnswer, RegisterBody } from '../protocol/api.js';
 import type { Answer, Transport } from './client.js';
 import { describeNic, type HookEvent, nicKey } from './events.js';
 import { lock } from './lock.js';
@@ -51,17 +52,22 @@ export async function send(context: DeliveryContext, event: HookEvent): Promise<
   const left = context.deadline - Date.now();
   if (left <= 0) return { kind: 'transient', reason: 'no time left in this run', unreachable: true };
   const { nic, generation } = event;
-  const [path, body] =
+  const request:
+    { path: ApiPaths['register']; body: RegisterBody } | { path: ApiPaths['deregister']; body: DeregisterBody } =
     event.op === 'register'
-      ? ['/v1/register', { vmUuid: nic.vmUuid, vmName: nic.vmName, mac: nic.mac, network: nic.network, generation }]
-      : ['/v1/deregister', { mac: nic.mac, network: nic.network, generation }];
+      ? {
+          path: '/v1/register',
+          body: { vmUuid: nic.vmUuid, vmName: nic.vmName, mac: nic.mac, network: nic.network, generation },
+        }
+      : { path: '/v1/deregister', body: { mac: nic.mac, network: nic.network, generation } };
   let answer: Answer;
   try {
-    answer = await context.transport(path, body, Math.min(context.requestMs, left));
+    answer = await context.transport(request.path, request.body, Math.min(context.requestMs, left));
   } catch (error) {
     return { kind: 'transient', reason: `backend unreachable: ${(error as Error).message}`, unreachable: true };
   }
-  const json = (answer.body ?? {}) as { status?: unknown; ip?: unknown; error?: { code?: unknown; message?: unknown } };
+  // Read defensively: whatever answered may not be the API.
+  const json = (answer.body ?? {}) as Partial<Record<keyof RegisterAnswer, unknown>> & Partial<ErrorAnswer>;
   if (answer.status >= 200 && answer.status < 300) {
     return {
       kind: 'ok',

@@ -1,13 +1,7 @@
-/** A NIC as the hook reports it to the backend. */
-export interface HookNic {
-  readonly vmUuid: string;
-  /** The VM name as the API accepts it (see `apiVmName`). */
-  readonly vmName: string;
-  /** Lower-case MAC. */
-  readonly mac: string;
-  /** The managed network (the backend's network name). */
-  readonly network: string;
-}
+import type { NicBody } from '../protocol/api.js';
+
+/** A NIC as the hook reports it to the backend: the wire's NIC (its `vmName` made API-safe by `apiVmName`). */
+export type HookNic = NicBody;
 
 /** One event for the backend: register or deregister one NIC, at one generation. */
 export interface HookEvent {

@@ -1,4 +1,5 @@
 import { BackendRequestError } from '../errors/backend-request-error.js';
+import type { ErrorAnswer, ReconcileAnswer, ReconcileBody } from '../protocol/api.js';
 import type { Answer } from './client.js';
 import type { HookConfig } from './config-types.js';
 import { scanDomainXml } from './domain-scan.js';
@@ -56,9 +57,10 @@ export async function reconcileHost(
         problems.push((error as Error).message);
       }
     }
+    const body: ReconcileBody = { generation, nics };
     let answer: Answer;
     try {
-      answer = await context.transport('/v1/reconcile', { generation, nics }, context.requestMs);
+      answer = await context.transport('/v1/reconcile', body, context.requestMs);
     } catch (error) {
       throw new BackendRequestError(
         'E_BACKEND_UNREACHABLE',
@@ -68,17 +70,12 @@ export async function reconcileHost(
         },
       );
     }
-    const body = (answer.body ?? {}) as {
-      added?: unknown[];
-      removed?: unknown[];
-      conflicts?: HookNic[];
-      error?: { code?: string; message?: string };
-    };
+    const answered = (answer.body ?? {}) as Partial<ReconcileAnswer> & Partial<ErrorAnswer>;
     if (answer.status !== 200) {
       throw new BackendRequestError(
         'E_BACKEND_REFUSED',
-        `Backend refused reconcile (${answer.status}): ${body.error?.message ?? 'no message'}`,
-        { status: answer.status, ...(body.error?.code === undefined ? {} : { backendCode: body.error.code }) },
+        `Backend refused reconcile (${answer.status}): ${answered.error?.message ?? 'no message'}`,
+        { status: answer.status, ...(answered.error?.code === undefined ? {} : { backendCode: answered.error.code }) },
       );
     }
     const concurrent = readGeneration(config.spoolDir) > generation;
@@ -95,13 +92,13 @@ export async function reconcileHost(
         }
       }
     }
-    const conflicts = body.conflicts ?? [];
+    const conflicts = answered.conflicts ?? [];
     for (const nic of conflicts) context.log.error(`reconcile: ${describeNic(nic)}: MAC held by another VM`);
     return {
       generation,
       nics,
-      added: body.added?.length ?? 0,
-      removed: body.removed?.length ?? 0,
+      added: answered.added?.length ?? 0,
+      removed: answered.removed?.length ?? 0,
       conflicts,
       superseded,
       attempts: attempt,

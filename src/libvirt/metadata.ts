@@ -1,5 +1,5 @@
 import { create } from 'xmlbuilder2';
-import type { AllowEntry, AllowProtocol } from '../backend/types.js';
+import type { AllowEntry, AllowProtocol } from '../protocol/api.js';
 import { XmlParseError } from '../errors/xml-parse-error.js';
 import { attr, children, isNode, readXmlRoot, type XmlNode } from './xml-read.js';
 import { appendChild, cutSpan, findElements, maskMarkup } from './domain-edit.js';

@@ -33,6 +33,23 @@ export const HostName = text('a host name such as kvm-07 (letters, digits, - and
   ),
 );
 
+const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+const DOMAIN_PATTERN = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})+$`);
+
+/**
+ * Whether `text` is a domain name an allow entry may name: RFC 1123 labels in
+ * lower case, at least two of them (a bare top-level domain would allow a whole
+ * TLD), no trailing dot, and a last label that is not all digits (that is an address).
+ */
+export function isAllowedDomain(text: string): boolean {
+  if (!DOMAIN_PATTERN.test(text)) return false;
+  const last = text.slice(text.lastIndexOf('.') + 1);
+  return !/^[0-9]+$/.test(last);
+}
+
+/** Expected-text for a domain name, shared by messages and tests. */
+export const DOMAIN_EXPECTED = 'a lower-case domain name of at least two labels such as pypi.org';
+
 /** A Linux interface name: 1-15 characters, no `/`, whitespace or `:`; not `.` or `..`. */
 export function isInterfaceName(value: string): boolean {
   return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/.test(value) && value !== '.' && value !== '..';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AllowEntry } from '../../src/backend/types.js';
+import type { AllowEntry } from '../../src/protocol/api.js';
 import { addDomainInterface, domainInterfaceMacs, removeDomainInterface } from '../../src/libvirt/domain-edit.js';
 import { parseDomainXml } from '../../src/libvirt/domain-nics.js';
 import { renderInterfaceXml } from '../../src/libvirt/interface-xml.js';

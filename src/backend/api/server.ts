@@ -3,12 +3,20 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { ApiError } from '../../errors/api-error.js';
 import { isTicryptNetError } from '../../errors/ticrypt-net-error.js';
+import { API_PATHS, type RegisterAnswer } from '../../protocol/api.js';
+import {
+  AllowListBody,
+  DeregisterBody,
+  entryToBody,
+  ReconcileBody,
+  RegisterBody,
+  VmParams,
+} from '../../protocol/schemas.js';
 import { fromZodIssues } from '../../site/issues.js';
 import type { Registry } from '../service/registry.js';
 import type { Store } from '../store/store.js';
 import { authenticate } from './auth.js';
 import type { Metrics } from './metrics.js';
-import { AllowListBody, DeregisterBody, entryToBody, ReconcileBody, RegisterBody, VmParams } from './schemas.js';
 
 /** What the API serves from. */
 export interface ApiOptions {
@@ -97,15 +105,15 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     return reply.status(status).send({ error: body });
   });
 
-  app.get('/healthz', async () => ({ ok: true }));
-  app.get('/metrics', async (_request, reply) => {
+  app.get(API_PATHS.health, async () => ({ ok: true }));
+  app.get(API_PATHS.metrics, async (_request, reply) => {
     metrics.registrations.reset();
     for (const [network, count] of store.registrations.countByNetwork()) metrics.registrations.set({ network }, count);
     reply.header('content-type', metrics.registry.contentType);
     return metrics.render();
   });
 
-  app.post('/v1/register', async (request) => {
+  app.post(API_PATHS.register, async (request): Promise<RegisterAnswer> => {
     const host = authenticate(request, store.tokens, 'host');
     const body = parse(RegisterBody, request.body, 'body');
     const { generation, ...nic } = body;
@@ -118,19 +126,19 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     };
   });
 
-  app.post('/v1/deregister', async (request) => {
+  app.post(API_PATHS.deregister, async (request) => {
     const host = authenticate(request, store.tokens, 'host');
     const body = parse(DeregisterBody, request.body, 'body');
     return registry.deregister(host.name, { network: body.network, mac: body.mac }, body.generation);
   });
 
-  app.post('/v1/reconcile', async (request) => {
+  app.post(API_PATHS.reconcile, async (request) => {
     const host = authenticate(request, store.tokens, 'host');
     const body = parse(ReconcileBody, request.body, 'body');
     return registry.reconcile(host.name, body.nics, body.generation);
   });
 
-  app.get('/v1/registrations', async (request) => {
+  app.get(API_PATHS.registrations, async (request) => {
     const header = request.headers.authorization ?? '';
     const principal = store.tokens.verify(header.replace(/^Bearer /, ''));
     if (principal?.role === 'admin') return { registrations: registry.registrations() };
@@ -138,7 +146,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     return { registrations: registry.registrations(host.name) };
   });
 
-  app.put('/v1/vms/:uuid/allow-list', async (request) => {
+  app.put(API_PATHS.vmAllowList, async (request) => {
     const admin = authenticate(request, store.tokens, 'admin');
     const { uuid } = parse(VmParams, request.params, 'params');
     const { entries } = parse(AllowListBody, request.body, 'body');
@@ -153,13 +161,13 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     return { vmUuid: uuid, entries: entries.map(entryToBody) };
   });
 
-  app.get('/v1/vms/:uuid/allow-list', async (request) => {
+  app.get(API_PATHS.vmAllowList, async (request) => {
     authenticate(request, store.tokens, 'admin');
     const { uuid } = parse(VmParams, request.params, 'params');
     return { vmUuid: uuid, entries: registry.allowList(uuid).map(entryToBody) };
   });
 
-  app.get('/v1/allow-lists', async (request) => {
+  app.get(API_PATHS.allowLists, async (request) => {
     authenticate(request, store.tokens, 'admin');
     return {
       allowLists: store.allowLists.list().map((l) => ({ vmUuid: l.vmUuid, entries: l.entries.map(entryToBody) })),

@@ -1,7 +1,7 @@
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Network } from '../../site/model.js';
-import type { Registration } from '../types.js';
+import type { Registration } from '../../protocol/api.js';
 import { renderHostEntry } from './host-entry.js';
 import { HostsDir } from './hosts-dir.js';
 

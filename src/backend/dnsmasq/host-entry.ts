@@ -4,7 +4,7 @@
 import { DnsmasqInputError } from '../../errors/dnsmasq-error.js';
 import { ipv4ToInt, parseIpv4Cidr } from '../../site/address.js';
 import type { Network } from '../../site/model.js';
-import type { Registration } from '../types.js';
+import type { Registration } from '../../protocol/api.js';
 import { checkIpv4, checkMac } from './validate.js';
 
 /**

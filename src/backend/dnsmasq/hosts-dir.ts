@@ -14,7 +14,7 @@ import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/prom
 import { join } from 'node:path';
 import type { Network } from '../../site/model.js';
 import { eachLimited } from '../each-limited.js';
-import type { Registration } from '../types.js';
+import type { Registration } from '../../protocol/api.js';
 import { hostEntryFileName, macFromHostEntryFileName, renderHostEntry } from './host-entry.js';
 
 /** How many entries {@link HostsDir.sync} writes at once. */

@@ -25,4 +25,4 @@ export {
   type DnsmasqRunOptions,
   type DnsmasqStartOptions,
 } from './process.js';
-export { isAllowedDomain, DOMAIN_EXPECTED } from './validate.js';
+export { isAllowedDomain, DOMAIN_EXPECTED } from '../../site/primitives.js';

@@ -10,24 +10,7 @@
 import { DnsmasqInputError } from '../../errors/dnsmasq-error.js';
 import { isIpv4, parseIpv4Cidr, isNetworkCidr } from '../../site/address.js';
 import { isUnicastMac } from '../../site/mac.js';
-import { isInterfaceName, NAME_PATTERN } from '../../site/primitives.js';
-
-const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
-const DOMAIN_PATTERN = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})+$`);
-
-/**
- * Whether `text` is a domain name an allow entry may name: RFC 1123 labels in
- * lower case, at least two of them (a bare top-level domain would allow a whole
- * TLD), no trailing dot, and a last label that is not all digits (that is an address).
- */
-export function isAllowedDomain(text: string): boolean {
-  if (!DOMAIN_PATTERN.test(text)) return false;
-  const last = text.slice(text.lastIndexOf('.') + 1);
-  return !/^[0-9]+$/.test(last);
-}
-
-/** Expected-text for a domain name, shared by messages and tests. */
-export const DOMAIN_EXPECTED = 'a lower-case domain name of at least two labels such as pypi.org';
+import { DOMAIN_EXPECTED, isAllowedDomain, isInterfaceName, NAME_PATTERN } from '../../site/primitives.js';
 
 /** A domain name for `server=`/`nftset=` lines. */
 export function checkDomain(field: string, value: unknown): string {

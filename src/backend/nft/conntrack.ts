@@ -7,7 +7,7 @@
 import { execa } from 'execa';
 import { NftError } from '../../errors/nft-error.js';
 import { intToIpv4 } from '../../site/address.js';
-import type { AllowEntry } from '../types.js';
+import type { AllowEntry } from '../../protocol/api.js';
 import { checkDestination, checkIpv4, checkPort } from './check.js';
 import type { NicState } from './delta.js';
 import { ipMask } from './shapes.js';

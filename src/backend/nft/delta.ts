@@ -6,7 +6,7 @@
  * registered, and it never lists or rewrites the table.
  */
 import type { Site } from '../../site/model.js';
-import type { AllowEntry, Registration } from '../types.js';
+import type { AllowEntry, Registration } from '../../protocol/api.js';
 import { checkIpv4, checkPort, checkTimeout } from './check.js';
 import { dedupe, groupBySet, nicElements, type NftElement } from './elements.js';
 import {

@@ -5,7 +5,7 @@
 import { NftInputError } from '../../errors/nft-input-error.js';
 import { intToIpv4 } from '../../site/address.js';
 import type { Network, Site } from '../../site/model.js';
-import type { AllowEntry, Registration } from '../types.js';
+import type { AllowEntry, Registration } from '../../protocol/api.js';
 import { checkDestination, checkDomain, checkInterface, checkIpv4, checkMac, checkPort } from './check.js';
 import { domainMemberSetName, REGISTERED_SET } from './names.js';
 import { allowSetName, IP_LEVELS, portShapeOf, type PortShape } from './shapes.js';

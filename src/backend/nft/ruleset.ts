@@ -4,7 +4,7 @@
  */
 import { NftInputError } from '../../errors/nft-input-error.js';
 import type { Network, Site } from '../../site/model.js';
-import type { AllowEntry } from '../types.js';
+import type { AllowEntry } from '../../protocol/api.js';
 import { intToIpv4 } from '../../site/address.js';
 import { checkDestination, checkInterface, checkIpv4, checkPort, checkRate, checkTimeout } from './check.js';
 import { distinctDomains, groupBySet, nicElements, type NftElement } from './elements.js';

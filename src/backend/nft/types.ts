@@ -2,7 +2,7 @@
  * What the nftables renderers take besides the site: the backend's current
  * state as the store holds it, and rendering options.
  */
-import type { AllowList, Registration } from '../types.js';
+import type { AllowList, Registration } from '../../protocol/api.js';
 
 /** A backend TCP port forwarded to a VM's port 22 (SSH access). */
 export interface SshForward {

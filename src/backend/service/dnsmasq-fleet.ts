@@ -4,7 +4,7 @@ import { renderDnsmasqConfig, type DnsmasqConfigOptions } from '../dnsmasq/confi
 import { HostEntries, hostEntriesPaths } from '../dnsmasq/host-entries.js';
 import { checkDnsmasqConfig, DnsmasqProcess, readPidFile, stopPid, type CommandWrapper } from '../dnsmasq/process.js';
 import type { Network, Site } from '../../site/model.js';
-import type { Registration } from '../types.js';
+import type { Registration } from '../../protocol/api.js';
 import { DnsmasqProcessError } from '../../errors/dnsmasq-process-error.js';
 
 /** How the fleet runs dnsmasq. */

@@ -1,4 +1,4 @@
-import type { AllowEntry } from '../types.js';
+import type { AllowEntry } from '../../protocol/api.js';
 
 /** The distinct domain names among a list of allow entries. */
 export function domainsOf(entries: readonly AllowEntry[]): string[] {

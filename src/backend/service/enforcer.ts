@@ -1,4 +1,4 @@
-import type { AllowEntry, AllowList, Registration } from '../types.js';
+import type { AllowEntry, AllowList, Registration } from '../../protocol/api.js';
 
 /** A registered NIC and its VM's allow entries: the unit the firewall is rendered from. */
 export interface NicView {

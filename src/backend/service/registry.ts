@@ -1,46 +1,34 @@
 import { RegistryError } from '../../errors/registry-error.js';
 import type { Network, Site } from '../../site/model.js';
 import type { Store } from '../store/store.js';
-import type { AllowEntry, Registration } from '../types.js';
+import type {
+  AllowEntry,
+  DeregisterAnswer,
+  NicBody,
+  ReconcileAnswer,
+  RegisterAnswer,
+  Registration,
+} from '../../protocol/api.js';
 import { DomainIndex } from './domain-index.js';
 import type { Enforcer, NicView } from './enforcer.js';
 import { SerialQueue } from './serial.js';
 
-/** A NIC as a host reports it. */
-export interface NicReport {
-  readonly vmUuid: string;
-  readonly vmName: string;
-  readonly mac: string;
-  readonly network: string;
-}
+/** A NIC as a host reports it (the wire's {@link NicBody}). */
+export type NicReport = NicBody;
 
 /** The outcome of a register call. */
 export interface RegisterResult {
-  /**
-   * `registered`: stored now; `unchanged`: it already was; `stale`: older than
-   * this host's registration or deregistration of the NIC, ignored.
-   */
-  readonly status: 'registered' | 'unchanged' | 'stale';
+  /** See {@link RegisterAnswer}'s `status`. */
+  readonly status: RegisterAnswer['status'];
   /** The NIC's registration after the call (absent when a stale register found none). */
   readonly registration?: Registration;
 }
 
-/** The outcome of a deregister call. */
-export interface DeregisterResult {
-  /**
-   * `removed`; `absent` (nothing to remove); `kept-other-host` (another host
-   * holds it: migration); `kept-newer` (its generation is newer than the request's).
-   */
-  readonly status: 'removed' | 'absent' | 'kept-other-host' | 'kept-newer';
-}
+/** The outcome of a deregister call: what the API answers. */
+export type DeregisterResult = DeregisterAnswer;
 
-/** The outcome of a reconcile call. */
-export interface ReconcileResult {
-  readonly added: readonly Registration[];
-  readonly removed: readonly Registration[];
-  /** NICs refused because another VM holds their MAC. */
-  readonly conflicts: readonly NicReport[];
-}
+/** The outcome of a reconcile call: what the API answers. */
+export type ReconcileResult = ReconcileAnswer;
 
 /** One audit event: what changed, for whom. */
 export interface AuditEvent {

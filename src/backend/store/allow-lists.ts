@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { AllowEntry, AllowList } from '../types.js';
+import type { AllowEntry, AllowList } from '../../protocol/api.js';
 
 /** The allow_lists table: each VM's egress allow-list, by VM UUID. */
 export class AllowListTable {

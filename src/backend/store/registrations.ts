@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Registration } from '../types.js';
+import type { Registration } from '../../protocol/api.js';
 
 interface Row {
   network: string;

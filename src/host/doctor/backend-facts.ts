@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackendClient } from '../../backend/api/client.js';
+import { API_PATHS, type RegistrationsAnswer } from '../../protocol/api.js';
 import type { Site } from '../../site/model.js';
 import { commandRunner, type CommandRunner } from '../runner.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
@@ -142,10 +143,7 @@ async function storeFact(api: NonNullable<BackendGatherOptions['api']>): Promise
       timeoutMs: 5000,
       ...(api.ca === undefined ? {} : { ca: api.ca }),
     });
-    const answer = await client.call<{ registrations?: { network: string; mac: string; ip: string }[] }>(
-      'GET',
-      '/v1/registrations?all',
-    );
+    const answer = await client.call<Partial<RegistrationsAnswer>>('GET', `${API_PATHS.registrations}?all`);
     return { ok: true, registrations: answer?.registrations ?? [] };
   } catch (error) {
     return { ok: false, message: (error as Error).message };

@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { BackendClient } from '../../backend/api/client.js';
+import { API_PATHS } from '../../protocol/api.js';
 import type { Site } from '../../site/model.js';
 import type { ObservedHost } from '../model.js';
 import { observeHost, parseIpAddr } from '../observe.js';
@@ -175,7 +176,7 @@ export async function reachBackend(config: HookConfigFact): Promise<BackendReach
     return { url, ok: false, outcome: 'no-token', message: `token file ${config.tokenFile} is missing or empty` };
   }
   try {
-    await new BackendClient({ url, token, timeoutMs: 3000 }).call('GET', '/v1/registrations');
+    await new BackendClient({ url, token, timeoutMs: 3000 }).call('GET', API_PATHS.registrations);
     return { url, ok: true, outcome: 'ok', message: 'GET /v1/registrations answered' };
   } catch (error) {
     const code = (error as { code?: string }).code;

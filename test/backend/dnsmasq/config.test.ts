@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { renderDnsmasqConfig, type DnsmasqConfigOptions } from '../../../src/backend/dnsmasq/config.js';
-import { isAllowedDomain } from '../../../src/backend/dnsmasq/validate.js';
+import { isAllowedDomain } from '../../../src/site/primitives.js';
 import { domainSetName } from '../../../src/backend/nft/names.js';
 import { DnsmasqInputError, isDnsmasqInputError } from '../../../src/errors/dnsmasq-error.js';
 import { findNetwork } from '../../../src/site/lookup.js';

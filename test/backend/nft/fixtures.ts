@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { execa } from 'execa';
-import type { AllowEntry, AllowList, Registration } from '../../../src/backend/types.js';
+import type { AllowEntry, AllowList, Registration } from '../../../src/protocol/api.js';
 import { parseSite } from '../../../src/site/parse.js';
 import type { Site } from '../../../src/site/model.js';
 

@@ -9,7 +9,7 @@ import {
   type GatewayState,
   type NicState,
 } from '../../../src/backend/nft/index.js';
-import type { AllowEntry, Registration } from '../../../src/backend/types.js';
+import type { AllowEntry, Registration } from '../../../src/protocol/api.js';
 import { defaultSite } from '../../../src/site/parse.js';
 import { Netns } from '../../lab/netns.js';
 import { runPrefix } from '../../lab/names.js';

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nftRunner, renderChange, renderRuleset } from '../../../src/backend/nft/index.js';
-import type { AllowEntry } from '../../../src/backend/types.js';
+import type { AllowEntry } from '../../../src/protocol/api.js';
 import { defaultSite } from '../../../src/site/parse.js';
 import { Netns } from '../../lab/netns.js';
 import { runPrefix } from '../../lab/names.js';

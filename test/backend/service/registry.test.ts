@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { EnforcedChange, EnforcedState, Enforcer, NicView } from '../../../src/backend/service/enforcer.js';
 import { Registry } from '../../../src/backend/service/registry.js';
 import { openStore } from '../../../src/backend/store/store.js';
-import type { AllowEntry } from '../../../src/backend/types.js';
+import type { AllowEntry } from '../../../src/protocol/api.js';
 import { defaultSite } from '../../../src/site/parse.js';
 
 /** What the kernel and dnsmasq hold of a NIC: everything but the generation, which only orders events. */

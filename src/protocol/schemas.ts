@@ -1,8 +1,23 @@
+/**
+ * The API's validators of the wire format in `./api.ts`: one zod schema per
+ * body, each checked by the compiler to yield that body's type. A refused
+ * value's issue names the field, what was expected and what was found.
+ *
+ * For: the backend API (`src/backend/api/server.ts`). May not: be imported by
+ * the hook (zod costs its bundle ~40 ms of loading), or reach the store or
+ * the kernel: it only decides what a request means.
+ */
 import { z } from 'zod';
-import { isIpv4, isNetworkCidr, parseIpv4Cidr } from '../../site/address.js';
-import { expect as expectMsg, Mac, Name } from '../../site/primitives.js';
-import { isAllowedDomain, DOMAIN_EXPECTED } from '../dnsmasq/validate.js';
-import type { AllowEntry } from '../types.js';
+import { isIpv4, isNetworkCidr, parseIpv4Cidr } from '../site/address.js';
+import { DOMAIN_EXPECTED, expect as expectMsg, isAllowedDomain, Mac, Name } from '../site/primitives.js';
+import type {
+  AllowEntry,
+  AllowEntryBody as AllowEntryJson,
+  DeregisterBody as DeregisterJson,
+  NicBody as NicJson,
+  ReconcileBody as ReconcileJson,
+  RegisterBody as RegisterJson,
+} from './api.js';
 
 /** At most this many entries in one VM's allow-list. */
 export const MAX_ALLOW_ENTRIES = 256;
@@ -46,6 +61,20 @@ export const ReconcileBody = z.strictObject({
     .array(NicBody, expectMsg('a list of NICs'))
     .max(MAX_RECONCILE_NICS, expectMsg(`at most ${MAX_RECONCILE_NICS} NICs`)),
 });
+
+// What each schema yields is the wire type `./api.ts` names: a change to one that the other lacks fails to compile.
+type Yields<S extends z.ZodType, T> = [z.output<S>] extends [T]
+  ? [keyof T] extends [keyof z.output<S>]
+    ? true
+    : never
+  : never;
+const checked: [
+  Yields<typeof NicBody, NicJson>,
+  Yields<typeof RegisterBody, RegisterJson>,
+  Yields<typeof DeregisterBody, DeregisterJson>,
+  Yields<typeof ReconcileBody, ReconcileJson>,
+] = [true, true, true, true];
+void checked;
 
 const PORTS_EXPECTED = "a port 1-65535 or a range like '8000-8100'";
 const Ports = z.union([z.number(), z.string()], expectMsg(PORTS_EXPECTED)).transform((value, ctx) => {
@@ -107,7 +136,7 @@ export const AllowListBody = z.strictObject({
 export const VmParams = z.strictObject({ uuid: VmUuid });
 
 /** The API's view of an allow entry, as accepted (ports as `'from-to'` or a number). */
-export function entryToBody(entry: AllowEntry): Record<string, unknown> {
+export function entryToBody(entry: AllowEntry): AllowEntryJson {
   const target = entry.type === 'address' ? { address: entry.address } : { domain: entry.domain };
   const ports =
     entry.ports === undefined

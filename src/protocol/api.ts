@@ -1,0 +1,190 @@
+/**
+ * The backend API's wire format, one home for both ends: its paths, the
+ * bodies hosts and admins send, the answers they get, and the records those
+ * carry (a registration, an allow entry).
+ *
+ * For: the API (`src/backend/api/`), which validates bodies with
+ * `./schemas.ts`; the host agent and the hooks (`src/hook/`), which build
+ * bodies and read answers; the CLI and doctor, which call the API.
+ * May not: import anything, or hold logic beyond spelling a path. The hook imports it with
+ * `import type` only, so its esbuild bundle pays nothing for it; the paths are
+ * also literal types, so a hook that writes a path the API does not serve
+ * fails to compile.
+ */
+
+/** Every route of the API. `:uuid` is a VM's UUID. */
+export const API_PATHS = {
+  register: '/v1/register',
+  deregister: '/v1/deregister',
+  reconcile: '/v1/reconcile',
+  registrations: '/v1/registrations',
+  vmAllowList: '/v1/vms/:uuid/allow-list',
+  allowLists: '/v1/allow-lists',
+  health: '/healthz',
+  metrics: '/metrics',
+} as const;
+
+/** The API's routes by name, each as its literal type. */
+export type ApiPaths = typeof API_PATHS;
+
+/**
+ * The path of one VM's allow-list.
+ *
+ * @example vmAllowListPath('0b1d2c3e-0000-4000-8000-000000000007') // '/v1/vms/0b1d2c3e-.../allow-list'
+ */
+export function vmAllowListPath(vmUuid: string): string {
+  return API_PATHS.vmAllowList.replace(':uuid', encodeURIComponent(vmUuid));
+}
+
+/** A VM NIC as a host reports it (`POST /v1/register`, `POST /v1/reconcile`). */
+export interface NicBody {
+  /** The libvirt domain UUID (lower case). */
+  readonly vmUuid: string;
+  /** The VM name, for logs only: 1-128 of `A-Za-z0-9_.+:@-`. */
+  readonly vmName: string;
+  /** Lower-case MAC. */
+  readonly mac: string;
+  /** The site network (the hook's managed network of the same name). */
+  readonly network: string;
+}
+
+/** `POST /v1/register`. */
+export interface RegisterBody extends NicBody {
+  /** The host's event counter; an older generation never overrides a newer one. */
+  readonly generation: number;
+}
+
+/** `POST /v1/deregister`. */
+export interface DeregisterBody {
+  readonly mac: string;
+  readonly network: string;
+  readonly generation: number;
+}
+
+/** `POST /v1/reconcile`: every managed NIC running on the host now. */
+export interface ReconcileBody {
+  readonly generation: number;
+  readonly nics: readonly NicBody[];
+}
+
+/** A VM NIC registered by a host: it gets a DHCP reservation and, on an allow-list network, firewall elements. */
+export interface Registration {
+  /** The host that registered it (its token's host id). */
+  readonly hostId: string;
+  /** The libvirt domain UUID. */
+  readonly vmUuid: string;
+  /** The libvirt domain name (for logs only). */
+  readonly vmName: string;
+  /** Lower-case MAC of the NIC. */
+  readonly mac: string;
+  /** Site network name. */
+  readonly network: string;
+  /** The reserved IPv4 address. */
+  readonly ip: string;
+  /** Monotonic per-host event counter; an older generation never overrides a newer one. */
+  readonly generation: number;
+}
+
+/** The answer to `POST /v1/register`. */
+export interface RegisterAnswer {
+  /** `registered`: stored now; `unchanged`: it already was; `stale`: older than what the backend holds, ignored. */
+  readonly status: 'registered' | 'unchanged' | 'stale';
+  /** The reserved address (absent when a stale register found no registration). */
+  readonly ip?: string;
+  readonly network: string;
+  readonly mac: string;
+}
+
+/** The answer to `POST /v1/deregister`. */
+export interface DeregisterAnswer {
+  /**
+   * `removed`; `absent` (nothing to remove); `kept-other-host` (another host
+   * holds it: migration); `kept-newer` (its generation is newer than the request's).
+   */
+  readonly status: 'removed' | 'absent' | 'kept-other-host' | 'kept-newer';
+}
+
+/** The answer to `POST /v1/reconcile`. */
+export interface ReconcileAnswer {
+  readonly added: readonly Registration[];
+  readonly removed: readonly Registration[];
+  /** NICs refused because another VM holds their MAC. */
+  readonly conflicts: readonly NicBody[];
+}
+
+/** Every refusal: a 4xx (or 5xx) with this body, and nothing changed. */
+export interface ErrorAnswer {
+  readonly error: {
+    /** Stable code, e.g. `E_REQUEST_INVALID`, `E_MAC_CONFLICT`. */
+    readonly code: string;
+    readonly message: string;
+    /** Per-field issues of an invalid request. */
+    readonly issues?: readonly { readonly path: string; readonly message: string }[];
+  };
+}
+
+/** A transport protocol an allow entry may name. `any` covers every protocol (no port then). */
+export type AllowProtocol = 'tcp' | 'udp' | 'icmp' | 'any';
+
+/** An inclusive port range; a single port has `from === to`. */
+export interface PortRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * One entry of a VM's egress allow-list: a destination by address (IPv4 or
+ * CIDR) or by domain name, a protocol, and for tcp/udp an optional port range
+ * (omitted: every port). The form the backend stores, renders into nftables
+ * and the domain XML's metadata carries; {@link AllowEntryBody} is its JSON form.
+ */
+export type AllowEntry =
+  | {
+      readonly type: 'address';
+      /** IPv4 address or CIDR, e.g. `203.0.113.10` or `203.0.113.0/24`. */
+      readonly address: string;
+      readonly protocol: AllowProtocol;
+      readonly ports?: PortRange;
+    }
+  | {
+      readonly type: 'domain';
+      /** A lower-case domain name; its addresses, as the backend's resolver learns them, are allowed. */
+      readonly domain: string;
+      readonly protocol: AllowProtocol;
+      readonly ports?: PortRange;
+    };
+
+/** A VM's allow-list: keyed by VM UUID, applying to all its NICs on allow-list networks. */
+export interface AllowList {
+  readonly vmUuid: string;
+  readonly entries: readonly AllowEntry[];
+}
+
+/** An allow entry on the wire: `{ address | domain, protocol, ports? }`, ports as `443` or `'8000-8100'`. */
+export interface AllowEntryBody {
+  readonly address?: string;
+  readonly domain?: string;
+  readonly protocol: string;
+  readonly ports?: number | string;
+}
+
+/** `PUT /v1/vms/:uuid/allow-list`. */
+export interface AllowListBody {
+  readonly entries: readonly AllowEntryBody[];
+}
+
+/** The answer to `PUT|GET /v1/vms/:uuid/allow-list`. */
+export interface AllowListAnswer {
+  readonly vmUuid: string;
+  readonly entries: readonly AllowEntryBody[];
+}
+
+/** The answer to `GET /v1/allow-lists`. */
+export interface AllowListsAnswer {
+  readonly allowLists: readonly AllowListAnswer[];
+}
+
+/** The answer to `GET /v1/registrations`. */
+export interface RegistrationsAnswer {
+  readonly registrations: readonly Registration[];
+}
