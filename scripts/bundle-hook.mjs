@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 await build({
   absWorkingDir: root,
-  entryPoints: { hook: 'src/hook/main.ts', 'hook-config': 'src/hook/config.ts' },
+  entryPoints: { hook: 'src/hook/call/main.ts', 'hook-config': 'src/hook/setup/config.ts' },
   outdir: 'dist/hook',
   outExtension: { '.js': '.cjs' },
   bundle: true,

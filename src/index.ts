@@ -127,13 +127,13 @@ export { addDomainInterface, removeDomainInterface, domainInterfaceMacs } from '
 export { setDomainAllowList, readDomainAllowList, renderAllowMetadata, TICRYPT_XMLNS } from './libvirt/metadata.js';
 
 // The libvirt hooks (the executables are hooks/qemu and hooks/network; see `ticrypt-net hook install`)
-export type { HookConfig, HookNetwork } from './hook/config-types.js';
-export { parseHookConfigText, loadHookConfig, hookConfigTemplate, HookConfigSchema } from './hook/config.js';
-export { installHooks, type InstallOptions, type InstallReport } from './hook/install.js';
-export { reconcileHost, type ReconcileReport } from './hook/reconcile.js';
-export { Spool, type SpoolEntry } from './hook/spool.js';
-export { nextGeneration } from './hook/generation.js';
-export { scanDomainXml, type HookDomain, type HookDomainNic } from './hook/domain-scan.js';
+export type { HookConfig, HookNetwork } from './hook/setup/config-types.js';
+export { parseHookConfigText, loadHookConfig, hookConfigTemplate, HookConfigSchema } from './hook/setup/config.js';
+export { installHooks, type InstallOptions, type InstallReport } from './hook/setup/install.js';
+export { reconcileHost, type ReconcileReport } from './hook/agent/reconcile.js';
+export { Spool, type SpoolEntry } from './hook/agent/spool.js';
+export { nextGeneration } from './hook/agent/generation.js';
+export { scanDomainXml, type HookDomain, type HookDomainNic } from './hook/agent/domain-scan.js';
 export { HookConfigError } from './errors/hook-config-error.js';
 export { HookInstallError } from './errors/hook-install-error.js';
 export { HookSpoolError } from './errors/hook-spool-error.js';

@@ -4,7 +4,7 @@ import { TicryptNetError } from '../errors/ticrypt-net-error.js';
 import { UsageError } from '../errors/usage-error.js';
 import { checkBackend } from '../host/doctor/backend-checks.js';
 import { DEFAULT_STATE_DIR } from '../backend/service/daemon.js';
-import { DEFAULT_CONFIG_PATH } from '../hook/config-types.js';
+import { DEFAULT_CONFIG_PATH } from '../hook/setup/config-types.js';
 import { gatherBackendFacts } from '../host/doctor/backend-facts.js';
 import { checkHost } from '../host/doctor/host-checks.js';
 import { DEFAULT_HOOKS_DIR, gatherHostFacts } from '../host/doctor/host-facts.js';

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { loadHookConfig } from '../hook/config.js';
-import { DEFAULT_CONFIG_PATH } from '../hook/config-types.js';
-import { readToken } from '../hook/environment.js';
-import { installHooks } from '../hook/install.js';
+import { loadHookConfig } from '../hook/setup/config.js';
+import { DEFAULT_CONFIG_PATH } from '../hook/setup/config-types.js';
+import { readToken } from '../hook/agent/environment.js';
+import { installHooks } from '../hook/setup/install.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 
 /** `ticrypt-net hook install|check`: put the libvirt hooks in place and check their configuration. */

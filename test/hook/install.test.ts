@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { packageRoot } from '../../src/hook/install.js';
+import { packageRoot } from '../../src/hook/setup/install.js';
 import { cli } from '../support/cli.js';
 import { bundleHook, runHookScript } from './support.js';
 

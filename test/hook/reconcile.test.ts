@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HookConfig } from '../../src/hook/config-types.js';
-import { transportOf } from '../../src/hook/environment.js';
-import { nextGeneration } from '../../src/hook/generation.js';
-import { hookLog } from '../../src/hook/log.js';
-import { reconcileHost } from '../../src/hook/reconcile.js';
-import { Spool } from '../../src/hook/spool.js';
+import type { HookConfig } from '../../src/hook/setup/config-types.js';
+import { transportOf } from '../../src/hook/agent/environment.js';
+import { nextGeneration } from '../../src/hook/agent/generation.js';
+import { hookLog } from '../../src/hook/agent/log.js';
+import { reconcileHost } from '../../src/hook/agent/reconcile.js';
+import { Spool } from '../../src/hook/agent/spool.js';
 import { writeFileSync } from 'node:fs';
 import { domainXml, listeningBackend, testVm } from './support.js';
 

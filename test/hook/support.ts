@@ -5,7 +5,7 @@ import { createServer, Socket, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { installHooks, packageRoot } from '../../src/hook/install.js';
+import { installHooks, packageRoot } from '../../src/hook/setup/install.js';
 import { backendFixture, type BackendFixture } from '../support/backend-fixture.js';
 import { RecordingEnforcer } from '../support/recording-enforcer.js';
 

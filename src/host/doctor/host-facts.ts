@@ -9,7 +9,7 @@ import type { ObservedHost } from '../model.js';
 import { observeHost, parseIpAddr } from '../observe.js';
 import { commandRunner, type CommandRunner } from '../runner.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
-import { DEFAULT_CONFIG_PATH } from '../../hook/config-types.js';
+import { DEFAULT_CONFIG_PATH } from '../../hook/setup/config-types.js';
 
 /** One hook file libvirt may run. */
 export interface HookFileFact {

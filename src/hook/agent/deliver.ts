@@ -1,5 +1,12 @@
+/**
+ * Delivery of NIC events to the backend: one event at a time, in generation
+ * order per NIC, bounded by the run's deadline; what cannot be delivered goes to
+ * the spool, and the spool is flushed first. Runs inside a hook call and from
+ * `host flush` and `host reconcile`. May not: decide which NICs or what
+ * generation (the caller's), or call libvirt.
+ */
 import { join } from 'node:path';
-import type { ApiPaths, DeregisterBody, ErrorAnswer, RegisterAnswer, RegisterBody } from '../protocol/api.js';
+import type { ApiPaths, DeregisterBody, ErrorAnswer, RegisterAnswer, RegisterBody } from '../../protocol/api.js';
 import type { Answer, Transport } from './client.js';
 import { describeNic, type HookEvent, nicKey } from './events.js';
 import { lock } from './lock.js';

@@ -1,3 +1,9 @@
+/**
+ * The host's durable queue of events the backend has not confirmed: fsynced,
+ * renamed into place, in generation order. Written by hook runs, drained by the
+ * next run, `host flush` and the timer. May not: send anything (that is
+ * `deliver.ts`).
+ */
 import {
   closeSync,
   fsyncSync,
@@ -11,7 +17,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { HookSpoolError } from '../errors/hook-spool-error.js';
+import { HookSpoolError } from '../../errors/hook-spool-error.js';
 import { type HookEvent, nicKey } from './events.js';
 import { syncDir } from './sync-dir.js';
 

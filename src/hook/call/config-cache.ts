@@ -1,7 +1,13 @@
+/**
+ * The hook call's configuration: `hook.yaml` validated only when it changed
+ * (the validator is a separate bundle), else the cached result, and the last
+ * valid configuration when the file is broken. May not: validate itself (it is
+ * handed the validator) or block a VM on a broken file.
+ */
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { isTicryptNetError } from '../errors/ticrypt-net-error.js';
-import type { HookConfig } from './config-types.js';
+import { isTicryptNetError } from '../../errors/ticrypt-net-error.js';
+import type { HookConfig } from '../setup/config-types.js';
 
 /** Bump when {@link HookConfig}'s shape changes, so an old cache is not trusted. */
 const CACHE_FORMAT = 1;

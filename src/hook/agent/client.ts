@@ -1,7 +1,14 @@
+/**
+ * The host agent's HTTP transport to the backend API: one bounded JSON POST
+ * per connection, straight on a TCP or TLS socket (node:http costs a hook run
+ * milliseconds it does not have). For the hook call and `host flush|reconcile`.
+ * May not: retry, spool or interpret an answer (that is `deliver.ts`), or load
+ * anything a hook run does not need.
+ */
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import type { ApiPaths } from '../protocol/api.js';
-import type { HookConfig } from './config-types.js';
+import type { ApiPaths } from '../../protocol/api.js';
+import type { HookConfig } from '../setup/config-types.js';
 
 /** A backend answer: HTTP status and parsed JSON body (undefined when not JSON). */
 export interface Answer {

@@ -1,7 +1,13 @@
+/**
+ * This host's credentials and transport: the token file, checked against
+ * `hostId`, and the real backend transport of a configuration. Used by the hook
+ * call, `hook check` and `host flush|reconcile`. May not: read the config file
+ * itself (it is given the validated configuration).
+ */
 import { readFileSync } from 'node:fs';
-import { HookConfigError } from '../errors/hook-config-error.js';
+import { HookConfigError } from '../../errors/hook-config-error.js';
 import { httpTransport, type Transport } from './client.js';
-import type { HookConfig } from './config-types.js';
+import type { HookConfig } from '../setup/config-types.js';
 
 /**
  * Read this host's token from `backend.tokenFile` and check it belongs to

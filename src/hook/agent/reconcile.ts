@@ -1,7 +1,13 @@
-import { BackendRequestError } from '../errors/backend-request-error.js';
-import type { ErrorAnswer, ReconcileAnswer, ReconcileBody } from '../protocol/api.js';
+/**
+ * `host reconcile`: the level-triggered backstop to the edge-triggered hook,
+ * sending the backend every managed NIC running on this host. Runs from the
+ * sync timer or an operator, never inside a hook call: it lists domains through
+ * libvirt, and libvirt waits for its hooks (a deadlock).
+ */
+import { BackendRequestError } from '../../errors/backend-request-error.js';
+import type { ErrorAnswer, ReconcileAnswer, ReconcileBody } from '../../protocol/api.js';
 import type { Answer } from './client.js';
-import type { HookConfig } from './config-types.js';
+import type { HookConfig } from '../setup/config-types.js';
 import { scanDomainXml } from './domain-scan.js';
 import { type DeliveryContext, flushSpool, type FlushResult } from './deliver.js';
 import { describeNic, type HookNic } from './events.js';

@@ -1,9 +1,15 @@
+/**
+ * `hook.yaml`'s schema and validation (yaml + zod), and the commented template
+ * `hook install` writes. Bundled on its own (`dist/hook/hook-config.cjs`) and
+ * loaded by a hook run only when the file changed; also used by `hook check`
+ * and `host flush|reconcile`. May not: be imported by the hook call's bundle.
+ */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { HookConfigError } from '../errors/hook-config-error.js';
-import { fromZodIssues } from '../site/issues.js';
-import { readYaml } from '../site/yaml.js';
-import { expect as expectMsg, Name, HostName, InterfaceName } from '../site/primitives.js';
+import { HookConfigError } from '../../errors/hook-config-error.js';
+import { fromZodIssues } from '../../site/issues.js';
+import { readYaml } from '../../site/yaml.js';
+import { expect as expectMsg, Name, HostName, InterfaceName } from '../../site/primitives.js';
 import {
   DEFAULT_HOOK_MS,
   DEFAULT_REQUEST_MS,

@@ -1,3 +1,7 @@
+/**
+ * Phase timings of a hook run on stderr, for `bench/hook.ts` only
+ * (`TICRYPT_NET_HOOK_TRACE=1`). May not: write anything when tracing is off.
+ */
 import { writeSync } from 'node:fs';
 
 /** Whether `TICRYPT_NET_HOOK_TRACE=1` asks for phase timings on stderr (bench/hook.ts uses it). */

@@ -1,3 +1,7 @@
+/**
+ * fsync of a directory, for the spool and the generation ceiling. May not: do
+ * anything else.
+ */
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 
 /** fsync a directory, so a file just created or renamed in it survives a power cut. */

@@ -1,7 +1,13 @@
+/**
+ * `hook install`: put the qemu and network hook executables in libvirt's hook
+ * directory (with their paths filled in) and a config template beside them.
+ * Runs when an operator installs, never inside a hook call. May not: overwrite
+ * a hook that is not ticrypt-net's.
+ */
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HookInstallError } from '../errors/hook-install-error.js';
+import { HookInstallError } from '../../errors/hook-install-error.js';
 import { hookConfigTemplate } from './config.js';
 import { DEFAULT_CACHE_PATH, DEFAULT_CONFIG_PATH } from './config-types.js';
 
@@ -32,9 +38,9 @@ export interface InstallReport {
   readonly notes: readonly string[];
 }
 
-/** This package's root (two levels above `dist/hook/` or `src/hook/`). */
+/** This package's root (three levels above `dist/hook/setup/` or `src/hook/setup/`). */
 export function packageRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
 /**

@@ -1,5 +1,10 @@
+/**
+ * Which NICs of a domain this host reports: those on a network `hook.yaml`
+ * manages, each as the API accepts it (VM name made safe). Pure. Used by the
+ * hook call and by reconcile. May not: do I/O.
+ */
 import { createHash } from 'node:crypto';
-import type { HookConfig, HookNetwork } from './config-types.js';
+import type { HookConfig, HookNetwork } from '../setup/config-types.js';
 import type { HookDomain } from './domain-scan.js';
 import type { HookNic } from './events.js';
 

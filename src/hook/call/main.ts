@@ -1,15 +1,20 @@
-// The qemu and network hook's Node entry, bundled to dist/hook/hook.cjs (see scripts/bundle-hook.mjs):
-// `node hook.cjs CONFIG CACHE qemu|network NAME OP SUBOP EXTRA...`. It is the one place of the
-// hook that touches process streams and exits. It never writes to stdout: for migrate and
-// restore, libvirt takes the hook's stdout as the new domain XML.
+/**
+ * The qemu and network hook's Node entry, bundled to dist/hook/hook.cjs (see
+ * scripts/bundle-hook.mjs): `node hook.cjs CONFIG CACHE qemu|network NAME OP
+ * SUBOP EXTRA...`, run by libvirt inside its hook call. It is the one place of
+ * the hook that touches process streams and exits, and it bounds the run with
+ * a watchdog. May not: write to stdout (for migrate and restore, libvirt takes
+ * the hook's stdout as the new domain XML), call libvirt, or import a module
+ * the run does not need (each costs start-up time at every VM start and stop).
+ */
 import { readSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { join } from 'node:path';
-import type * as ConfigModule from './config.js';
+import type * as ConfigModule from '../setup/config.js';
 import { loadConfigCached } from './config-cache.js';
-import { DEFAULT_HOOK_MS, type HookConfig } from './config-types.js';
-import { transportOf } from './environment.js';
-import { hookLog, type HookLog } from './log.js';
+import { DEFAULT_HOOK_MS, type HookConfig } from '../setup/config-types.js';
+import { transportOf } from '../agent/environment.js';
+import { hookLog, type HookLog } from '../agent/log.js';
 import { opsOf } from './ops.js';
 import { type Inflight, rescueInflight, runHook } from './run.js';
 import { trace } from './trace.js';
@@ -57,7 +62,7 @@ async function loadFull(file: string): Promise<HookConfig> {
     const module = require(join(__dirname, 'hook-config.cjs')) as typeof ConfigModule;
     return module.loadHookConfig(file);
   }
-  const specifier = './config.js';
+  const specifier = '../setup/config.js';
   const module = (await import(specifier)) as typeof ConfigModule;
   return module.loadHookConfig(file);
 }

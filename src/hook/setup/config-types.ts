@@ -1,3 +1,8 @@
+/**
+ * The hook configuration's types and defaults, shared by the hook call, the
+ * host agent, the validator and the installer. May not: import anything at run
+ * time (the hook bundle imports it).
+ */
 /** Where `ticrypt-net hook install` puts the hook configuration. */
 export const DEFAULT_CONFIG_PATH = '/etc/ticrypt-net/hook.yaml';
 /** The hook's cache of the last valid configuration (tmpfs: rebuilt once after a reboot). */

@@ -1,4 +1,9 @@
-import type { NicBody } from '../protocol/api.js';
+/**
+ * The host agent's event: register or deregister one NIC at one generation,
+ * with the cause for logs, and the keys and wording every module shares for a
+ * NIC. Plain data. May not: do I/O.
+ */
+import type { NicBody } from '../../protocol/api.js';
 
 /** A NIC as the hook reports it to the backend: the wire's NIC (its `vmName` made API-safe by `apiVmName`). */
 export type HookNic = NicBody;

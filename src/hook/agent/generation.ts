@@ -1,3 +1,9 @@
+/**
+ * The host's generation counter: strictly increasing across concurrent hook
+ * runs, crashes, reboots and clock steps, so a late event never undoes a newer
+ * one. Used by every hook run and by reconcile. May not: block a VM start for
+ * long (the lock is given up after 250 ms) or call the network.
+ */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { lockSync } from './lock.js';

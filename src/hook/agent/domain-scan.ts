@@ -1,4 +1,10 @@
-import { isUnicastMac, normalizeMac } from '../site/mac.js';
+/**
+ * What the agent needs of a domain: its name, UUID and NICs (MAC, network,
+ * bridge), read from libvirt's domain XML or the network hook's `<hookData>`
+ * with the fast scanner. Used by the hook call and by reconcile. May not: judge
+ * which NICs are managed (`nics.ts`) or touch files or the network.
+ */
+import { isUnicastMac, normalizeMac } from '../../site/mac.js';
 import { all, first, scanXml, type XmlElement } from './xml-scan.js';
 
 /** What the hook needs of a NIC: a subset of `DomainNic`, so `parseDomainXml`'s result fits too. */

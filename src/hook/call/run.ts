@@ -1,14 +1,20 @@
-import type { Transport } from './client.js';
+/**
+ * One run of the hook inside libvirt's call: read the XML, pick the managed
+ * NICs, take a generation, deliver or spool, and decide the exit code, within
+ * the run's bound. May not: touch the process (streams, exit: `main.ts` does),
+ * call libvirt, or write to stdout.
+ */
+import type { Transport } from '../agent/client.js';
 import type { ConfigLoad } from './config-cache.js';
-import type { HookConfig } from './config-types.js';
-import { scanDomainXml, scanPortHookData, type HookDomain } from './domain-scan.js';
-import { deliverEvents, EXIT_RESERVE_MS, type Outcome } from './deliver.js';
-import { describeNic, type HookEvent } from './events.js';
-import { nextGeneration } from './generation.js';
-import type { HookLog } from './log.js';
-import { managedNics } from './nics.js';
+import type { HookConfig } from '../setup/config-types.js';
+import { scanDomainXml, scanPortHookData, type HookDomain } from '../agent/domain-scan.js';
+import { deliverEvents, EXIT_RESERVE_MS, type Outcome } from '../agent/deliver.js';
+import { describeNic, type HookEvent } from '../agent/events.js';
+import { nextGeneration } from '../agent/generation.js';
+import type { HookLog } from '../agent/log.js';
+import { managedNics } from '../agent/nics.js';
 import { opsOf } from './ops.js';
-import { Spool } from './spool.js';
+import { Spool } from '../agent/spool.js';
 import { trace } from './trace.js';
 
 /** One call of the hook by libvirt. */

@@ -1,3 +1,9 @@
+/**
+ * The host agent's log: one line per message to stderr and, when asked, to
+ * syslog through `logger`. Used by the hook call and `host flush|reconcile`.
+ * May not: write to stdout (for `migrate` and `restore`, libvirt reads the
+ * hook's stdout as the domain XML).
+ */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, writeSync } from 'node:fs';
 

@@ -1,3 +1,8 @@
+/**
+ * Which libvirt hook calls the hook acts on, and how strictly. Plain data.
+ * `hooks/qemu` and `hooks/network` hold the same op lists, so other ops never
+ * start Node. May not: do I/O.
+ */
 /** What the hook does at one libvirt call. */
 export interface OpAction {
   readonly action: 'register' | 'deregister';

@@ -1,3 +1,8 @@
+/**
+ * Lock files for the spool and the generation counter: exclusive, with stale
+ * locks broken, usable from a hook run and the timer alike. May not: wait
+ * without a deadline.
+ */
 import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 
 /** Releases a lock taken by {@link tryLock}. */
