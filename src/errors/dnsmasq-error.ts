@@ -1,5 +1,4 @@
-import { describeValue } from '../site/describe.js';
-import { TicryptNetError } from './ticrypt-net-error.js';
+import { BoundaryInputError } from './boundary-input-error.js';
 
 /**
  * A value bound for a dnsmasq config line or host entry file was refused at the
@@ -10,20 +9,10 @@ import { TicryptNetError } from './ticrypt-net-error.js';
  * dnsmasq input allowedDomains[2]: expected a lower-case domain name such as pypi.org, found "evil.org/1.2.3.4"
  * ```
  */
-export class DnsmasqInputError extends TicryptNetError {
-  /** Which input was refused, e.g. `allowedDomains[2]` or `registration.mac`. */
-  readonly field: string;
-  /** What a valid value looks like. */
-  readonly expected: string;
-  /** The refused value as it arrived. */
-  readonly found: unknown;
-
+export class DnsmasqInputError extends BoundaryInputError {
   constructor(field: string, expected: string, found: unknown) {
-    super('E_DNSMASQ_INPUT', `dnsmasq input ${field}: expected ${expected}, found ${describeValue(found)}`);
+    super('E_DNSMASQ_INPUT', 'dnsmasq', field, expected, found);
     this.name = 'DnsmasqInputError';
-    this.field = field;
-    this.expected = expected;
-    this.found = found;
   }
 }
 

@@ -1,4 +1,4 @@
-import { TicryptNetError } from './ticrypt-net-error.js';
+import { BoundaryInputError } from './boundary-input-error.js';
 
 /**
  * A value about to be written into nftables text failed its check at the
@@ -7,22 +7,17 @@ import { TicryptNetError } from './ticrypt-net-error.js';
  *
  * @example
  * ```
- * Invalid nft input: mac: expected a unicast MAC address like 52:54:00:12:34:56, found "52:54:00:12:34"
+ * nft input mac: expected a lower-case unicast MAC address like 52:54:00:12:34:56, found "52:54:00:12:34"
  * ```
  */
-export class NftInputError extends TicryptNetError {
-  /** What the value was (`mac`, `ip`, `port`, ...). */
-  readonly field: string;
-  /** The offending value. */
-  readonly value: unknown;
-
-  constructor(field: string, expected: string, value: unknown) {
-    super(
-      'E_NFT_INPUT',
-      `Invalid nft input: ${field}: expected ${expected}, found ${JSON.stringify(value) ?? String(value)}`,
-    );
+export class NftInputError extends BoundaryInputError {
+  constructor(field: string, expected: string, found: unknown) {
+    super('E_NFT_INPUT', 'nft', field, expected, found);
     this.name = 'NftInputError';
-    this.field = field;
-    this.value = value;
+  }
+
+  /** The offending value (the same as `found`). */
+  get value(): unknown {
+    return this.found;
   }
 }

@@ -85,14 +85,20 @@ export const Ipv4Network = z
 /** A unicast MAC address, normalized to lower case. */
 export const Mac = text('a unicast MAC address like 52:54:00:12:34:56', isUnicastMac).transform(normalizeMac);
 
-/** A dnsmasq lease time: `infinite`, or a number with an optional s/m/h/d/w suffix (at least 2 minutes). */
-export const LeaseTime = text("a lease time like '12h', '30m', '3600' or 'infinite' (at least 2m)", (v) => {
-  if (v === 'infinite') return true;
-  const match = /^([1-9][0-9]{0,7})([smhdw]?)$/.exec(v);
+/** Whether `value` is a dnsmasq lease time: `infinite`, or a number with an optional s/m/h/d/w suffix, at least 2 minutes. */
+export function isLeaseTime(value: string): boolean {
+  if (value === 'infinite') return true;
+  const match = /^([1-9][0-9]{0,7})([smhdw]?)$/.exec(value);
   if (!match) return false;
   const seconds = Number(match[1]) * ({ '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[match[2] ?? ''] ?? 1);
   return seconds >= 120;
-});
+}
+
+/** What {@link isLeaseTime} accepts, for messages. */
+export const LEASE_TIME_EXPECTED = "a lease time like '12h', '30m', '3600' or 'infinite' (at least 2m)";
+
+/** A dnsmasq lease time (see {@link isLeaseTime}). */
+export const LeaseTime = text(LEASE_TIME_EXPECTED, isLeaseTime);
 
 /**
  * Whether `value` may be a PXE boot file (dnsmasq `dhcp-boot`): URL characters

@@ -20,7 +20,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { DnsmasqInputError } from '../../errors/dnsmasq-error.js';
 import { DnsmasqProcessError } from '../../errors/dnsmasq-process-error.js';
-import { checkPath } from './validate.js';
+import { boundaryChecks } from '../checks.js';
+
+const check = boundaryChecks('dnsmasq');
 
 /** Turns a command (program first) into the command actually run, e.g. inside a network namespace. */
 export type CommandWrapper = (command: readonly string[]) => readonly string[];
@@ -75,7 +77,7 @@ function command(options: DnsmasqRunOptions, args: readonly string[]): [string, 
  * @throws {DnsmasqProcessError} `E_DNSMASQ_PROCESS` with dnsmasq's complaint, e.g. `bad option at line 3`.
  */
 export async function checkDnsmasqConfig(confFile: string, options: DnsmasqRunOptions = {}): Promise<void> {
-  const [program, args] = command(options, ['--test', `--conf-file=${checkPath('confFile', confFile)}`]);
+  const [program, args] = command(options, ['--test', `--conf-file=${check.path('confFile', confFile)}`]);
   const result = await execa(program, args, { reject: false, stdin: 'ignore', timeout: 30_000 });
   if (result.exitCode === 0 && !result.failed) return;
   throw new DnsmasqProcessError(
@@ -178,8 +180,8 @@ export class DnsmasqProcess {
    * await dnsmasq.stop();
    */
   static async start(options: DnsmasqStartOptions): Promise<DnsmasqProcess> {
-    const pidFile = checkPath('pidFile', options.pidFile);
-    const confFile = checkPath('confFile', options.confFile);
+    const pidFile = check.path('pidFile', options.pidFile);
+    const confFile = check.path('confFile', options.confFile);
     await rm(pidFile, { force: true });
     const [program, args] = command(options, ['--keep-in-foreground', `--conf-file=${confFile}`]);
     const child = execa(program, args, {

@@ -5,9 +5,9 @@
  * `domains` chain). Its size depends on the change, never on how many VMs are
  * registered, and it never lists or rewrites the table.
  */
+import { boundaryChecks } from '../checks.js';
 import type { Site } from '../../site/model.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
-import { checkIpv4, checkPort, checkTimeout } from './check.js';
 import { dedupe, groupBySet, nicElements, type NftElement } from './elements.js';
 import {
   domainMemberSetName,
@@ -21,6 +21,8 @@ import {
 import { domainRules } from './ruleset.js';
 import { keyType, PORT_SHAPES } from './shapes.js';
 import type { RulesetOptions, SshForward } from './types.js';
+
+const check = boundaryChecks('nft');
 
 /** A registered NIC and the allow entries of its VM. */
 export interface NicState {
@@ -82,7 +84,7 @@ export function renderChange(ctx: DeltaContext, before: readonly NicState[], aft
   const added = next.filter((e) => !oldKeys.has(key(e)));
   const removed = old.filter((e) => !nextKeys.has(key(e)));
 
-  const timeout = checkTimeout(ctx.options?.domainTimeout ?? '1d');
+  const timeout = check.timeout('domainTimeout', ctx.options?.domainTimeout ?? '1d');
   const domainsBefore = new Set(ctx.domains.before);
   const domainsAfter = new Set(ctx.domains.after);
   const newDomains = [...domainsAfter].filter((d) => !domainsBefore.has(d));
@@ -173,11 +175,11 @@ export function renderAllowListChange(
  * given whenever a forward existed.
  */
 export function renderSshForwardChange(before: SshForward | undefined, after: SshForward | undefined): string {
-  const element = (f: SshForward) => `${checkPort(f.port, 'sshForward.port')} : ${checkIpv4(f.ip, 'sshForward.ip')}`;
+  const element = (f: SshForward) => `${check.port('sshForward.port', f.port)} : ${check.ipv4('sshForward.ip', f.ip)}`;
   const commands: string[] = [];
   if (before !== undefined) {
     commands.push(`add element ${TABLE} ${SSH_FORWARDS_MAP} { ${element(before)} }`);
-    commands.push(`delete element ${TABLE} ${SSH_FORWARDS_MAP} { ${checkPort(before.port, 'sshForward.port')} }`);
+    commands.push(`delete element ${TABLE} ${SSH_FORWARDS_MAP} { ${check.port('sshForward.port', before.port)} }`);
   }
   if (after !== undefined) commands.push(`add element ${TABLE} ${SSH_FORWARDS_MAP} { ${element(after)} }`);
   return commands.length === 0 ? '' : `${commands.join('\n')}\n`;

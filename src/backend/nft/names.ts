@@ -4,7 +4,9 @@
  * ruleset, the incremental transactions and dnsmasq's config agree.
  */
 import { createHash } from 'node:crypto';
-import { checkDomain } from './check.js';
+import { boundaryChecks } from '../checks.js';
+
+const check = boundaryChecks('nft');
 
 /** The nftables family and table every ticrypt rule lives in. */
 export const TABLE = 'inet ticrypt';
@@ -46,7 +48,7 @@ export const COUNTERS = {
 export const LOG_PREFIX = 'ticrypt';
 
 function domainHash(domain: string): string {
-  return createHash('sha256').update(checkDomain(domain)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(check.domain('domain', domain)).digest('hex').slice(0, 16);
 }
 
 /**

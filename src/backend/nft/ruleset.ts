@@ -2,11 +2,10 @@
  * The complete `table inet ticrypt` for a site and the backend's state, as
  * one atomic `nft -f` script that replaces this table and touches no other.
  */
-import { NftInputError } from '../../errors/nft-input-error.js';
+import { boundaryChecks } from '../checks.js';
 import type { Network, Site } from '../../site/model.js';
 import type { AllowEntry } from '../../protocol/api.js';
 import { intToIpv4 } from '../../site/address.js';
-import { checkDestination, checkInterface, checkIpv4, checkPort, checkRate, checkTimeout } from './check.js';
 import { distinctDomains, groupBySet, nicElements, type NftElement } from './elements.js';
 import {
   COUNTERS,
@@ -21,6 +20,8 @@ import {
 } from './names.js';
 import { allowSetName, allowShapes, keyExpression, keyType, PORT_SHAPES } from './shapes.js';
 import type { GatewayState, RulesetOptions } from './types.js';
+
+const check = boundaryChecks('nft');
 
 /**
  * Render the whole table: `table inet ticrypt {}`, `delete table inet ticrypt`
@@ -42,7 +43,7 @@ export function renderRuleset(site: Site, state: GatewayState, options: RulesetO
 
 /** `{ "a", "b" }`: an anonymous set of quoted interface names. */
 function ifaceSet(networks: readonly Network[]): string {
-  return `{ ${networks.map((n) => `"${checkInterface(n.gatewayInterface, 'gatewayInterface')}"`).join(', ')} }`;
+  return `{ ${networks.map((n) => `"${check.interfaceName('gatewayInterface', n.gatewayInterface)}"`).join(', ')} }`;
 }
 
 function setBlock(name: string, type: string, keys: readonly string[], extra: readonly string[] = []): string {
@@ -58,10 +59,10 @@ function renderSets(site: Site, state: GatewayState, options: RulesetOptions): s
   );
   const groups = groupBySet(elements);
   const keys = (set: string) => [...new Set(groups.get(set) ?? [])];
-  const timeout = checkTimeout(options.domainTimeout ?? '1d');
+  const timeout = check.timeout('domainTimeout', options.domainTimeout ?? '1d');
   const domains = registeredDomains(state);
   const forwards = (state.sshForwards ?? []).map(
-    (f) => `${checkPort(f.port, 'sshForwards.port')} : ${checkIpv4(f.ip, 'sshForwards.ip')}`,
+    (f) => `${check.port('sshForwards.port', f.port)} : ${check.ipv4('sshForwards.ip', f.ip)}`,
   );
   return [
     setBlock(REGISTERED_SET, 'ifname . ether_addr . ipv4_addr', keys(REGISTERED_SET)),
@@ -99,7 +100,7 @@ export function domainRules(domains: readonly string[]): string[] {
 }
 
 function subnetText(cidr: string): string {
-  const subnet = checkDestination(cidr, 'subnet');
+  const subnet = check.destination('subnet', cidr);
   return `${intToIpv4(subnet.first)}/${subnet.prefix}`;
 }
 
@@ -108,12 +109,12 @@ function chain(name: string, rules: readonly string[]): string {
 }
 
 function renderChains(site: Site, state: GatewayState, options: RulesetOptions): string[] {
-  const uplink = checkInterface(site.backend.uplink, 'backend.uplink');
-  const management = checkIpv4(site.backend.management.address, 'backend.management.address');
+  const uplink = check.interfaceName('backend.uplink', site.backend.uplink);
+  const management = check.ipv4('backend.management.address', site.backend.management.address);
   const vm = site.networks;
   for (const network of vm) {
     if (network.gatewayInterface === uplink) {
-      throw new NftInputError(
+      throw check.refuse(
         `networks.${network.name}.gatewayInterface`,
         `an interface other than the uplink ${uplink}`,
         uplink,
@@ -123,13 +124,13 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
   const allowList = vm.filter((n) => n.egress === 'allow-list');
   const open = vm.filter((n) => n.egress === 'open');
   const controlled = vm.filter((n) => n.dns === 'controlled');
-  const rate = checkRate(options.logRate ?? '10/second');
+  const rate = check.rate('log.rate', options.logRate ?? '10/second');
   const log = (what: string) =>
     options.log === true ? [`limit rate ${rate} log prefix "${LOG_PREFIX} ${what}: " level info`] : [];
   const drop = (counter: string) => `counter name ${counter} drop`;
   const domains = registeredDomains(state);
   const gatewayRules = vm.flatMap((n) => {
-    const at = `iifname "${checkInterface(n.gatewayInterface)}" ip daddr ${checkIpv4(n.gateway, 'gateway')}`;
+    const at = `iifname "${check.interfaceName('gatewayInterface', n.gatewayInterface)}" ip daddr ${check.ipv4('gateway', n.gateway)}`;
     return [`${at} meta l4proto { tcp, udp } th dport 53 accept`, `${at} meta l4proto icmp accept`];
   });
   return [
