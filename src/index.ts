@@ -15,6 +15,21 @@ export { TicryptNetError, isTicryptNetError } from './errors/ticrypt-net-error.j
 export { SiteError, type SiteIssue } from './errors/site-error.js';
 export { XmlParseError } from './errors/xml-parse-error.js';
 export { UsageError } from './errors/usage-error.js';
+export { BoundaryInputError, type Boundary } from './errors/boundary-input-error.js';
+export { ProgramError, type ProgramFailure } from './errors/program-error.js';
+export { ConntrackError } from './errors/conntrack-error.js';
+
+// Running programs: one runner (execa, never a shell), in a network namespace when asked
+export {
+  runProgram,
+  programRunner,
+  runChecked,
+  type RunOptions,
+  type ProgramResult,
+  type ProgramRunner,
+} from './exec/run.js';
+export { inNetns, isNetnsName } from './exec/netns.js';
+export { programError } from './exec/program-errors.js';
 
 // Site model
 export type { Backend, DhcpRange, Host, Network, Portgroup, Reservation, Site, Uplink } from './site/model.js';
@@ -120,6 +135,10 @@ export { gatherHostFacts, type HostFacts } from './host/doctor/host-facts.js';
 export { gatherBackendFacts, type BackendFacts } from './host/doctor/backend-facts.js';
 export { doctorExitCode, formatResults, type CheckResult, type CheckStatus } from './host/doctor/result.js';
 export { HostCommandError } from './errors/host-command-error.js';
+export { OvsVsctlError } from './errors/ovs-vsctl-error.js';
+export { IpError } from './errors/ip-error.js';
+export { NmcliError } from './errors/nmcli-error.js';
+export { VirshError } from './errors/virsh-error.js';
 export { HostApplyError } from './errors/host-apply-error.js';
 
 // VM launcher helpers: NICs and the allow-list in a domain definition

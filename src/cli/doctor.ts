@@ -11,7 +11,7 @@ import { DEFAULT_HOOKS_DIR, gatherHostFacts } from '../host/doctor/host-facts.js
 import { doctorExitCode, formatResults } from '../host/doctor/result.js';
 import { DEFAULT_UPLINK_BRIDGE } from '../host/model.js';
 import { DEFAULT_VIRSH_URI } from '../host/observe.js';
-import { commandRunner } from '../host/runner.js';
+import { programRunner } from '../exec/run.js';
 import { loadSite } from '../site/load.js';
 import { resolveHost } from './host-setup.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
@@ -77,7 +77,7 @@ export function addDoctorCommand(program: Command, io: CliIo): void {
           throw new UsageError('--backend-url and --admin-token-file: expected both or neither, found one');
         }
         const facts = await gatherBackendFacts(site, {
-          run: commandRunner(options.netns === undefined ? {} : { netns: options.netns }),
+          run: programRunner(options.netns === undefined ? {} : { netns: options.netns }),
           stateDir: options.stateDir,
           ...(token === undefined || options.backendUrl === undefined
             ? {}

@@ -1,17 +1,19 @@
-import { TicryptNetError } from './ticrypt-net-error.js';
+import { ProgramError } from './program-error.js';
 
 /** What a failed dnsmasq run left behind. */
 export interface DnsmasqProcessFailure {
   /** The command as run, program first (no shell was involved). */
   readonly command: readonly string[];
   /** The exit code, when it exited. */
-  readonly exitCode?: number;
+  readonly exitCode?: number | undefined;
   /** The signal that ended it, when one did. */
-  readonly signal?: string;
+  readonly signal?: string | undefined;
   /** The last lines dnsmasq wrote to stderr. */
   readonly stderr: string;
   /** What was being attempted: `checking`, `starting`, `stopping`. */
   readonly action: string;
+  /** The network namespace it ran in, if any. */
+  readonly netns?: string | undefined;
 }
 
 /**
@@ -22,31 +24,15 @@ export interface DnsmasqProcessFailure {
  * dnsmasq failed (exit 1) starting with /run/ticrypt/secure.conf: dnsmasq: bad option at line 3 of ...
  * ```
  */
-export class DnsmasqProcessError extends TicryptNetError {
-  readonly command: readonly string[];
-  readonly exitCode: number | undefined;
-  readonly signal: string | undefined;
-  readonly stderr: string;
+export class DnsmasqProcessError extends ProgramError {
+  /** What was being attempted: `checking`, `starting`, `reloading`, `preparing`. */
   readonly action: string;
 
+  /** @param what what it was done on (`with /run/x/secure.conf`, a file, a pid); may be empty. */
   constructor(failure: DnsmasqProcessFailure, what: string, options?: ErrorOptions) {
-    super('E_DNSMASQ_PROCESS', formatFailure(failure, what), options);
+    const { action, ...rest } = failure;
+    super('E_DNSMASQ_PROCESS', rest, what === '' ? action : `${action} ${what}`, options);
     this.name = 'DnsmasqProcessError';
-    this.command = failure.command;
-    this.exitCode = failure.exitCode;
-    this.signal = failure.signal;
-    this.stderr = failure.stderr;
-    this.action = failure.action;
+    this.action = action;
   }
-}
-
-function formatFailure(failure: DnsmasqProcessFailure, what: string): string {
-  const how =
-    failure.exitCode !== undefined
-      ? `exit ${failure.exitCode}`
-      : failure.signal !== undefined
-        ? `signal ${failure.signal}`
-        : 'no exit';
-  const firstLine = failure.stderr.split('\n').find((line) => line.trim() !== '') ?? '(no output)';
-  return `dnsmasq failed (${how}) ${failure.action} ${what}: ${firstLine}`;
 }

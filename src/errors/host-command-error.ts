@@ -1,32 +1,26 @@
-import { TicryptNetError } from './ticrypt-net-error.js';
+import { ProgramError } from './program-error.js';
 
 /**
  * A program host set-up runs (ovs-vsctl, virsh, ip, nmcli) failed, while
  * observing the host or applying an action. Carries the command, its exit
- * code and stderr; the message says what was being done.
+ * code and stderr; the message says what was being done. Each of those
+ * programs has its own kind ({@link OvsVsctlError}, {@link IpError},
+ * {@link NmcliError}, {@link VirshError}), all with this code.
  */
-export class HostCommandError extends TicryptNetError {
-  /** The program and its arguments. */
-  readonly command: readonly string[];
-  readonly exitCode: number | undefined;
-  readonly stderr: string;
-
+export class HostCommandError extends ProgramError {
   constructor(
     doing: string,
     command: readonly string[],
     exitCode: number | undefined,
     stderr: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { signal?: string | undefined; netns?: string | undefined },
   ) {
-    const first = stderr.trim().split('\n')[0] ?? '';
     super(
       'E_HOST_COMMAND',
-      `${command[0] ?? 'command'} failed (exit ${exitCode ?? 'none'}) ${doing}: ${first || '(no output)'}`,
+      { command, stderr, exitCode, signal: options?.signal, netns: options?.netns },
+      doing,
       options,
     );
     this.name = 'HostCommandError';
-    this.command = command;
-    this.exitCode = exitCode;
-    this.stderr = stderr;
   }
 }

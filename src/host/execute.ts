@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { describeAction } from './describe.js';
 import { MANAGED_KEY, MANAGED_VALUE, type Action } from './model.js';
 import { DEFAULT_VIRSH_URI } from './observe.js';
-import { commandRunner, runChecked, type CommandRunner } from './runner.js';
+import { programRunner, runChecked, type ProgramRunner } from '../exec/run.js';
 
 /** How to execute. */
 export interface ExecuteOptions {
-  readonly run?: CommandRunner;
+  readonly run?: ProgramRunner;
   /** libvirt connection URI (default `qemu:///system`). */
   readonly virshUri?: string;
   /** Told before each action runs. */
@@ -33,7 +33,7 @@ export function nmConnectionName(iface: string): string {
  * @throws {HostCommandError} `E_HOST_COMMAND` naming the action that failed.
  */
 export async function executeActions(actions: readonly Action[], options: ExecuteOptions = {}): Promise<void> {
-  const run = options.run ?? commandRunner();
+  const run = options.run ?? programRunner();
   const uri = options.virshUri ?? DEFAULT_VIRSH_URI;
   for (const action of actions) {
     if (action.kind === 'blocked') continue;
@@ -139,7 +139,7 @@ export function commandsFor(action: Action, uri: string = DEFAULT_VIRSH_URI): [s
 }
 
 async function defineNetwork(
-  run: CommandRunner,
+  run: ProgramRunner,
   uri: string,
   action: Extract<Action, { kind: 'define-network' }>,
   doing: string,

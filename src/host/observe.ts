@@ -2,15 +2,15 @@
  * Gathering a host's state: what ovs-vsctl, ip and virsh report. The only
  * side-effecting half of planning; everything it returns is plain data.
  */
-import { HostCommandError } from '../errors/host-command-error.js';
+import { programError } from '../exec/program-errors.js';
 import type { Site } from '../site/model.js';
 import type { ObservedBridge, ObservedHost, ObservedLink, ObservedNetwork, ObservedPort } from './model.js';
 import { ovsMap, ovsOptionalInt, ovsOptionalString, ovsSet, ovsUuid, parseOvsTable } from './ovs-json.js';
-import { commandRunner, runChecked, type CommandRunner } from './runner.js';
+import { programRunner, runChecked, type ProgramRunner } from '../exec/run.js';
 
 /** Where and how to observe. */
 export interface ObserveOptions {
-  readonly run?: CommandRunner;
+  readonly run?: ProgramRunner;
   /** libvirt connection URI (default `qemu:///system`). */
   readonly virshUri?: string;
 }
@@ -22,10 +22,10 @@ export const DEFAULT_VIRSH_URI = 'qemu:///system';
  * Observe the host: OVS bridges and ports, kernel interfaces, and the libvirt
  * networks the site names (no other network is looked at).
  *
- * @throws {HostCommandError} `E_HOST_COMMAND` when ip or virsh fail for another reason than a missing network.
+ * @throws {HostCommandError} `E_HOST_COMMAND` (`IpError`, `VirshError`, `OvsVsctlError`) when ip, virsh or ovs-vsctl fail for another reason than a missing network.
  */
 export async function observeHost(site: Site, options: ObserveOptions = {}): Promise<ObservedHost> {
-  const run = options.run ?? commandRunner();
+  const run = options.run ?? programRunner();
   const uri = options.virshUri ?? DEFAULT_VIRSH_URI;
   const ovs = await observeOvs(run);
   const links = parseIpAddr(await runChecked(run, 'listing interfaces', 'ip', ['-j', 'addr', 'show']));
@@ -45,7 +45,7 @@ export async function observeHost(site: Site, options: ObserveOptions = {}): Pro
 
 /** OVS bridges and ports (`ovsRunning: false` when ovsdb-server does not answer). */
 export async function observeOvs(
-  run: CommandRunner,
+  run: ProgramRunner,
 ): Promise<{ ovsRunning: boolean; bridges: ObservedBridge[]; ports: ObservedPort[] }> {
   const list = (table: string, columns: string) =>
     run('ovs-vsctl', ['--timeout=5', '--format=json', `--columns=${columns}`, 'list', table]);
@@ -57,14 +57,7 @@ export async function observeOvs(
     [portResult, 'Port'],
     [ifaceResult, 'Interface'],
   ] as const) {
-    if (result.exitCode !== 0) {
-      throw new HostCommandError(
-        `listing OVS table ${table}`,
-        ['ovs-vsctl', 'list', table],
-        result.exitCode,
-        result.stderr,
-      );
-    }
+    if (result.exitCode !== 0) throw programError(result, `listing OVS table ${table}`);
   }
   return parseOvsState(bridgeResult.stdout, portResult.stdout, ifaceResult.stdout);
 }
@@ -129,19 +122,14 @@ export function parseIpAddr(text: string): ObservedLink[] {
 
 /** One libvirt network (`undefined` when virsh does not know it). */
 export async function observeNetwork(
-  run: CommandRunner,
+  run: ProgramRunner,
   uri: string,
   name: string,
 ): Promise<ObservedNetwork | undefined> {
   const info = await run('virsh', ['-q', '-c', uri, 'net-info', name]);
   if (info.exitCode !== 0) {
     if (/no network with matching name|Network not found/i.test(info.stderr)) return undefined;
-    throw new HostCommandError(
-      `reading network ${name}`,
-      ['virsh', '-c', uri, 'net-info', name],
-      info.exitCode,
-      info.stderr,
-    );
+    throw programError(info, `reading network ${name}`);
   }
   const field = (key: string) => new RegExp(`^${key}:\\s*(\\S+)`, 'm').exec(info.stdout)?.[1];
   const active = field('Active') === 'yes';

@@ -15,14 +15,13 @@ export { HostEntries, hostEntriesPaths, type HostEntriesPaths } from './host-ent
 export {
   DnsmasqProcess,
   checkDnsmasqConfig,
-  netnsWrapper,
   readPidFile,
   signalPid,
   stopPid,
   pidReleased,
-  type CommandWrapper,
   type DnsmasqExit,
   type DnsmasqRunOptions,
   type DnsmasqStartOptions,
 } from './process.js';
 export { isAllowedDomain, DOMAIN_EXPECTED } from '../../site/primitives.js';
+export { netnsWrapper, type CommandWrapper } from '../../exec/netns.js';

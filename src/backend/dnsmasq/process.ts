@@ -1,7 +1,8 @@
 /**
  * The edge that runs dnsmasq: check a config, start one dnsmasq per network in
  * the foreground (so its supervisor sees it die), signal it by pid, stop it.
- * Programs are run through execa with an argument list, never a shell.
+ * Programs are run through the one program runner (`src/exec/run.ts`), never
+ * a shell. May not: write the config (the renderer and the fleet do).
  *
  * What a change needs (dnsmasq(8), NOTES: "SIGHUP does NOT re-read the configuration file"):
  * - a new host entry file: nothing (dnsmasq reads it via inotify);
@@ -17,22 +18,18 @@
 import { createInterface } from 'node:readline';
 import { readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
-import { DnsmasqInputError } from '../../errors/dnsmasq-error.js';
 import { DnsmasqProcessError } from '../../errors/dnsmasq-process-error.js';
+import { runProgram, startProgram } from '../../exec/run.js';
 import { boundaryChecks } from '../checks.js';
 
 const check = boundaryChecks('dnsmasq');
-
-/** Turns a command (program first) into the command actually run, e.g. inside a network namespace. */
-export type CommandWrapper = (command: readonly string[]) => readonly string[];
 
 /** How to run dnsmasq. */
 export interface DnsmasqRunOptions {
   /** The dnsmasq program. Default `dnsmasq` (found on PATH). */
   readonly program?: string;
-  /** Wraps every command, e.g. {@link netnsWrapper}; it must exec the command, not fork it (the pid is dnsmasq's). */
-  readonly wrap?: CommandWrapper;
+  /** Run inside this network namespace (`ip netns exec NAME`, which execs dnsmasq in place: the pid stays dnsmasq's). */
+  readonly netns?: string;
 }
 
 /** How to start one network's dnsmasq. */
@@ -54,42 +51,18 @@ export interface DnsmasqExit {
 }
 
 /**
- * Run commands inside network namespace `name` (`ip netns exec NAME ...`, which
- * execs the command in place, so the pid stays dnsmasq's).
- */
-export function netnsWrapper(name: string): CommandWrapper {
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name) || name === '.' || name === '..') {
-    throw new DnsmasqInputError('netns', "a namespace name of letters, digits, '_', '.' or '-'", name);
-  }
-  return (command) => ['ip', 'netns', 'exec', name, ...command];
-}
-
-function command(options: DnsmasqRunOptions, args: readonly string[]): [string, string[]] {
-  const full = (options.wrap ?? ((c) => c))([options.program ?? 'dnsmasq', ...args]);
-  const [program, ...rest] = full;
-  if (program === undefined) throw new DnsmasqInputError('wrap', 'a command with a program', full);
-  return [program, rest];
-}
-
-/**
  * Check a config file with dnsmasq's own parser (`dnsmasq --test`).
  *
  * @throws {DnsmasqProcessError} `E_DNSMASQ_PROCESS` with dnsmasq's complaint, e.g. `bad option at line 3`.
  */
 export async function checkDnsmasqConfig(confFile: string, options: DnsmasqRunOptions = {}): Promise<void> {
-  const [program, args] = command(options, ['--test', `--conf-file=${check.path('confFile', confFile)}`]);
-  const result = await execa(program, args, { reject: false, stdin: 'ignore', timeout: 30_000 });
-  if (result.exitCode === 0 && !result.failed) return;
-  throw new DnsmasqProcessError(
-    {
-      command: [program, ...args],
-      ...(result.exitCode === undefined ? {} : { exitCode: result.exitCode }),
-      ...(result.signal === undefined ? {} : { signal: result.signal }),
-      stderr: result.stderr,
-      action: 'checking',
-    },
-    confFile,
+  const result = await runProgram(
+    options.program ?? 'dnsmasq',
+    ['--test', `--conf-file=${check.path('confFile', confFile)}`],
+    options.netns === undefined ? {} : { netns: options.netns },
   );
+  if (result.exitCode === 0) return;
+  throw new DnsmasqProcessError({ ...result, action: 'checking' }, confFile);
 }
 
 /** The pid in a pid file, or `undefined` when there is none (or it holds no pid). */
@@ -175,7 +148,7 @@ export class DnsmasqProcess {
    *
    * @throws {DnsmasqProcessError} when dnsmasq exits first (its stderr says why) or is not up in time.
    * @example
-   * const dnsmasq = await DnsmasqProcess.start({ confFile, pidFile, wrap: netnsWrapper('backend') });
+   * const dnsmasq = await DnsmasqProcess.start({ confFile, pidFile, netns: 'backend' });
    * dnsmasq.reload(); // after removing a host entry
    * await dnsmasq.stop();
    */
@@ -183,15 +156,11 @@ export class DnsmasqProcess {
     const pidFile = check.path('pidFile', options.pidFile);
     const confFile = check.path('confFile', options.confFile);
     await rm(pidFile, { force: true });
-    const [program, args] = command(options, ['--keep-in-foreground', `--conf-file=${confFile}`]);
-    const child = execa(program, args, {
-      reject: false,
-      buffer: false,
-      stdin: 'ignore',
-      stdout: 'ignore',
-      stderr: 'pipe',
-      forceKillAfterDelay: 5000,
-    });
+    const { command: commandLine, subprocess: child } = startProgram(
+      options.program ?? 'dnsmasq',
+      ['--keep-in-foreground', `--conf-file=${confFile}`],
+      options.netns === undefined ? {} : { netns: options.netns },
+    );
     const tail: string[] = [];
     if (child.stderr) {
       createInterface({ input: child.stderr }).on('line', (line) => {
@@ -204,12 +173,12 @@ export class DnsmasqProcess {
       exitCode: result.exitCode,
       signal: result.signal,
     }));
-    const commandLine = [program, ...args];
     const pid = child.pid;
     const failure = (exit: DnsmasqExit | undefined, reason: string) =>
       new DnsmasqProcessError(
         {
           command: commandLine,
+          netns: options.netns,
           ...(exit?.exitCode === undefined ? {} : { exitCode: exit.exitCode }),
           ...(exit?.signal === undefined ? {} : { signal: exit.signal }),
           stderr: tail.length > 0 ? tail.join('\n') : reason,

@@ -1,9 +1,12 @@
 /**
- * The side-effect edge: feeding a script to `nft -f -`. Never a shell; the
- * script goes on stdin. Injectable, so tests run nft inside a namespace.
+ * The side-effect edge of nftables: feeding a script to `nft -f -` through
+ * the one program runner (no shell; the script goes on stdin). Injectable, so
+ * tests run nft inside a namespace. May not: render anything (the renderers
+ * beside it do) or judge nft's refusal beyond throwing {@link NftError}.
  */
-import { execa } from 'execa';
 import { NftError } from '../../errors/nft-error.js';
+import { runProgram } from '../../exec/run.js';
+import { inNetns } from '../../exec/netns.js';
 
 /** Runs one nft script (text, or its UTF-8 bytes) as one atomic transaction; rejects with {@link NftError}. */
 export type NftRunner = (script: string | Uint8Array) => Promise<void>;
@@ -18,10 +21,13 @@ export interface NftRunnerOptions {
   readonly timeout?: number;
 }
 
+function nftArgs(options: NftRunnerOptions): string[] {
+  return [...(options.check === true ? ['-c'] : []), '-f', '-'];
+}
+
 /** The argv that runs `nft [-c] -f -`, in a namespace when asked. */
 export function nftCommand(options: NftRunnerOptions = {}): [string, ...string[]] {
-  const nft = ['nft', ...(options.check === true ? ['-c'] : []), '-f', '-'];
-  return options.netns === undefined ? (nft as [string, ...string[]]) : ['ip', 'netns', 'exec', options.netns, ...nft];
+  return inNetns(options.netns, ['nft', ...nftArgs(options)]);
 }
 
 /**
@@ -33,20 +39,22 @@ export function nftCommand(options: NftRunnerOptions = {}): [string, ...string[]
  * await apply(renderRuleset(site, state));
  */
 export function nftRunner(options: NftRunnerOptions = {}): NftRunner {
-  const [program, ...args] = nftCommand(options);
+  const args = nftArgs(options);
+  inNetns(options.netns, ['nft']);
   return async (script) => {
     if (script.length === 0) return;
-    const result = await execa(program, args, {
+    const result = await runProgram('nft', args, {
       input: script,
-      reject: false,
-      timeout: options.timeout ?? 60_000,
-      stripFinalNewline: true,
+      timeoutMs: options.timeout ?? 60_000,
+      ...(options.netns === undefined ? {} : { netns: options.netns }),
     });
-    if (result.exitCode !== 0 || result.failed) {
+    if (result.exitCode !== 0) {
       throw new NftError(
         {
           exitCode: result.exitCode,
-          stderr: (result.stderr ?? '') || (result.message ?? ''),
+          signal: result.signal,
+          netns: result.netns,
+          stderr: result.stderr,
           script: typeof script === 'string' ? script : Buffer.from(script).toString('utf8'),
         },
         { cause: result },

@@ -2,10 +2,13 @@
  * Conntrack cleanup: after a deregistration or a removed allow entry, the
  * connections it allowed are deleted, so flows opened before do not keep
  * flowing (Neutron learned this the hard way). Pure argv builders, and a
- * runner that executes them with the `conntrack` tool (never a shell).
+ * runner that executes them with the `conntrack` tool through the one
+ * program runner (never a shell). May not: delete anything its arguments do
+ * not name (every value is a checked address, protocol or port).
  */
-import { execa } from 'execa';
-import { NftError } from '../../errors/nft-error.js';
+import { ConntrackError } from '../../errors/conntrack-error.js';
+import { runProgram } from '../../exec/run.js';
+import { inNetns } from '../../exec/netns.js';
 import { boundaryChecks } from '../checks.js';
 import { intToIpv4 } from '../../site/address.js';
 import type { AllowEntry } from '../../protocol/api.js';
@@ -64,20 +67,17 @@ export function conntrackDeletions(before: readonly NicState[], after: readonly 
 /** Deletes conntrack entries; resolves when done (none found is fine). */
 export type ConntrackRunner = (filter: readonly string[]) => Promise<void>;
 
-/** A {@link ConntrackRunner} running `conntrack -D FILTER...`, in a namespace when asked. */
+/** A {@link ConntrackRunner} running `conntrack -D FILTER...`, in a namespace when asked; rejects with {@link ConntrackError}. */
 export function conntrackRunner(options: { readonly netns?: string } = {}): ConntrackRunner {
-  const [program, args] =
-    options.netns === undefined ? ['conntrack', []] : ['ip', ['netns', 'exec', options.netns, 'conntrack']];
+  inNetns(options.netns, ['conntrack']);
   return async (filter) => {
-    const result = await execa(program, [...args, '-D', ...filter], { reject: false, timeout: 30_000 });
+    const result = await runProgram(
+      'conntrack',
+      ['-D', ...filter],
+      options.netns === undefined ? {} : { netns: options.netns },
+    );
     // conntrack exits 1 with "0 flow entries have been deleted" when nothing matched.
-    if (result.exitCode === 0 || /0 flow entries/.test(result.stderr ?? '')) return;
-    throw new NftError({
-      exitCode: result.exitCode,
-      stderr: (result.stderr ?? '') || (result.message ?? ''),
-      script: `conntrack -D ${filter.join(' ')}`,
-      program: 'conntrack',
-      action: 'deleting connections',
-    });
+    if (result.exitCode === 0 || /0 flow entries/.test(result.stderr)) return;
+    throw new ConntrackError(result);
   };
 }

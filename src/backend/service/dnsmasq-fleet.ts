@@ -2,7 +2,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { renderDnsmasqConfig, type DnsmasqConfigOptions } from '../dnsmasq/config.js';
 import { HostEntries, hostEntriesPaths } from '../dnsmasq/host-entries.js';
-import { checkDnsmasqConfig, DnsmasqProcess, readPidFile, stopPid, type CommandWrapper } from '../dnsmasq/process.js';
+import { checkDnsmasqConfig, DnsmasqProcess, readPidFile, stopPid } from '../dnsmasq/process.js';
 import type { Network, Site } from '../../site/model.js';
 import type { Registration } from '../../protocol/api.js';
 import { DnsmasqProcessError } from '../../errors/dnsmasq-process-error.js';
@@ -11,8 +11,8 @@ import { DnsmasqProcessError } from '../../errors/dnsmasq-process-error.js';
 export interface DnsmasqFleetOptions {
   /** Per network: `<stateDir>/dnsmasq/<network>/{dnsmasq.conf,hosts.base,hosts/,leases,dnsmasq.pid}`. */
   readonly stateDir: string;
-  /** Wraps each dnsmasq command (tests: run it in a namespace). */
-  readonly wrap?: CommandWrapper;
+  /** Run each dnsmasq inside this network namespace (tests). */
+  readonly netns?: string;
   /** Each log line a dnsmasq writes, with its network. */
   readonly onLog?: (network: string, line: string) => void;
   /** A dnsmasq that exits on its own: called, then it is restarted after `restartDelayMs`. */
@@ -164,7 +164,7 @@ export class DnsmasqFleet {
       allowedDomains: this.domains,
     });
     await writeFile(paths.confFile, text);
-    const run = this.options.wrap ? { wrap: this.options.wrap } : {};
+    const run = this.options.netns === undefined ? {} : { netns: this.options.netns };
     await checkDnsmasqConfig(paths.confFile, run);
     const previous = member.process;
     member.stopping = true;

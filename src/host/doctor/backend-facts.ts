@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { BackendClient } from '../../backend/api/client.js';
 import { API_PATHS, type RegistrationsAnswer } from '../../protocol/api.js';
 import type { Site } from '../../site/model.js';
-import { commandRunner, type CommandRunner } from '../runner.js';
+import { programRunner, type ProgramRunner } from '../../exec/run.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
 import { DEFAULT_STATE_DIR } from '../../backend/service/daemon.js';
 
@@ -53,7 +53,7 @@ export interface BackendFacts {
 /** Where the backend gatherer looks. */
 export interface BackendGatherOptions {
   /** Runs nft, ip and cat (in a namespace for the lab). */
-  readonly run?: CommandRunner;
+  readonly run?: ProgramRunner;
   /** Default `/var/lib/ticrypt-net`. */
   readonly stateDir?: string;
   /** The backend API and an admin token, to compare the store with the set. */
@@ -62,7 +62,7 @@ export interface BackendGatherOptions {
 
 /** Gather the backend facts (a missing piece is a fact, not an error). */
 export async function gatherBackendFacts(site: Site, options: BackendGatherOptions = {}): Promise<BackendFacts> {
-  const run = options.run ?? commandRunner();
+  const run = options.run ?? programRunner();
   const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
   const table = await run('nft', ['list', 'table', 'inet', 'ticrypt']);
   const tablePresent = table.exitCode === 0;

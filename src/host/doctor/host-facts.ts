@@ -7,7 +7,7 @@ import { API_PATHS } from '../../protocol/api.js';
 import type { Site } from '../../site/model.js';
 import type { ObservedHost } from '../model.js';
 import { observeHost, parseIpAddr } from '../observe.js';
-import { commandRunner, type CommandRunner } from '../runner.js';
+import { programRunner, type ProgramRunner } from '../../exec/run.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
 import { DEFAULT_CONFIG_PATH } from '../../hook/setup/config-types.js';
 
@@ -55,7 +55,7 @@ export interface HostFacts {
 
 /** Where the host gatherer looks. */
 export interface HostGatherOptions {
-  readonly run?: CommandRunner;
+  readonly run?: ProgramRunner;
   readonly virshUri?: string;
   /** Default `/etc/libvirt/hooks`. */
   readonly hooksDir?: string;
@@ -70,7 +70,7 @@ export const DEFAULT_HOOKS_DIR = '/etc/libvirt/hooks';
 
 /** Gather the host facts (never throws for a missing piece: that is what the checks report). */
 export async function gatherHostFacts(site: Site, options: HostGatherOptions = {}): Promise<HostFacts> {
-  const run = options.run ?? commandRunner();
+  const run = options.run ?? programRunner();
   const hooksDir = options.hooksDir ?? DEFAULT_HOOKS_DIR;
   const observed = await observeHost(site, {
     run,

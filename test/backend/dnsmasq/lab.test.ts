@@ -15,7 +15,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderDnsmasqConfig, type DnsmasqConfigOptions } from '../../../src/backend/dnsmasq/config.js';
 import { HostsDir } from '../../../src/backend/dnsmasq/hosts-dir.js';
-import { DnsmasqProcess, netnsWrapper, readPidFile } from '../../../src/backend/dnsmasq/process.js';
+import { DnsmasqProcess, readPidFile } from '../../../src/backend/dnsmasq/process.js';
 import { domainSetName } from '../../../src/backend/nft/names.js';
 import { findNetwork } from '../../../src/site/lookup.js';
 import { parseSite } from '../../../src/site/parse.js';
@@ -117,7 +117,7 @@ describe.skipIf(!lab)('dnsmasq gateway in network namespaces (lab)', () => {
     const started = await DnsmasqProcess.start({
       confFile,
       pidFile: join(work, name, 'dnsmasq.pid'),
-      wrap: netnsWrapper(ns.name),
+      netns: ns.name,
     });
     processes.push(started);
     return started;

@@ -2,27 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DnsmasqProcess, netnsWrapper, readPidFile, signalPid, stopPid } from '../../../src/backend/dnsmasq/process.js';
-import { DnsmasqInputError } from '../../../src/errors/dnsmasq-error.js';
+import { DnsmasqProcess, readPidFile, signalPid, stopPid } from '../../../src/backend/dnsmasq/process.js';
 import { DnsmasqProcessError } from '../../../src/errors/dnsmasq-process-error.js';
 import { labAvailable } from '../../lab/prereq.js';
-
-describe('netnsWrapper', () => {
-  it('runs the command through ip netns exec, as arguments', () => {
-    expect(netnsWrapper('t1234-backend')(['dnsmasq', '--test'])).toEqual([
-      'ip',
-      'netns',
-      'exec',
-      't1234-backend',
-      'dnsmasq',
-      '--test',
-    ]);
-  });
-
-  it.each(['', '..', 'a b', 'a/b', 'x;reboot', 'a\nb'])('refuses the namespace name %j', (name) => {
-    expect(() => netnsWrapper(name)).toThrow(DnsmasqInputError);
-  });
-});
 
 describe('pid helpers', () => {
   let dir: string;
