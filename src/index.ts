@@ -10,6 +10,9 @@
  * const xml = renderInterfaceXml({ network: findNetwork(site, 'secure'), mac: generateMac() });
  */
 
+// Names and paths shared by every part
+export { DEFAULT_LIBVIRT_URI, DEFAULT_LIBVIRT_URI as DEFAULT_VIRSH_URI } from './names.js';
+
 // Errors
 export { TicryptNetError, isTicryptNetError } from './errors/ticrypt-net-error.js';
 export { SiteError, type SiteIssue } from './errors/site-error.js';
@@ -123,13 +126,16 @@ export {
   type ObservedHost,
   type PlanOptions,
 } from './host/model.js';
-export { planHost } from './host/plan.js';
-export { observeHost, DEFAULT_VIRSH_URI } from './host/observe.js';
+export { planHost, planOvs, planLinks, planBridges, planPorts, planNetworks } from './host/plan.js';
+export { observeHost } from './host/observe.js';
+export { applyHost, planHostNow, unconvergedError, type ApplyResult, type HostRunOptions } from './host/apply.js';
+export { resolveHost } from './host/this-host.js';
 export { executeActions, type ExecuteOptions } from './host/execute.js';
-export { describeAction } from './host/describe.js';
+export { describeAction, actionSubject } from './host/describe.js';
 export { hostLayout, type HostLayout } from './host/layout.js';
 export { renderNmKeyfiles, type NmKeyfile } from './host/nmconnection.js';
 export { checkHost } from './host/doctor/host-checks.js';
+export { type PlanCheckOptions } from './host/doctor/plan-checks.js';
 export { checkBackend } from './host/doctor/backend-checks.js';
 export { gatherHostFacts, type HostFacts } from './host/doctor/host-facts.js';
 export { gatherBackendFacts, type BackendFacts } from './host/doctor/backend-facts.js';

@@ -10,10 +10,10 @@ import { checkHost } from '../host/doctor/host-checks.js';
 import { DEFAULT_HOOKS_DIR, gatherHostFacts } from '../host/doctor/host-facts.js';
 import { doctorExitCode, formatResults } from '../host/doctor/result.js';
 import { DEFAULT_UPLINK_BRIDGE } from '../host/model.js';
-import { DEFAULT_VIRSH_URI } from '../host/observe.js';
 import { programRunner } from '../exec/run.js';
+import { resolveHost } from '../host/this-host.js';
 import { loadSite } from '../site/load.js';
-import { resolveHost } from './host-setup.js';
+import { runOptions, withConnect } from './host.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 
 interface DoctorOptions {
@@ -23,7 +23,7 @@ interface DoctorOptions {
   json?: boolean;
   datapath: string;
   uplinkBridge: string;
-  virshUri: string;
+  connect: string;
   hooksDir: string;
   hookConfig: string;
   stateDir: string;
@@ -42,16 +42,17 @@ class DoctorFailedError extends TicryptNetError {
 
 /** `ticrypt-net doctor`: check a host or the backend; each check OK, WARN or FAIL with its fix. Exit 1 on any FAIL. */
 export function addDoctorCommand(program: Command, io: CliIo): void {
-  program
-    .command('doctor')
-    .description('Check this host (or the backend): each check OK, WARN or FAIL with the fix; exit 1 on any FAIL')
-    .option('--site <file>', 'site file (YAML); default: the three preset networks')
-    .option('--role <role>', "'host' (a KVM host) or 'backend'", 'host')
-    .option('--host <name>', "this host's name in the site; default: the machine's hostname")
-    .option('--json', 'machine-readable JSON output')
-    .option('--datapath <type>', "expected datapath_type of the bridges: 'system' or 'netdev'", 'system')
-    .option('--uplink-bridge <name>', 'the shared bridge of trunk-mode networks', DEFAULT_UPLINK_BRIDGE)
-    .option('--virsh-uri <uri>', 'libvirt connection', DEFAULT_VIRSH_URI)
+  withConnect(
+    program
+      .command('doctor')
+      .description('Check this host (or the backend): each check OK, WARN or FAIL with the fix; exit 1 on any FAIL')
+      .option('--site <file>', 'site file (YAML); default: the three preset networks')
+      .option('--role <role>', "'host' (a KVM host) or 'backend'", 'host')
+      .option('--host <name>', "this host's name in the site; default: the machine's hostname")
+      .option('--json', 'machine-readable JSON output')
+      .option('--datapath <type>', "expected datapath_type of the bridges: 'system' or 'netdev'", 'system')
+      .option('--uplink-bridge <name>', 'the shared bridge of trunk-mode networks', DEFAULT_UPLINK_BRIDGE),
+  )
     .option('--hooks-dir <dir>', "libvirt's hook directory", DEFAULT_HOOKS_DIR)
     .option('--hook-config <file>', "the hook's configuration (backend URL, token file)", DEFAULT_CONFIG_PATH)
     .option('--state-dir <dir>', "the backend's state directory (dnsmasq/<network>/dnsmasq.pid)", DEFAULT_STATE_DIR)
@@ -65,11 +66,11 @@ export function addDoctorCommand(program: Command, io: CliIo): void {
       if (options.role === 'host') {
         const host = resolveHost(site, options.host);
         const facts = await gatherHostFacts(site, {
-          virshUri: options.virshUri,
+          virshUri: options.connect,
           hooksDir: options.hooksDir,
           hookConfigFile: options.hookConfig,
         });
-        results = checkHost(site, host, facts, { datapathType: options.datapath, uplinkBridge: options.uplinkBridge });
+        results = checkHost(site, host, facts, runOptions(options));
       } else if (options.role === 'backend') {
         const token =
           options.adminTokenFile === undefined ? undefined : (await readFile(options.adminTokenFile, 'utf8')).trim();

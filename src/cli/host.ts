@@ -1,31 +1,142 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { HookSpoolError } from '../errors/hook-spool-error.js';
-import { loadHookConfig } from '../hook/setup/config.js';
-import { DEFAULT_CONFIG_PATH, type HookConfig } from '../hook/setup/config-types.js';
-import type { DeliveryContext } from '../hook/agent/deliver.js';
+import { UsageError } from '../errors/usage-error.js';
+import { agentContext } from '../hook/agent/context.js';
 import { flushSpool } from '../hook/agent/deliver.js';
-import { transportOf } from '../hook/agent/environment.js';
-import { hookLog } from '../hook/agent/log.js';
 import { listRunningDomainXml, reconcileHost } from '../hook/agent/reconcile.js';
 import { Spool } from '../hook/agent/spool.js';
-import { hostGroup } from './host-setup.js';
+import { loadHookConfig } from '../hook/setup/config.js';
+import { DEFAULT_CONFIG_PATH } from '../hook/setup/config-types.js';
+import { applyHost, planHostNow, unconvergedError, type HostRunOptions } from '../host/apply.js';
+import { describeAction } from '../host/describe.js';
+import { DEFAULT_UPLINK_BRIDGE, type Action } from '../host/model.js';
+import { renderNmKeyfiles } from '../host/nmconnection.js';
+import { resolveHost } from '../host/this-host.js';
+import { DEFAULT_LIBVIRT_URI } from '../names.js';
+import { loadSite } from '../site/load.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 import { parseInteger } from './options.js';
 
-async function context(config: HookConfig, io: CliIo, timeoutMs: number): Promise<DeliveryContext> {
-  return {
-    transport: await transportOf(config),
-    spool: new Spool(config.spoolDir),
-    log: hookLog({ syslog: config.syslog, tag: 'ticrypt-net-host', stderr: (line) => io.err(line) }),
-    requestMs: Math.max(config.timeouts.requestMs, 5000),
-    deadline: Date.now() + timeoutMs,
-  };
+interface SetupOptions {
+  site?: string;
+  host?: string;
+  datapath: string;
+  uplinkBridge: string;
+  connect: string;
 }
 
-/** `ticrypt-net host flush|reconcile|spool`: deliver what the hooks spooled, and converge the backend to this host. */
+/** `--connect <uri>`: the one name of the libvirt connection, on every command that talks to libvirt. */
+export function withConnect(command: Command): Command {
+  return command.option('--connect <uri>', 'libvirt connection URI', DEFAULT_LIBVIRT_URI);
+}
+
+function withSetupOptions(command: Command): Command {
+  return withConnect(
+    command
+      .option('--site <file>', 'site file (YAML); default: the three preset networks')
+      .option(
+        '--host <name>',
+        "this host's name in the site (for its uplink override); default: the machine's hostname",
+      )
+      .option(
+        '--datapath <type>',
+        "datapath_type of bridges created: 'system' (kernel) or 'netdev' (userspace)",
+        'system',
+      )
+      .option(
+        '--uplink-bridge <name>',
+        'the shared bridge holding the parent of trunk-mode networks',
+        DEFAULT_UPLINK_BRIDGE,
+      ),
+  );
+}
+
+/** The plan options of `--datapath`, `--uplink-bridge` and `--connect`. */
+export function runOptions(options: Omit<SetupOptions, 'site' | 'host'>): HostRunOptions {
+  if (options.datapath !== 'system' && options.datapath !== 'netdev') {
+    throw new UsageError(`--datapath: expected 'system' or 'netdev', found ${JSON.stringify(options.datapath)}`);
+  }
+  return { datapathType: options.datapath, uplinkBridge: options.uplinkBridge, uri: options.connect };
+}
+
+function actionJson(action: Action) {
+  // The rendered XML is long and derivable: JSON carries the description instead.
+  const { ...rest } = action as Action & { xml?: string };
+  delete rest.xml;
+  return { ...rest, description: describeAction(action) };
+}
+
+/**
+ * `ticrypt-net host plan|apply|flush|reconcile|spool`: bring OVS bridges,
+ * uplinks and libvirt networks to the site's state; deliver what the hooks
+ * spooled, and converge the backend to this host.
+ */
 export function addHostCommands(program: Command, io: CliIo): void {
-  const host = hostGroup(program);
+  const host = program
+    .command('host')
+    .description('Set up and check this KVM host: OVS bridges, uplinks, libvirt networks');
   const globals = () => program.opts<GlobalOptions>();
+
+  withSetupOptions(
+    host
+      .command('plan')
+      .description('Show what host apply would change (or write NetworkManager keyfiles with --format nmconnection)')
+      .option(
+        '--format <format>',
+        "'text' (the actions) or 'nmconnection' (keyfiles of the VLAN interfaces, to --out)",
+        'text',
+      )
+      .option('--out <dir>', 'where --format nmconnection writes its keyfiles'),
+  ).action(async (options: SetupOptions & { format: string; out?: string }) => {
+    const site = await loadSite(options.site);
+    const name = resolveHost(site, options.host);
+    if (options.format === 'nmconnection') {
+      if (options.out === undefined) throw new UsageError('--format nmconnection: expected --out <dir>, found none');
+      await mkdir(options.out, { recursive: true });
+      const written: string[] = [];
+      for (const file of renderNmKeyfiles(site, name)) {
+        const path = join(options.out, file.fileName);
+        await writeFile(path, file.text, { mode: 0o600 });
+        written.push(path);
+      }
+      io.out(
+        globals().json
+          ? toJson({ written })
+          : written.map((p) => `wrote ${p}\n`).join('') || 'no VLAN interfaces (no vlan-mode network)\n',
+      );
+      return;
+    }
+    if (options.format !== 'text') {
+      throw new UsageError(`--format: expected 'text' or 'nmconnection', found ${JSON.stringify(options.format)}`);
+    }
+    const actions = await planHostNow(site, name, runOptions(options));
+    if (globals().json) io.out(toJson({ host: name ?? null, actions: actions.map(actionJson) }));
+    else io.out(actions.length === 0 ? 'nothing to change\n' : actions.map((a) => `${describeAction(a)}\n`).join(''));
+  });
+
+  withSetupOptions(
+    host
+      .command('apply')
+      .description('Create or repair bridges, uplink ports, VLAN tags and libvirt networks, then confirm'),
+  ).action(async (options: SetupOptions) => {
+    const site = await loadSite(options.site);
+    const name = resolveHost(site, options.host);
+    const result = await applyHost(site, name, {
+      ...runOptions(options),
+      onAction: (action) => {
+        if (!globals().json) io.out(`${describeAction(action)}\n`);
+      },
+    });
+    const { applied, remaining } = result;
+    if (globals().json) {
+      io.out(toJson({ host: name ?? null, applied: applied.map(actionJson), remaining: remaining.map(actionJson) }));
+    } else if (applied.length === 0 && remaining.length === 0) io.out('nothing to change\n');
+    else if (remaining.length === 0) io.out(`applied ${applied.length} change(s); confirmed: nothing left to change\n`);
+    const error = unconvergedError(result);
+    if (error) throw error;
+  });
 
   host
     .command('flush')
@@ -34,7 +145,8 @@ export function addHostCommands(program: Command, io: CliIo): void {
     .option('--timeout <ms>', 'give up after this long', '30000')
     .action(async (options: { config: string; timeout: string }) => {
       const config = await loadHookConfig(options.config);
-      const ctx = await context(config, io, parseInteger('--timeout', options.timeout, 100, 3_600_000));
+      const timeoutMs = parseInteger('--timeout', options.timeout, 100, 3_600_000);
+      const ctx = await agentContext(config, { timeoutMs, stderr: (line) => io.err(line) });
       const result = await flushSpool(ctx);
       await ctx.log.close();
       io.out(
@@ -50,15 +162,17 @@ export function addHostCommands(program: Command, io: CliIo): void {
       }
     });
 
-  host
-    .command('reconcile')
-    .description("Send the backend this host's running managed NICs (from libvirt); it converges to them")
-    .option('--config <file>', 'hook configuration', DEFAULT_CONFIG_PATH)
-    .option('--connect <uri>', 'libvirt URI', 'qemu:///system')
+  withConnect(
+    host
+      .command('reconcile')
+      .description("Send the backend this host's running managed NICs (from libvirt); it converges to them")
+      .option('--config <file>', 'hook configuration', DEFAULT_CONFIG_PATH),
+  )
     .option('--timeout <ms>', 'give up after this long', '60000')
     .action(async (options: { config: string; connect: string; timeout: string }) => {
       const config = await loadHookConfig(options.config);
-      const ctx = await context(config, io, parseInteger('--timeout', options.timeout, 100, 3_600_000));
+      const timeoutMs = parseInteger('--timeout', options.timeout, 100, 3_600_000);
+      const ctx = await agentContext(config, { timeoutMs, stderr: (line) => io.err(line) });
       const report = await reconcileHost(config, ctx, () => listRunningDomainXml(options.connect));
       for (const problem of report.problems) ctx.log.warn(`reconcile: ${problem}`);
       await ctx.log.close();

@@ -5,7 +5,6 @@ import { addBackendCommands } from './backend.js';
 import { addDoctorCommand } from './doctor.js';
 import { addHookCommands } from './hook.js';
 import { addHostCommands } from './host.js';
-import { addHostSetupCommands } from './host-setup.js';
 import type { CliIo } from './io.js';
 import { addRenderCommands } from './render.js';
 import { addSchemaCommand } from './schema.js';
@@ -31,10 +30,9 @@ export function createProgram(io: CliIo): Command {
   addSchemaCommand(program, io);
   addBackendCommands(program, io);
   addAllowCommands(program, io);
-  addHostSetupCommands(program, io);
+  addHostCommands(program, io);
   addDoctorCommand(program, io);
   addHookCommands(program, io);
-  addHostCommands(program, io);
   for (const command of program.commands) propagate(command);
   return program;
 }

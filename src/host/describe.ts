@@ -1,3 +1,8 @@
+/**
+ * Words for the planner's actions: one line each for `host plan|apply`, and
+ * the subject each acts on (what doctor reports it under). Pure. May not:
+ * decide anything about an action.
+ */
 import type { Action } from './model.js';
 
 /**
@@ -37,4 +42,30 @@ function vlanText(tag: number | undefined, trunks: readonly number[]): string {
   if (tag !== undefined) parts.push(` tag=${tag}`);
   if (trunks.length > 0) parts.push(` trunks=${trunks.join(',')}`);
   return parts.join('');
+}
+
+/**
+ * What an action acts on, as blocked actions name it: `interface bond0.1081`,
+ * `bridge br-secure`, `port bond0.1081`, `network secure` or `Open vSwitch`.
+ *
+ * @example actionSubject({ kind: 'create-bridge', bridge: 'br-secure', datapathType: 'system' }) === 'bridge br-secure'
+ */
+export function actionSubject(action: Action): string {
+  switch (action.kind) {
+    case 'create-vlan-interface':
+    case 'set-link-up':
+      return `interface ${action.interface}`;
+    case 'create-bridge':
+      return `bridge ${action.bridge}`;
+    case 'add-port':
+    case 'set-port-vlan':
+    case 'remove-port':
+      return `port ${action.port}`;
+    case 'define-network':
+    case 'start-network':
+    case 'autostart-network':
+      return `network ${action.network}`;
+    case 'blocked':
+      return action.subject;
+  }
 }

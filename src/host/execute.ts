@@ -5,9 +5,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_LIBVIRT_URI } from '../names.js';
 import { describeAction } from './describe.js';
 import { MANAGED_KEY, MANAGED_VALUE, type Action } from './model.js';
-import { DEFAULT_VIRSH_URI } from './observe.js';
 import { programRunner, runChecked, type ProgramRunner } from '../exec/run.js';
 
 /** How to execute. */
@@ -34,7 +34,7 @@ export function nmConnectionName(iface: string): string {
  */
 export async function executeActions(actions: readonly Action[], options: ExecuteOptions = {}): Promise<void> {
   const run = options.run ?? programRunner();
-  const uri = options.virshUri ?? DEFAULT_VIRSH_URI;
+  const uri = options.virshUri ?? DEFAULT_LIBVIRT_URI;
   for (const action of actions) {
     if (action.kind === 'blocked') continue;
     options.onAction?.(action);
@@ -50,7 +50,7 @@ export async function executeActions(actions: readonly Action[], options: Execut
  * The commands an action runs (define-network's are {@link defineNetwork}'s:
  * it needs a temporary file).
  */
-export function commandsFor(action: Action, uri: string = DEFAULT_VIRSH_URI): [string, ...string[]][] {
+export function commandsFor(action: Action, uri: string = DEFAULT_LIBVIRT_URI): [string, ...string[]][] {
   const vsctl = (...args: string[]): [string, ...string[]] => ['ovs-vsctl', '--timeout=10', ...args];
   switch (action.kind) {
     case 'create-vlan-interface':

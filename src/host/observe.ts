@@ -3,6 +3,7 @@
  * side-effecting half of planning; everything it returns is plain data.
  */
 import { programError } from '../exec/program-errors.js';
+import { DEFAULT_LIBVIRT_URI } from '../names.js';
 import type { Site } from '../site/model.js';
 import type { ObservedBridge, ObservedHost, ObservedLink, ObservedNetwork, ObservedPort } from './model.js';
 import { ovsMap, ovsOptionalInt, ovsOptionalString, ovsSet, ovsUuid, parseOvsTable } from './ovs-json.js';
@@ -15,9 +16,6 @@ export interface ObserveOptions {
   readonly virshUri?: string;
 }
 
-/** The default libvirt connection. */
-export const DEFAULT_VIRSH_URI = 'qemu:///system';
-
 /**
  * Observe the host: OVS bridges and ports, kernel interfaces, and the libvirt
  * networks the site names (no other network is looked at).
@@ -26,7 +24,7 @@ export const DEFAULT_VIRSH_URI = 'qemu:///system';
  */
 export async function observeHost(site: Site, options: ObserveOptions = {}): Promise<ObservedHost> {
   const run = options.run ?? programRunner();
-  const uri = options.virshUri ?? DEFAULT_VIRSH_URI;
+  const uri = options.virshUri ?? DEFAULT_LIBVIRT_URI;
   const ovs = await observeOvs(run);
   const links = parseIpAddr(await runChecked(run, 'listing interfaces', 'ip', ['-j', 'addr', 'show']));
   const networks: ObservedNetwork[] = [];

@@ -1,6 +1,17 @@
+/**
+ * The host planner: a pure function from what was observed on a host to the
+ * actions that make it what the site says, in the order they must run; an
+ * action it must not take on its own is `blocked`, with its reason and fix.
+ * Built from one piece per part (Open vSwitch, interfaces, bridges, ports,
+ * networks), which doctor's checks use too, so the two never disagree.
+ *
+ * For: `host plan|apply` (through `./apply.ts`) and doctor. May not: observe or
+ * change anything (`./observe.ts` and `./execute.ts` do).
+ */
 import { renderNetworkXml } from '../libvirt/network-xml.js';
+import { DEFAULT_LIBVIRT_URI } from '../names.js';
 import type { Site } from '../site/model.js';
-import { hostLayout, type DesiredPort } from './layout.js';
+import { hostLayout, type DesiredPort, type HostLayout } from './layout.js';
 import {
   MANAGED_KEY,
   MANAGED_VALUE,
@@ -32,20 +43,34 @@ export function planHost(
   observed: ObservedHost,
   options: PlanOptions = {},
 ): Action[] {
-  if (!observed.ovsRunning) {
-    return [
-      {
-        kind: 'blocked',
-        subject: 'Open vSwitch',
-        reason: 'ovs-vsctl cannot reach ovsdb-server',
-        fix: 'start Open vSwitch (systemctl start openvswitch-switch), then run host apply again',
-      },
-    ];
-  }
+  const ovs = planOvs(observed);
+  if (ovs.length > 0) return ovs;
   const layout = hostLayout(site, host, options);
+  return [
+    ...planLinks(layout, observed),
+    ...planBridges(layout, observed, options),
+    ...planPorts(layout, observed),
+    ...planNetworks(site, layout, observed),
+  ];
+}
+
+/** Open vSwitch itself: one `blocked` action when ovsdb-server does not answer (nothing else can be planned then). */
+export function planOvs(observed: ObservedHost): Action[] {
+  if (observed.ovsRunning) return [];
+  return [
+    {
+      kind: 'blocked',
+      subject: 'Open vSwitch',
+      reason: 'ovs-vsctl cannot reach ovsdb-server',
+      fix: 'start Open vSwitch (systemctl start openvswitch-switch), then run host apply again',
+    },
+  ];
+}
+
+/** The kernel interfaces: VLAN interfaces to create or bring up (never with an address), trunk parents to bring up. */
+export function planLinks(layout: HostLayout, observed: ObservedHost): Action[] {
   const actions: Action[] = [];
   const link = (name: string) => observed.links.find((l) => l.name === name);
-
   for (const vlan of layout.vlanInterfaces) {
     const found = link(vlan.interface);
     if (found === undefined) {
@@ -73,7 +98,12 @@ export function planHost(
       });
     } else if (!found.up) actions.push({ kind: 'set-link-up', interface: parent });
   }
+  return actions;
+}
 
+/** The bridges the site manages: created when missing; one on the wrong datapath is the operator's to change. */
+export function planBridges(layout: HostLayout, observed: ObservedHost, options: PlanOptions = {}): Action[] {
+  const actions: Action[] = [];
   const datapathType = options.datapathType ?? 'system';
   for (const bridge of layout.bridges) {
     const found = observed.bridges.find((b) => b.name === bridge);
@@ -87,7 +117,12 @@ export function planHost(
       });
     }
   }
+  return actions;
+}
 
+/** The uplink and patch ports: added, re-tagged, or (marked ticrypt-net's, no longer in the site) removed. */
+export function planPorts(layout: HostLayout, observed: ObservedHost): Action[] {
+  const actions: Action[] = [];
   for (const desired of layout.ports) actions.push(...planPort(desired, observed.ports));
   const wanted = new Set(layout.ports.map((p) => p.port));
   for (const port of observed.ports) {
@@ -100,7 +135,16 @@ export function planHost(
       });
     }
   }
+  return actions;
+}
 
+/**
+ * The libvirt networks: defined, started and autostarted as rendered; one
+ * whose definition differs is redefined, unless VMs use it (then it is the
+ * operator's to do).
+ */
+export function planNetworks(site: Site, layout: HostLayout, observed: ObservedHost): Action[] {
+  const actions: Action[] = [];
   for (const network of layout.networks) {
     const xml = renderNetworkXml(site, network);
     const found = observed.networks.find((n) => n.name === network.name);
@@ -125,7 +169,7 @@ export function planHost(
         kind: 'blocked',
         subject: `network ${network.name}`,
         reason: `its definition differs (${differences.join('; ')}) and ${found.connections} VM interface(s) use it`,
-        fix: `shut down or migrate the VMs on ${network.name} (virsh -c qemu:///system net-dumpxml ${network.name} shows connections), then run host apply again`,
+        fix: `shut down or migrate the VMs on ${network.name} (virsh -c ${DEFAULT_LIBVIRT_URI} net-dumpxml ${network.name} shows connections), then run host apply again`,
       });
     } else if (differences.length > 0) {
       actions.push({

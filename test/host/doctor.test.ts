@@ -6,7 +6,9 @@ import { checkHost } from '../../src/host/doctor/host-checks.js';
 import type { HostFacts } from '../../src/host/doctor/host-facts.js';
 import { doctorExitCode, type CheckResult } from '../../src/host/doctor/result.js';
 import { parseRoutes } from '../../src/host/doctor/route-facts.js';
-import type { ObservedPort } from '../../src/host/model.js';
+import { actionSubject } from '../../src/host/describe.js';
+import type { ObservedHost, ObservedPort } from '../../src/host/model.js';
+import { planHost } from '../../src/host/plan.js';
 import { parseSiteText } from '../../src/site/load.js';
 
 const site = parseSiteText(`
@@ -121,7 +123,7 @@ describe('host checks on fixture facts', () => {
           ],
         },
       }),
-      'warn uplink.interface bond0.1081',
+      'fail uplink.interface bond0.1081',
       'ip addr flush dev bond0.1081',
     ],
     [
@@ -146,7 +148,7 @@ describe('host checks on fixture facts', () => {
         },
       }),
       'fail network.definition secure',
-      'shut down or migrate its 1 VM interface(s)',
+      'shut down or migrate the VMs on secure',
     ],
     [
       '#!/usr/bin/env',
@@ -184,6 +186,70 @@ describe('host checks on fixture facts', () => {
     const results = checkHost(site, undefined, facts());
     expect(notOk(results)).toContain(expected);
     expect(results.find((r) => `${r.status} ${r.id} ${r.subject}` === expected)?.fix).toContain(fix);
+  });
+});
+
+describe('doctor and the planner cannot disagree', () => {
+  const PLANNED = /^(ovs\.running|bridge\.present|bridge\.uplink|vlan\.uplink|uplink\.interface|network\.)/;
+  const o = () => healthyHost().observed;
+  const faults: [string, (observed: ObservedHost) => ObservedHost][] = [
+    ['healthy', (x) => x],
+    ['OVS down', (x) => ({ ...x, ovsRunning: false })],
+    ['a bridge missing', (x) => ({ ...x, bridges: x.bridges.slice(1) })],
+    [
+      'a bridge on another datapath',
+      (x) => ({ ...x, bridges: x.bridges.map((b) => ({ ...b, datapathType: 'netdev' })) }),
+    ],
+    ['an uplink port missing', (x) => ({ ...x, ports: x.ports.slice(1) })],
+    ['an uplink port untagged', (x) => ({ ...x, ports: x.ports.map(({ tag: _tag, ...rest }) => rest) })],
+    ['an uplink port on another bridge', (x) => ({ ...x, ports: x.ports.map((p) => ({ ...p, bridge: 'br-x' })) })],
+    [
+      'a leftover port of ours',
+      (x) => ({ ...x, ports: [...x.ports, port('old0', 'br-secure', { externalIds: { 'ticrypt-net': 'managed' } })] }),
+    ],
+    ['a VLAN interface missing', (x) => ({ ...x, links: x.links.slice(1) })],
+    ['a VLAN interface down', (x) => ({ ...x, links: x.links.map((l) => ({ ...l, up: false })) })],
+    [
+      'an address on a VLAN interface',
+      (x) => ({ ...x, links: x.links.map((l) => ({ ...l, addresses: ['10.9.9.9/24'] })) }),
+    ],
+    ['a network missing', (x) => ({ ...x, networks: x.networks.slice(1) })],
+    ['a network stopped', (x) => ({ ...x, networks: x.networks.map((n) => ({ ...n, active: false })) })],
+    ['autostart off', (x) => ({ ...x, networks: x.networks.map((n) => ({ ...n, autostart: false })) })],
+    [
+      'a definition differing, unused',
+      (x) => ({
+        ...x,
+        networks: x.networks.map((n) => ({
+          ...n,
+          connections: 0,
+          xml: n.xml.replace(/<uuid>[^<]+/, '<uuid>00000000-0000-4000-8000-000000000000'),
+        })),
+      }),
+    ],
+    [
+      'a definition differing, in use',
+      (x) => ({
+        ...x,
+        networks: x.networks.map((n) => ({
+          ...n,
+          xml: n.xml.replace(/<uuid>[^<]+/, '<uuid>00000000-0000-4000-8000-000000000000'),
+        })),
+      }),
+    ],
+  ];
+
+  it.each(faults)('%s: what doctor flags is exactly what the plan acts on; blocked is FAIL', (_name, fault) => {
+    const observed = fault(o());
+    const actions = planHost(site, undefined, observed);
+    const results = checkHost(site, undefined, { ...healthyHost(), observed }).filter((r) => PLANNED.test(r.id));
+    const flagged = new Set(results.filter((r) => r.status !== 'ok').map((r) => r.subject));
+    const planned = new Set(actions.map((a) => actionSubject(a).replace(/^(bridge|port|interface|network) /, '')));
+    expect([...flagged].sort()).toEqual([...planned].sort());
+    for (const action of actions.filter((a) => a.kind === 'blocked')) {
+      const subject = actionSubject(action).replace(/^(bridge|port|interface|network) /, '');
+      expect(results.filter((r) => r.subject === subject).some((r) => r.status === 'fail')).toBe(true);
+    }
   });
 });
 

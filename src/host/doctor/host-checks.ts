@@ -1,15 +1,25 @@
-/** The host role's doctor checks: pure functions of {@link HostFacts}. */
-import { renderNetworkXml } from '../../libvirt/network-xml.js';
+/**
+ * The host role's doctor checks: pure functions of {@link HostFacts}. What
+ * `host apply` manages is judged by the planner's pieces (`./plan-checks.ts`);
+ * the rest (VM ports' tags, the hooks, the backend, routes) here.
+ * May not: gather facts (`./host-facts.ts` does) or re-judge what the planner judges.
+ */
 import { parseIpv4Cidr, subnetsOverlap } from '../../site/address.js';
 import type { Site } from '../../site/model.js';
 import { hostLayout, networkVlans } from '../layout.js';
-import type { PlanOptions } from '../model.js';
-import { networkDifferences } from '../network-diff.js';
 import type { HostFacts } from './host-facts.js';
+import {
+  bridgeChecks,
+  linkChecks,
+  networkChecks,
+  ovsCheck,
+  portChecks,
+  vlanText,
+  type PlanCheckOptions,
+} from './plan-checks.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
 import type { RouteFact } from './route-facts.js';
 
-const APPLY = 'ticrypt-net host apply';
 /** Where libvirt (and AppArmor) let a hook's interpreter live. */
 const ALLOWED_INTERPRETER_DIRS = ['/usr/bin/', '/bin/', '/usr/sbin/', '/sbin/'];
 
@@ -23,75 +33,20 @@ export function checkHost(
   site: Site,
   host: string | undefined,
   facts: HostFacts,
-  options: PlanOptions = {},
+  options: PlanCheckOptions = {},
 ): CheckResult[] {
-  const results: CheckResult[] = [];
   const { observed } = facts;
-  if (!observed.ovsRunning) {
-    results.push(
-      fail(
-        'ovs.running',
-        'Open vSwitch',
-        'ovs-vsctl cannot reach ovsdb-server',
-        'start Open vSwitch (systemctl start openvswitch-switch)',
-      ),
-    );
-  } else {
-    results.push(ok('ovs.running', 'Open vSwitch', 'ovsdb-server answers'));
-    results.push(...checkBridges(site, host, facts, options), ...checkVmPorts(site, facts));
-  }
-  results.push(...checkUplinkLinks(site, host, facts), ...checkNetworks(site, facts), ...checkHooks(facts));
-  results.push(checkBackendReach(facts), ...checkRoutes(site, facts.routes, () => true));
-  return results;
-}
-
-function checkBridges(site: Site, host: string | undefined, facts: HostFacts, options: PlanOptions): CheckResult[] {
   const layout = hostLayout(site, host, options);
-  const results: CheckResult[] = [];
-  for (const bridge of layout.bridges) {
-    const found = facts.observed.bridges.some((b) => b.name === bridge);
+  const results: CheckResult[] = [ovsCheck(observed)];
+  if (observed.ovsRunning) {
     results.push(
-      found
-        ? ok('bridge.present', bridge, 'present')
-        : fail('bridge.present', bridge, 'the bridge does not exist', `${APPLY} (creates it with its uplink)`),
+      ...bridgeChecks(layout, observed, options),
+      ...portChecks(layout, observed),
+      ...checkVmPorts(site, facts),
     );
   }
-  for (const desired of layout.ports) {
-    const port = facts.observed.ports.find((p) => p.name === desired.port);
-    const id = 'bridge.uplink';
-    const want = vlanText(desired.tag, desired.trunks);
-    if (port === undefined) {
-      results.push(
-        fail(
-          id,
-          desired.port,
-          `not a port of ${desired.bridge}`,
-          `${APPLY} (adds it to ${desired.bridge} with ${want})`,
-        ),
-      );
-    } else if (port.bridge !== desired.bridge) {
-      results.push(
-        fail(
-          id,
-          desired.port,
-          `a port of ${port.bridge}, expected ${desired.bridge}`,
-          `ovs-vsctl del-port ${port.bridge} ${desired.port}; then ${APPLY}`,
-        ),
-      );
-    } else if (
-      port.tag !== desired.tag ||
-      [...port.trunks].sort((a, b) => a - b).join(',') !== desired.trunks.join(',')
-    ) {
-      results.push(
-        fail(
-          'vlan.uplink',
-          desired.port,
-          `${vlanText(port.tag, port.trunks)}, expected ${want}`,
-          `${APPLY} (or ovs-vsctl set port ${desired.port} ${setText(desired.tag, desired.trunks)})`,
-        ),
-      );
-    } else results.push(ok(id, desired.port, `on ${desired.bridge} with ${want}`));
-  }
+  results.push(...linkChecks(layout, observed), ...networkChecks(site, layout, observed, options));
+  results.push(...checkHooks(facts), checkBackendReach(facts), ...checkRoutes(site, facts.routes, () => true));
   return results;
 }
 
@@ -119,90 +74,6 @@ function checkVmPorts(site: Site, facts: HostFacts): CheckResult[] {
         ),
       );
     }
-  }
-  return results;
-}
-
-function checkUplinkLinks(site: Site, host: string | undefined, facts: HostFacts): CheckResult[] {
-  const layout = hostLayout(site, host);
-  const results: CheckResult[] = [];
-  const ifaces = [
-    ...layout.vlanInterfaces.map((v) => ({ name: v.interface, vlan: v })),
-    ...layout.trunkParents.map((name) => ({ name, vlan: undefined })),
-  ];
-  for (const { name, vlan } of ifaces) {
-    const link = facts.observed.links.find((l) => l.name === name);
-    if (link === undefined) {
-      results.push(
-        fail(
-          'uplink.interface',
-          name,
-          'the interface does not exist',
-          vlan === undefined
-            ? `create ${name} (the bond carrying the VLANs)`
-            : `${APPLY} (creates VLAN ${vlan.vlan} on ${vlan.parent}), or host plan --format nmconnection for NetworkManager`,
-        ),
-      );
-    } else if (!link.up) {
-      results.push(fail('uplink.interface', name, 'the interface is down', `ip link set dev ${name} up`));
-    } else if (vlan !== undefined && link.addresses.length > 0) {
-      results.push(
-        warn(
-          'uplink.interface',
-          name,
-          `up, but has address(es) ${link.addresses.join(', ')}: the host sits on a VM network`,
-          `ip addr flush dev ${name}, and remove them from its network configuration`,
-        ),
-      );
-    } else results.push(ok('uplink.interface', name, 'up'));
-  }
-  return results;
-}
-
-function checkNetworks(site: Site, facts: HostFacts): CheckResult[] {
-  const results: CheckResult[] = [];
-  for (const network of site.networks) {
-    const found = facts.observed.networks.find((n) => n.name === network.name);
-    const name = network.name;
-    if (found === undefined) {
-      results.push(
-        fail(
-          'network.defined',
-          name,
-          'not defined in libvirt',
-          `${APPLY} (or ticrypt-net render network ${name} > ${name}.xml; virsh net-define ${name}.xml)`,
-        ),
-      );
-      continue;
-    }
-    const differences = networkDifferences(renderNetworkXml(site, network), found.xml);
-    results.push(
-      differences.length === 0
-        ? ok('network.definition', name, 'equal to the rendered definition (UUID included)')
-        : fail(
-            'network.definition',
-            name,
-            `differs from the rendered definition: ${differences.join('; ')}`,
-            found.connections > 0
-              ? `shut down or migrate its ${found.connections} VM interface(s), then ${APPLY}`
-              : APPLY,
-          ),
-    );
-    results.push(
-      found.active
-        ? ok('network.active', name, 'active')
-        : fail('network.active', name, 'defined but not active', `virsh -c qemu:///system net-start ${name}`),
-    );
-    results.push(
-      found.autostart
-        ? ok('network.autostart', name, 'autostarts')
-        : warn(
-            'network.autostart',
-            name,
-            'not autostarted: it stays down after a libvirtd restart or reboot',
-            `virsh -c qemu:///system net-autostart ${name}`,
-          ),
-    );
   }
   return results;
 }
@@ -324,17 +195,4 @@ export function checkRoutes(
           'change the site subnet, or remove the conflicting address/route from this machine',
         );
   });
-}
-
-function vlanText(tag: number | undefined, trunks: readonly number[]): string {
-  if (tag === undefined && trunks.length === 0) return 'no VLAN (untagged, all VLANs)';
-  return [tag === undefined ? '' : `tag ${tag}`, trunks.length === 0 ? '' : `trunks ${trunks.join(',')}`]
-    .filter(Boolean)
-    .join(', ');
-}
-
-function setText(tag: number | undefined, trunks: readonly number[]): string {
-  return [tag === undefined ? '' : `tag=${tag}`, trunks.length === 0 ? '' : `trunks=${trunks.join(',')}`]
-    .filter(Boolean)
-    .join(' ');
 }
