@@ -11,7 +11,20 @@
  */
 
 // Names and paths shared by every part
-export { DEFAULT_LIBVIRT_URI, DEFAULT_LIBVIRT_URI as DEFAULT_VIRSH_URI } from './names.js';
+export {
+  DEFAULT_LIBVIRT_URI,
+  DEFAULT_LIBVIRT_URI as DEFAULT_VIRSH_URI,
+  LIBVIRT_HOOKS_DIR,
+  HOOK_DROP_IN_NAME,
+  NFT_TABLE_REF,
+  DEFAULT_HOOK_CONFIG,
+  DEFAULT_HOOK_CACHE,
+  DEFAULT_SPOOL_DIR,
+  DEFAULT_STATE_DIR,
+  DEFAULT_STORE,
+  DEFAULT_ADMIN_TOKEN_FILE,
+  DEFAULT_BACKEND_URL,
+} from './names.js';
 
 // Errors
 export { TicryptNetError, isTicryptNetError } from './errors/ticrypt-net-error.js';
@@ -108,7 +121,7 @@ export {
 export type { Enforcer, EnforcedChange, EnforcedState, NicView } from './backend/service/enforcer.js';
 export { GatewayEnforcer } from './backend/service/gateway-enforcer.js';
 export { DnsmasqFleet, type DnsmasqFleetOptions } from './backend/service/dnsmasq-fleet.js';
-export { startBackend, type BackendOptions, type RunningBackend } from './backend/service/daemon.js';
+export { startBackend, type BackendOptions, type RunningBackend } from './backend/daemon.js';
 export { buildApi, type ApiOptions } from './backend/api/server.js';
 export { BackendClient, type BackendClientOptions } from './backend/api/client.js';
 export { Metrics } from './backend/api/metrics.js';

@@ -11,9 +11,7 @@ import {
   type AllowListsAnswer,
 } from '../protocol/api.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
-
-/** Where the admin token is read from unless `--token-file` or `TICRYPT_NET_TOKEN_FILE` says otherwise. */
-export const DEFAULT_ADMIN_TOKEN_FILE = '/etc/ticrypt-net/admin.token';
+import { DEFAULT_ADMIN_TOKEN_FILE, DEFAULT_BACKEND_URL } from '../names.js';
 
 interface ConnectionOptions {
   backend?: string;
@@ -43,7 +41,7 @@ export function parseEntryArgument(text: string): AllowEntryBody {
 }
 
 async function client(options: ConnectionOptions): Promise<BackendClient> {
-  const url = options.backend ?? process.env.TICRYPT_NET_BACKEND ?? 'https://198.18.0.1:8443';
+  const url = options.backend ?? process.env.TICRYPT_NET_BACKEND ?? DEFAULT_BACKEND_URL;
   const tokenFile = options.tokenFile ?? process.env.TICRYPT_NET_TOKEN_FILE ?? DEFAULT_ADMIN_TOKEN_FILE;
   let token: string;
   try {
@@ -63,7 +61,7 @@ async function client(options: ConnectionOptions): Promise<BackendClient> {
 
 function withConnection(command: Command): Command {
   return command
-    .option('--backend <url>', 'backend API URL (env TICRYPT_NET_BACKEND; default https://198.18.0.1:8443)')
+    .option('--backend <url>', `backend API URL (env TICRYPT_NET_BACKEND; default ${DEFAULT_BACKEND_URL})`)
     .option('--token-file <file>', `admin token file (env TICRYPT_NET_TOKEN_FILE; default ${DEFAULT_ADMIN_TOKEN_FILE})`)
     .option('--ca <file>', 'CA certificate (PEM) the backend certificate is signed by')
     .option('--timeout <ms>', 'request time limit in ms', '10000');

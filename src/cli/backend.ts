@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { DEFAULT_STATE_DIR, DEFAULT_STORE, startBackend } from '../backend/service/daemon.js';
+import { startBackend } from '../backend/daemon.js';
 import { openStore } from '../backend/store/store.js';
 import { UsageError } from '../errors/usage-error.js';
 import { isIpv4 } from '../site/address.js';
@@ -8,6 +8,7 @@ import { loadSite } from '../site/load.js';
 import { HostName } from '../site/primitives.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 import { parseInteger } from './options.js';
+import { DEFAULT_STATE_DIR, DEFAULT_STORE } from '../names.js';
 
 interface ServeOptions {
   site?: string;

@@ -3,11 +3,9 @@ import type { Command } from 'commander';
 import { TicryptNetError } from '../errors/ticrypt-net-error.js';
 import { UsageError } from '../errors/usage-error.js';
 import { checkBackend } from '../host/doctor/backend-checks.js';
-import { DEFAULT_STATE_DIR } from '../backend/service/daemon.js';
-import { DEFAULT_CONFIG_PATH } from '../hook/setup/config-types.js';
 import { gatherBackendFacts } from '../host/doctor/backend-facts.js';
 import { checkHost } from '../host/doctor/host-checks.js';
-import { DEFAULT_HOOKS_DIR, gatherHostFacts } from '../host/doctor/host-facts.js';
+import { gatherHostFacts } from '../host/doctor/host-facts.js';
 import { doctorExitCode, formatResults } from '../host/doctor/result.js';
 import { DEFAULT_UPLINK_BRIDGE } from '../host/model.js';
 import { programRunner } from '../exec/run.js';
@@ -15,6 +13,7 @@ import { resolveHost } from '../host/this-host.js';
 import { loadSite } from '../site/load.js';
 import { runOptions, withConnect } from './host.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
+import { DEFAULT_HOOK_CONFIG, DEFAULT_STATE_DIR, LIBVIRT_HOOKS_DIR } from '../names.js';
 
 interface DoctorOptions {
   site?: string;
@@ -53,8 +52,8 @@ export function addDoctorCommand(program: Command, io: CliIo): void {
       .option('--datapath <type>', "expected datapath_type of the bridges: 'system' or 'netdev'", 'system')
       .option('--uplink-bridge <name>', 'the shared bridge of trunk-mode networks', DEFAULT_UPLINK_BRIDGE),
   )
-    .option('--hooks-dir <dir>', "libvirt's hook directory", DEFAULT_HOOKS_DIR)
-    .option('--hook-config <file>', "the hook's configuration (backend URL, token file)", DEFAULT_CONFIG_PATH)
+    .option('--hooks-dir <dir>', "libvirt's hook directory", LIBVIRT_HOOKS_DIR)
+    .option('--hook-config <file>', "the hook's configuration (backend URL, token file)", DEFAULT_HOOK_CONFIG)
     .option('--state-dir <dir>', "the backend's state directory (dnsmasq/<network>/dnsmasq.pid)", DEFAULT_STATE_DIR)
     .option('--backend-url <url>', 'backend API, to compare the store with the nft set (with --admin-token-file)')
     .option('--admin-token-file <file>', 'file holding an admin token')

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { loadHookConfig } from '../hook/setup/config.js';
-import { DEFAULT_CONFIG_PATH } from '../hook/setup/config-types.js';
 import { readToken } from '../hook/agent/environment.js';
 import { installHooks } from '../hook/setup/install.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
+import { DEFAULT_HOOK_CONFIG } from '../names.js';
 
 /** `ticrypt-net hook install|check`: put the libvirt hooks in place and check their configuration. */
 export function addHookCommands(program: Command, io: CliIo): void {
@@ -41,7 +41,7 @@ export function addHookCommands(program: Command, io: CliIo): void {
   hook
     .command('check')
     .description('Validate the hook configuration and its token file; print a summary')
-    .option('--config <file>', 'hook configuration', DEFAULT_CONFIG_PATH)
+    .option('--config <file>', 'hook configuration', DEFAULT_HOOK_CONFIG)
     .action(async (options: { config: string }) => {
       const config = await loadHookConfig(options.config);
       readToken(config, options.config);

@@ -1,3 +1,9 @@
+/**
+ * `ticrypt-net host ...`: every command run on a KVM host. `plan|apply` bring
+ * OVS and libvirt to the site (`src/host/apply.ts`), `flush|reconcile|spool`
+ * drive the host agent (`src/hook/agent/`). May not: decide anything: it parses
+ * options, calls, and prints.
+ */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -8,13 +14,12 @@ import { flushSpool } from '../hook/agent/deliver.js';
 import { listRunningDomainXml, reconcileHost } from '../hook/agent/reconcile.js';
 import { Spool } from '../hook/agent/spool.js';
 import { loadHookConfig } from '../hook/setup/config.js';
-import { DEFAULT_CONFIG_PATH } from '../hook/setup/config-types.js';
 import { applyHost, planHostNow, unconvergedError, type HostRunOptions } from '../host/apply.js';
 import { describeAction } from '../host/describe.js';
 import { DEFAULT_UPLINK_BRIDGE, type Action } from '../host/model.js';
 import { renderNmKeyfiles } from '../host/nmconnection.js';
 import { resolveHost } from '../host/this-host.js';
-import { DEFAULT_LIBVIRT_URI } from '../names.js';
+import { DEFAULT_HOOK_CONFIG, DEFAULT_LIBVIRT_URI } from '../names.js';
 import { loadSite } from '../site/load.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 import { parseInteger } from './options.js';
@@ -141,7 +146,7 @@ export function addHostCommands(program: Command, io: CliIo): void {
   host
     .command('flush')
     .description('Deliver the events the hooks spooled (in order per NIC); fails while any remain')
-    .option('--config <file>', 'hook configuration', DEFAULT_CONFIG_PATH)
+    .option('--config <file>', 'hook configuration', DEFAULT_HOOK_CONFIG)
     .option('--timeout <ms>', 'give up after this long', '30000')
     .action(async (options: { config: string; timeout: string }) => {
       const config = await loadHookConfig(options.config);
@@ -166,7 +171,7 @@ export function addHostCommands(program: Command, io: CliIo): void {
     host
       .command('reconcile')
       .description("Send the backend this host's running managed NICs (from libvirt); it converges to them")
-      .option('--config <file>', 'hook configuration', DEFAULT_CONFIG_PATH),
+      .option('--config <file>', 'hook configuration', DEFAULT_HOOK_CONFIG),
   )
     .option('--timeout <ms>', 'give up after this long', '60000')
     .action(async (options: { config: string; connect: string; timeout: string }) => {
@@ -186,7 +191,7 @@ export function addHostCommands(program: Command, io: CliIo): void {
   host
     .command('spool')
     .description('List the events the hooks spooled and have not delivered')
-    .option('--config <file>', 'hook configuration', DEFAULT_CONFIG_PATH)
+    .option('--config <file>', 'hook configuration', DEFAULT_HOOK_CONFIG)
     .action(async (options: { config: string }) => {
       const config = await loadHookConfig(options.config);
       const entries = new Spool(config.spoolDir).list().map((e) => ({ file: e.file, ...e.event }));

@@ -11,8 +11,8 @@ import { renderNetworkXml } from '../libvirt/network-xml.js';
 import { loadSite } from '../site/load.js';
 import { findNetwork } from '../site/lookup.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
-import { DEFAULT_STATE_DIR } from '../backend/service/daemon.js';
 import { parseInteger } from './options.js';
+import { DEFAULT_STATE_DIR, NFT_TABLE_REF } from '../names.js';
 
 /** The empty-state table: what the backend applies before any VM registers. */
 function rulesetText(site: Site): string {
@@ -93,7 +93,7 @@ export function addRenderCommands(program: Command, io: CliIo): void {
     .action(async (options: { site?: string }) => {
       const site = await loadSite(options.site);
       const text = rulesetText(site);
-      io.out(globals().json ? toJson({ table: 'inet ticrypt', nft: text }) : text);
+      io.out(globals().json ? toJson({ table: NFT_TABLE_REF, nft: text }) : text);
     });
 
   render

@@ -1,4 +1,5 @@
 import { ProgramError } from './program-error.js';
+import { NFT_TABLE_REF } from '../names.js';
 
 /**
  * `nft` refused a transaction (or could not be run): nothing of it was
@@ -37,7 +38,7 @@ export class NftError extends ProgramError {
         signal: details.signal,
         netns: details.netns,
       },
-      details.action ?? 'applying table inet ticrypt',
+      details.action ?? `applying table ${NFT_TABLE_REF}`,
       options,
     );
     this.name = 'NftError';

@@ -1,7 +1,9 @@
 /**
  * Gathering a host's state: what ovs-vsctl, ip and virsh report. The only
  * side-effecting half of planning; everything it returns is plain data.
+ * May not: change anything on the host (`./execute.ts` does).
  */
+import { ProgramOutputError } from '../errors/program-output-error.js';
 import { programError } from '../exec/program-errors.js';
 import { DEFAULT_LIBVIRT_URI } from '../names.js';
 import type { Site } from '../site/model.js';
@@ -100,13 +102,24 @@ export function parseOvsState(
   return { ovsRunning: true, bridges, ports };
 }
 
-/** Interfaces from `ip -j addr show`: name, the UP flag, global addresses. */
+/**
+ * Interfaces from `ip -j addr show`: name, the UP flag, global addresses.
+ *
+ * @throws {ProgramOutputError} `E_PROGRAM_OUTPUT` when the text is not that JSON list.
+ */
 export function parseIpAddr(text: string): ObservedLink[] {
-  const list = JSON.parse(text || '[]') as {
+  type Entry = {
     ifname?: string;
     flags?: string[];
     addr_info?: { local?: string; prefixlen?: number; scope?: string }[];
-  }[];
+  };
+  let list: Entry[];
+  try {
+    list = JSON.parse(text || '[]') as Entry[];
+  } catch (error) {
+    throw new ProgramOutputError('ip', 'the JSON list of `ip -j addr show`', text, { cause: error });
+  }
+  if (!Array.isArray(list)) throw new ProgramOutputError('ip', 'the JSON list of `ip -j addr show`', text);
   return list
     .filter((entry) => typeof entry.ifname === 'string')
     .map((entry) => ({

@@ -2,7 +2,9 @@
  * Reading `ovs-vsctl --format=json` tables. OVSDB encodes values as atoms
  * (strings, numbers, booleans), `["uuid", id]`, `["set", [...]]` and
  * `["map", [[k, v], ...]]`; a set of one element is written as the bare atom.
+ * Pure. May not: run ovs-vsctl (`./observe.ts` does).
  */
+import { ProgramOutputError } from '../errors/program-output-error.js';
 
 /** One row of a table, keyed by column heading. */
 export type OvsRow = Readonly<Record<string, unknown>>;
@@ -10,12 +12,18 @@ export type OvsRow = Readonly<Record<string, unknown>>;
 /**
  * The rows of `ovs-vsctl --format=json list TABLE` output.
  *
- * @throws {Error} when the text is not that JSON shape.
+ * @throws {ProgramOutputError} `E_PROGRAM_OUTPUT` when the text is not that JSON shape.
  */
 export function parseOvsTable(text: string): OvsRow[] {
-  const json = JSON.parse(text) as { headings?: unknown; data?: unknown };
-  if (!Array.isArray(json.headings) || !Array.isArray(json.data)) {
-    throw new Error(`expected ovs-vsctl JSON with headings and data, found ${text.slice(0, 80)}`);
+  const expected = '--format=json output with headings and data';
+  let json: { headings?: unknown; data?: unknown };
+  try {
+    json = JSON.parse(text) as typeof json;
+  } catch (error) {
+    throw new ProgramOutputError('ovs-vsctl', expected, text, { cause: error });
+  }
+  if (!Array.isArray(json?.headings) || !Array.isArray(json.data)) {
+    throw new ProgramOutputError('ovs-vsctl', expected, text);
   }
   const headings = json.headings.map(String);
   return json.data.map((row: unknown) => {

@@ -11,12 +11,10 @@ import { parseIpv4Cidr, prefixToNetmask } from '../../site/address.js';
 import { boundaryChecks } from '../checks.js';
 import type { Network, Site } from '../../site/model.js';
 import { isBootFile } from '../../site/primitives.js';
+import { NFT_TABLE } from '../../names.js';
 import { domainSetName } from '../nft/names.js';
 
 const check = boundaryChecks('dnsmasq');
-
-/** The nftables table dnsmasq adds resolved addresses to (family, name). */
-export const NFT_TABLE = { family: 'inet', name: 'ticrypt' } as const;
 
 /** Default cap, in seconds, on the TTL dnsmasq caches and hands out on a controlled network. */
 export const DEFAULT_DNS_TTL_CAP = 300;

@@ -5,11 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import { boundaryChecks } from '../checks.js';
+import { NFT_TABLE_REF } from '../../names.js';
 
 const check = boundaryChecks('nft');
 
-/** The nftables family and table every ticrypt rule lives in. */
-export const TABLE = 'inet ticrypt';
+/** The nftables family and table every ticrypt rule lives in: `inet ticrypt`. */
+export const TABLE = NFT_TABLE_REF;
 
 /** Registered `iifname . ether_addr . ipv4_addr` triples of NICs on allow-list networks. */
 export const REGISTERED_SET = 'registered';

@@ -6,6 +6,7 @@ import { checkDnsmasqConfig, DnsmasqProcess, readPidFile, stopPid } from '../dns
 import type { Network, Site } from '../../site/model.js';
 import type { Registration } from '../../protocol/api.js';
 import { DnsmasqProcessError } from '../../errors/dnsmasq-process-error.js';
+import { RegistryError } from '../../errors/registry-error.js';
 
 /** How the fleet runs dnsmasq. */
 export interface DnsmasqFleetOptions {
@@ -138,7 +139,12 @@ export class DnsmasqFleet {
 
   private member(name: string): Member {
     const member = this.members.get(name);
-    if (!member) throw new Error(`No dnsmasq for network ${name}`);
+    if (!member) {
+      throw new RegistryError(
+        'E_UNKNOWN_NETWORK',
+        `No dnsmasq for network ${name}: expected one of ${[...this.members.keys()].join(', ')}`,
+      );
+    }
     return member;
   }
 

@@ -1,4 +1,5 @@
 import { RegistryError } from '../../errors/registry-error.js';
+import { StoreError } from '../../errors/store-error.js';
 import type { Network, Site } from '../../site/model.js';
 import type { Store } from '../store/store.js';
 import type {
@@ -93,7 +94,12 @@ export class Registry {
         txn.put({ ...nic, hostId, ip, generation });
       });
       const registration = added[0];
-      if (!registration) throw new Error('register stored nothing');
+      if (!registration) {
+        throw new StoreError(
+          'E_STORE',
+          `The store holds no registration of ${nic.mac} on ${network.name} after storing it`,
+        );
+      }
       this.audit({ event: 'register', hostId, ...pick(registration), took: existing ? 'over' : 'new' });
       return { status: 'registered', registration };
     });

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { BackendRequestError } from '../../errors/backend-request-error.js';
 import type { ApiPaths } from '../../protocol/api.js';
 import type { HookConfig } from '../setup/config-types.js';
 
@@ -26,6 +27,11 @@ export type Transport = ((path: HostPath, body: unknown, timeoutMs: number) => P
   /** Close a preconnected socket no request used. */
   close?: () => void;
 };
+
+/** A transport failure: no (readable) answer from the backend. */
+function unreachable(message: string): BackendRequestError {
+  return new BackendRequestError('E_BACKEND_UNREACHABLE', message);
+}
 
 /** Largest answer read: the API's answers are a few hundred bytes (a reconcile's a few MB at most). */
 const MAX_ANSWER = 16 * 1024 * 1024;
@@ -84,12 +90,12 @@ export async function httpTransport(config: HookConfig, token: string): Promise<
         if (error) reject(error);
         else resolve(answer!);
       };
-      const timer = setTimeout(() => finish(new Error(`no answer within ${timeoutMs} ms`)), Math.max(1, timeoutMs));
+      const timer = setTimeout(() => finish(unreachable(`no answer within ${timeoutMs} ms`)), Math.max(1, timeoutMs));
       socket.setNoDelay(true);
       socket.once(tls ? 'secureConnect' : 'connect', () => socket.write(Buffer.concat([Buffer.from(head), payload])));
       socket.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > MAX_ANSWER) return finish(new Error(`answer larger than ${MAX_ANSWER} bytes`));
+        if (size > MAX_ANSWER) return finish(unreachable(`answer larger than ${MAX_ANSWER} bytes`));
         chunks.push(chunk);
       });
       socket.on('error', (error) => finish(error));
@@ -100,7 +106,7 @@ export async function httpTransport(config: HookConfig, token: string): Promise<
           finish(error as Error);
         }
       });
-      socket.on('close', () => finish(new Error('connection closed before an answer')));
+      socket.on('close', () => finish(unreachable('connection closed before an answer')));
     });
   send.preconnect = () => {
     spare ??= open();
@@ -116,14 +122,15 @@ export async function httpTransport(config: HookConfig, token: string): Promise<
  * Parse an HTTP/1.1 response read to connection close: status line, headers,
  * and a body by Content-Length, chunked encoding, or to the end.
  *
- * @throws Error on a malformed response.
+ * @throws {BackendRequestError} `E_BACKEND_UNREACHABLE` on a malformed response.
  */
 export function parseAnswer(raw: Buffer): Answer {
   const split = raw.indexOf('\r\n\r\n');
-  if (split === -1) throw new Error('malformed HTTP answer: no end of headers');
+  if (split === -1) throw unreachable('malformed HTTP answer: no end of headers');
   const lines = raw.subarray(0, split).toString('latin1').split('\r\n');
   const status = /^HTTP\/1\.[01] ([0-9]{3})/.exec(lines[0] ?? '')?.[1];
-  if (status === undefined) throw new Error(`malformed HTTP answer: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+  if (status === undefined)
+    throw unreachable(`malformed HTTP answer: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
   const headers = new Map<string, string>();
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(':');
@@ -146,9 +153,9 @@ function dechunk(data: Buffer): Buffer {
   let at = 0;
   for (;;) {
     const eol = data.indexOf('\r\n', at);
-    if (eol === -1) throw new Error('malformed chunked HTTP answer');
+    if (eol === -1) throw unreachable('malformed chunked HTTP answer');
     const length = Number.parseInt(data.subarray(at, eol).toString('latin1').split(';')[0] ?? '', 16);
-    if (!Number.isSafeInteger(length) || length < 0) throw new Error('malformed chunked HTTP answer');
+    if (!Number.isSafeInteger(length) || length < 0) throw unreachable('malformed chunked HTTP answer');
     if (length === 0) return Buffer.concat(parts);
     parts.push(data.subarray(eol + 2, eol + 2 + length));
     at = eol + 2 + length + 2;

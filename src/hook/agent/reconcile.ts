@@ -13,6 +13,7 @@ import { type DeliveryContext, flushSpool, type FlushResult } from './deliver.js
 import { describeNic, type HookNic } from './events.js';
 import { nextGeneration, readGeneration } from './generation.js';
 import { managedNics } from './nics.js';
+import { DEFAULT_LIBVIRT_URI } from '../../names.js';
 
 /** The outcome of `ticrypt-net host reconcile`. */
 export interface ReconcileReport {
@@ -118,7 +119,7 @@ export async function reconcileHost(
  * The XML of every running domain, through libvirt's API (`@unraid/libvirt`).
  * Never call this from a hook: libvirt waits for the hook, the hook for libvirt.
  */
-export async function listRunningDomainXml(uri = 'qemu:///system'): Promise<string[]> {
+export async function listRunningDomainXml(uri = DEFAULT_LIBVIRT_URI): Promise<string[]> {
   const { Hypervisor, ConnectListAllDomainsFlags } = await import('@unraid/libvirt');
   const hypervisor = new Hypervisor({ uri });
   await hypervisor.connectOpen();

@@ -98,7 +98,7 @@ export class Spool {
     for (const name of names.filter((n) => ENTRY.test(n)).sort()) {
       const file = join(this.events, name);
       try {
-        entries.push({ file, event: readEvent(readFileSync(file, 'utf8')) });
+        entries.push({ file, event: readEvent(readFileSync(file, 'utf8'), file) });
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // delivered by another run meanwhile
         this.moveToFailed(file, `unreadable entry: ${(error as Error).message}`);
@@ -152,7 +152,7 @@ function entryName(event: HookEvent): string {
   return `${String(event.generation).padStart(16, '0')}-${event.nic.mac.replaceAll(':', '')}-${event.nic.network}-${event.op}.json`;
 }
 
-function readEvent(text: string): HookEvent {
+function readEvent(text: string, file: string): HookEvent {
   const data = JSON.parse(text) as Partial<HookEvent> & { nic?: Partial<HookEvent['nic']> };
   const nic = data.nic;
   if (
@@ -163,7 +163,7 @@ function readEvent(text: string): HookEvent {
     typeof nic.mac !== 'string' ||
     typeof nic.network !== 'string'
   ) {
-    throw new Error('expected {op, generation, nic:{vmUuid, vmName, mac, network}}');
+    throw new HookSpoolError(file, 'expected {op, generation, nic:{vmUuid, vmName, mac, network}}');
   }
   return {
     op: data.op,

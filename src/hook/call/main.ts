@@ -9,6 +9,7 @@
  */
 import { readSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
+import { XmlParseError } from '../../errors/xml-parse-error.js';
 import { join } from 'node:path';
 import type * as ConfigModule from '../setup/config.js';
 import { loadConfigCached } from './config-cache.js';
@@ -90,7 +91,9 @@ function readStdin(): Promise<string> {
     if (bytes === 0) break;
     size += bytes;
     if (size > MAX_STDIN) {
-      return Promise.reject(new Error(`expected a domain XML, found more than ${MAX_STDIN} bytes on stdin`));
+      return Promise.reject(
+        new XmlParseError('hook input', `expected a domain XML, found more than ${MAX_STDIN} bytes on stdin`),
+      );
     }
     chunks.push(buffer.subarray(0, bytes));
   }

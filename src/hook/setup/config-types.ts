@@ -3,12 +3,6 @@
  * host agent, the validator and the installer. May not: import anything at run
  * time (the hook bundle imports it).
  */
-/** Where `ticrypt-net hook install` puts the hook configuration. */
-export const DEFAULT_CONFIG_PATH = '/etc/ticrypt-net/hook.yaml';
-/** The hook's cache of the last valid configuration (tmpfs: rebuilt once after a reboot). */
-export const DEFAULT_CACHE_PATH = '/run/ticrypt-net/hook-config.json';
-/** Default spool of undelivered events, generation counter and locks. */
-export const DEFAULT_SPOOL_DIR = '/var/lib/ticrypt-net/spool';
 /** Default per-request time limit in ms. */
 export const DEFAULT_REQUEST_MS = 1500;
 /** Default bound on a whole hook run in ms, Node start included. */

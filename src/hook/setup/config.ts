@@ -10,26 +10,24 @@ import { HookConfigError } from '../../errors/hook-config-error.js';
 import { fromZodIssues } from '../../site/issues.js';
 import { readYaml } from '../../site/yaml.js';
 import { expect as expectMsg, Name, HostName, InterfaceName } from '../../site/primitives.js';
-import {
-  DEFAULT_HOOK_MS,
-  DEFAULT_REQUEST_MS,
-  DEFAULT_SPOOL_DIR,
-  type HookConfig,
-  type HookNetwork,
-} from './config-types.js';
+import { DEFAULT_HOOK_MS, DEFAULT_REQUEST_MS, type HookConfig, type HookNetwork } from './config-types.js';
+import { DEFAULT_BACKEND_URL, DEFAULT_SPOOL_DIR } from '../../names.js';
 
 const AbsolutePath = z
   .string(expectMsg('an absolute path'))
   .refine((v) => v.startsWith('/') && !v.includes('\0'), expectMsg('an absolute path'));
 
-const Url = z.string(expectMsg('an http(s) URL like https://198.18.0.1:8443')).refine((v) => {
-  try {
-    const url = new URL(v);
-    return (url.protocol === 'https:' || url.protocol === 'http:') && url.username === '' && url.password === '';
-  } catch {
-    return false;
-  }
-}, expectMsg('an http(s) URL like https://198.18.0.1:8443'));
+const Url = z.string(expectMsg(`an http(s) URL like ${DEFAULT_BACKEND_URL}`)).refine(
+  (v) => {
+    try {
+      const url = new URL(v);
+      return (url.protocol === 'https:' || url.protocol === 'http:') && url.username === '' && url.password === '';
+    } catch {
+      return false;
+    }
+  },
+  expectMsg(`an http(s) URL like ${DEFAULT_BACKEND_URL}`),
+);
 
 const Millis = (min: number, max: number) => {
   const error = expectMsg(`an integer number of milliseconds ${min}-${max}`);
@@ -153,7 +151,7 @@ hostId: ${hostId}
 
 backend:
   # The backend API, on the management network (never a VM network).
-  url: https://198.18.0.1:8443
+  url: ${DEFAULT_BACKEND_URL}
   # CA certificate that signed the backend's TLS certificate (omit for the system's CAs).
   caFile: /etc/ticrypt-net/backend-ca.pem
   # This host's token, readable by root only (chmod 600).

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HookInstallError } from '../../errors/hook-install-error.js';
 import { hookConfigTemplate } from './config.js';
-import { DEFAULT_CACHE_PATH, DEFAULT_CONFIG_PATH } from './config-types.js';
+import { DEFAULT_HOOK_CACHE, DEFAULT_HOOK_CONFIG, HOOK_DROP_IN_NAME, LIBVIRT_HOOKS_DIR } from '../../names.js';
 
 /** Where AppArmor's libvirtd profile lets a hook exec programs from. */
 const APPARMOR_EXEC_DIRS = ['/bin/', '/sbin/', '/usr/bin/', '/usr/sbin/'];
@@ -66,8 +66,8 @@ export function installHooks(options: InstallOptions = {}): InstallReport {
       `node is ${node}: under AppArmor, libvirtd may exec hooks' interpreters only from /bin, /sbin, /usr/bin or /usr/sbin; install Node there (e.g. the distribution's or NodeSource's package) or pass --node`,
     );
   }
-  const config = under(DEFAULT_CONFIG_PATH);
-  const paths = { NODE: node, HOOK: realpathSync(bundle), CONFIG: config, CACHE: under(DEFAULT_CACHE_PATH) };
+  const config = under(DEFAULT_HOOK_CONFIG);
+  const paths = { NODE: node, HOOK: realpathSync(bundle), CONFIG: config, CACHE: under(DEFAULT_HOOK_CACHE) };
   for (const [key, value] of Object.entries(paths)) {
     if (value.includes("'") || value.includes('\n')) {
       throw new HookInstallError(
@@ -76,11 +76,11 @@ export function installHooks(options: InstallOptions = {}): InstallReport {
       );
     }
   }
-  const hooksDir = under('/etc/libvirt/hooks');
+  const hooksDir = under(LIBVIRT_HOOKS_DIR);
   const written: string[] = [];
   const kept: string[] = [];
   for (const kind of ['qemu', 'network'] as const) {
-    const target = options.qemuD ? join(hooksDir, `${kind}.d`, 'ticrypt-net') : join(hooksDir, kind);
+    const target = options.qemuD ? join(hooksDir, `${kind}.d`, HOOK_DROP_IN_NAME) : join(hooksDir, kind);
     if (existsSync(target) && !MARKER.test(readFileSync(target, 'utf8'))) {
       throw new HookInstallError(
         target,

@@ -3,6 +3,7 @@ import type { Site } from '../../site/model.js';
 import type { BackendFacts } from './backend-facts.js';
 import { checkRoutes } from './host-checks.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
+import { NFT_TABLE, NFT_TABLE_REF } from '../../names.js';
 
 /** The dnsmasq default when a config sets no `dhcp-lease-max`. */
 const DNSMASQ_DEFAULT_LEASE_MAX = 1000;
@@ -16,10 +17,10 @@ export function checkBackend(site: Site, facts: BackendFacts): CheckResult[] {
   const results: CheckResult[] = [];
   results.push(
     facts.tablePresent
-      ? ok('nft.table', 'inet ticrypt', 'present')
+      ? ok('nft.table', NFT_TABLE_REF, 'present')
       : fail(
           'nft.table',
-          'inet ticrypt',
+          NFT_TABLE_REF,
           'the table is missing: no VM network is filtered or forwarded',
           'start the backend service (ticrypt-net backend serve), which builds the table from the store',
         ),
@@ -72,7 +73,8 @@ export function checkBackend(site: Site, facts: BackendFacts): CheckResult[] {
         ),
   );
   const blocking = facts.chains.filter(
-    (c) => c.hook === 'forward' && c.policy === 'drop' && !(c.family === 'inet' && c.table === 'ticrypt'),
+    (c) =>
+      c.hook === 'forward' && c.policy === 'drop' && !(c.family === NFT_TABLE.family && c.table === NFT_TABLE.name),
   );
   results.push(
     blocking.length === 0

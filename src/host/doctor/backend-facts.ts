@@ -6,7 +6,7 @@ import { API_PATHS, type RegistrationsAnswer } from '../../protocol/api.js';
 import type { Site } from '../../site/model.js';
 import { programRunner, type ProgramRunner } from '../../exec/run.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
-import { DEFAULT_STATE_DIR } from '../../backend/service/daemon.js';
+import { DEFAULT_STATE_DIR, NFT_TABLE } from '../../names.js';
 
 /** A base chain of the ruleset. */
 export interface ChainFact {
@@ -64,10 +64,10 @@ export interface BackendGatherOptions {
 export async function gatherBackendFacts(site: Site, options: BackendGatherOptions = {}): Promise<BackendFacts> {
   const run = options.run ?? programRunner();
   const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
-  const table = await run('nft', ['list', 'table', 'inet', 'ticrypt']);
+  const table = await run('nft', ['list', 'table', NFT_TABLE.family, NFT_TABLE.name]);
   const tablePresent = table.exitCode === 0;
   const elements = async (set: string) => {
-    const listed = await run('nft', ['-j', 'list', 'set', 'inet', 'ticrypt', set]);
+    const listed = await run('nft', ['-j', 'list', 'set', NFT_TABLE.family, NFT_TABLE.name, set]);
     return listed.exitCode === 0 ? parseSetElements(listed.stdout) : [];
   };
   // A revoked NIC (deregistered, its elements awaiting the batched delete) does not count as registered.

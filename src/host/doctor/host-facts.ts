@@ -9,7 +9,7 @@ import type { ObservedHost } from '../model.js';
 import { observeHost, parseIpAddr } from '../observe.js';
 import { programRunner, type ProgramRunner } from '../../exec/run.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
-import { DEFAULT_CONFIG_PATH } from '../../hook/setup/config-types.js';
+import { DEFAULT_HOOK_CONFIG, HOOK_DROP_IN_NAME, LIBVIRT_HOOKS_DIR } from '../../names.js';
 
 /** One hook file libvirt may run. */
 export interface HookFileFact {
@@ -65,13 +65,10 @@ export interface HostGatherOptions {
   readonly libvirtdPid?: number;
 }
 
-/** Where libvirt looks for hooks. */
-export const DEFAULT_HOOKS_DIR = '/etc/libvirt/hooks';
-
 /** Gather the host facts (never throws for a missing piece: that is what the checks report). */
 export async function gatherHostFacts(site: Site, options: HostGatherOptions = {}): Promise<HostFacts> {
   const run = options.run ?? programRunner();
-  const hooksDir = options.hooksDir ?? DEFAULT_HOOKS_DIR;
+  const hooksDir = options.hooksDir ?? LIBVIRT_HOOKS_DIR;
   const observed = await observeHost(site, {
     run,
     ...(options.virshUri === undefined ? {} : { virshUri: options.virshUri }),
@@ -83,10 +80,12 @@ export async function gatherHostFacts(site: Site, options: HostGatherOptions = {
     networks: [],
     networkManager: false,
   }));
-  const hooks = await Promise.all([join(hooksDir, 'qemu'), join(hooksDir, 'qemu.d', 'ticrypt-net')].map(hookFileFact));
+  const hooks = await Promise.all(
+    [join(hooksDir, 'qemu'), join(hooksDir, 'qemu.d', HOOK_DROP_IN_NAME)].map(hookFileFact),
+  );
   const pid = options.libvirtdPid ?? (await findPid('libvirtd'));
   const libvirtdStartMs = pid === undefined ? undefined : await processStartMs(pid);
-  const hookConfig = await readHookConfig(options.hookConfigFile ?? DEFAULT_CONFIG_PATH);
+  const hookConfig = await readHookConfig(options.hookConfigFile ?? DEFAULT_HOOK_CONFIG);
   const backend = await reachBackend(hookConfig);
   const routes = parseRoutes((await run('ip', ['-j', 'route', 'show'])).stdout);
   return {

@@ -68,7 +68,7 @@ describe('DnsmasqFleet', () => {
     try {
       const fleet = new DnsmasqFleet(defaultSite(), { stateDir: join(dir, 'state') });
       await expect(fleet.start([], [])).rejects.toThrow(
-        `dnsmasq failed (no exit) preparing state directory ${join(dir, 'state')}: ${dir} has mode 0700, but dnsmasq reads its host entries as an unprivileged user: make it traversable (chmod o+x ${dir}) or choose another --state-dir`,
+        `dnsmasq failed (could not run) preparing state directory ${join(dir, 'state')}: ${dir} has mode 0700, but dnsmasq reads its host entries as an unprivileged user: make it traversable (chmod o+x ${dir}) or choose another --state-dir`,
       );
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -1,15 +1,22 @@
+/**
+ * The backend's composition root: opens the store, wires the firewall
+ * (`nft/`), dnsmasq (`dnsmasq/`, through `service/`), the registry and the API
+ * (`api/`) together, rebuilds kernel and dnsmasq from the store, then serves.
+ * For: `backend serve`. May not: hold any decision of its own (each part it
+ * wires owns its rules); nothing below it imports it.
+ */
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Site } from '../../site/model.js';
-import { Metrics } from '../api/metrics.js';
-import { buildApi } from '../api/server.js';
-import { NftGateway } from '../nft/gateway.js';
-import { openStore, type Store } from '../store/store.js';
-import { DnsmasqFleet } from './dnsmasq-fleet.js';
-import { GatewayEnforcer } from './gateway-enforcer.js';
-import { Registry } from './registry.js';
+import type { Site } from '../site/model.js';
+import { Metrics } from './api/metrics.js';
+import { buildApi } from './api/server.js';
+import { NftGateway } from './nft/gateway.js';
+import { openStore, type Store } from './store/store.js';
+import { DnsmasqFleet } from './service/dnsmasq-fleet.js';
+import { GatewayEnforcer } from './service/gateway-enforcer.js';
+import { Registry } from './service/registry.js';
 
 /**
  * dnsmasq's line for each host entry file it reads: one per registered NIC at
@@ -17,11 +24,6 @@ import { Registry } from './registry.js';
  * at 10,000 VMs; logged at debug, so relaying them costs next to nothing.
  */
 const HOST_ENTRY_READ = /^dnsmasq-dhcp\[\d+\]: read \//;
-
-/** Where the backend keeps its SQLite store unless told otherwise. */
-export const DEFAULT_STORE = '/var/lib/ticrypt-net/backend.db';
-/** Where the backend keeps dnsmasq's configs, host entries and leases unless told otherwise. */
-export const DEFAULT_STATE_DIR = '/var/lib/ticrypt-net';
 
 /** What `ticrypt-net backend serve` runs with. */
 export interface BackendOptions {
