@@ -69,8 +69,7 @@ type Text = (field: string, value: unknown) => string;
  * The checks of `boundary`'s input.
  *
  * @example
- * const check = boundaryChecks('nft');
- * check.mac('registration.mac', registration.mac); // '52:54:00:12:34:56', or throws E_NFT_INPUT
+ * boundaryChecks('nft').mac('registration.mac', registration.mac); // '52:54:00:12:34:56', or throws E_NFT_INPUT
  */
 export function boundaryChecks(boundary: Boundary): BoundaryChecks {
   const refuse = (field: string, expected: string, found: unknown): BoundaryInputError =>
@@ -129,3 +128,9 @@ export function boundaryChecks(boundary: Boundary): BoundaryChecks {
     leaseTime: text(LEASE_TIME_EXPECTED, isLeaseTime),
   };
 }
+
+/** The checks of what is written into nft scripts (`E_NFT_INPUT`). */
+export const nftCheck: BoundaryChecks = boundaryChecks('nft');
+
+/** The checks of what is written into dnsmasq's config and host entry files (`E_DNSMASQ_INPUT`). */
+export const dnsmasqCheck: BoundaryChecks = boundaryChecks('dnsmasq');

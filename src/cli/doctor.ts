@@ -11,7 +11,8 @@ import { DEFAULT_UPLINK_BRIDGE } from '../host/model.js';
 import { programRunner } from '../exec/run.js';
 import { resolveHost } from '../host/this-host.js';
 import { loadSite } from '../site/load.js';
-import { runOptions, withConnect } from './host.js';
+import { runOptions } from './host.js';
+import { withConnect } from './options.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 import { DEFAULT_HOOK_CONFIG, DEFAULT_STATE_DIR, LIBVIRT_HOOKS_DIR } from '../names.js';
 

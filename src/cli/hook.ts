@@ -3,7 +3,7 @@ import { loadHookConfig } from '../hook/setup/config.js';
 import { readToken } from '../hook/agent/environment.js';
 import { installHooks } from '../hook/setup/install.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
-import { DEFAULT_HOOK_CONFIG } from '../names.js';
+import { withHookConfig } from './options.js';
 
 /** `ticrypt-net hook install|check`: put the libvirt hooks in place and check their configuration. */
 export function addHookCommands(program: Command, io: CliIo): void {
@@ -38,23 +38,21 @@ export function addHookCommands(program: Command, io: CliIo): void {
       );
     });
 
-  hook
-    .command('check')
-    .description('Validate the hook configuration and its token file; print a summary')
-    .option('--config <file>', 'hook configuration', DEFAULT_HOOK_CONFIG)
-    .action(async (options: { config: string }) => {
-      const config = await loadHookConfig(options.config);
-      readToken(config, options.config);
-      if (globals().json) {
-        io.out(toJson({ ok: true, config }));
-        return;
-      }
-      const networks = config.networks.map(
-        (n) =>
-          `  ${n.name.padEnd(10)} bridge ${(n.bridge ?? '-').padEnd(12)} ${n.requireRegistration ? 'registration required' : 'starts unregistered, spooled'}`,
-      );
-      io.out(
-        `${options.config}: valid; host ${config.hostId}, backend ${config.backend.url}, bound ${config.timeouts.hookMs} ms (requests ${config.timeouts.requestMs} ms), spool ${config.spoolDir}\n${networks.join('\n')}\n`,
-      );
-    });
+  withHookConfig(
+    hook.command('check').description('Validate the hook configuration and its token file; print a summary'),
+  ).action(async (options: { config: string }) => {
+    const config = await loadHookConfig(options.config);
+    readToken(config, options.config);
+    if (globals().json) {
+      io.out(toJson({ ok: true, config }));
+      return;
+    }
+    const networks = config.networks.map(
+      (n) =>
+        `  ${n.name.padEnd(10)} bridge ${(n.bridge ?? '-').padEnd(12)} ${n.requireRegistration ? 'registration required' : 'starts unregistered, spooled'}`,
+    );
+    io.out(
+      `${options.config}: valid; host ${config.hostId}, backend ${config.backend.url}, bound ${config.timeouts.hookMs} ms (requests ${config.timeouts.requestMs} ms), spool ${config.spoolDir}\n${networks.join('\n')}\n`,
+    );
+  });
 }

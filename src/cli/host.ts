@@ -19,10 +19,9 @@ import { describeAction } from '../host/describe.js';
 import { DEFAULT_UPLINK_BRIDGE, type Action } from '../host/model.js';
 import { renderNmKeyfiles } from '../host/nmconnection.js';
 import { resolveHost } from '../host/this-host.js';
-import { DEFAULT_HOOK_CONFIG, DEFAULT_LIBVIRT_URI } from '../names.js';
 import { loadSite } from '../site/load.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
-import { parseInteger } from './options.js';
+import { parseInteger, withConnect, withHookConfig } from './options.js';
 
 interface SetupOptions {
   site?: string;
@@ -30,11 +29,6 @@ interface SetupOptions {
   datapath: string;
   uplinkBridge: string;
   connect: string;
-}
-
-/** `--connect <uri>`: the one name of the libvirt connection, on every command that talks to libvirt. */
-export function withConnect(command: Command): Command {
-  return command.option('--connect <uri>', 'libvirt connection URI', DEFAULT_LIBVIRT_URI);
 }
 
 function withSetupOptions(command: Command): Command {
@@ -143,10 +137,11 @@ export function addHostCommands(program: Command, io: CliIo): void {
     if (error) throw error;
   });
 
-  host
-    .command('flush')
-    .description('Deliver the events the hooks spooled (in order per NIC); fails while any remain')
-    .option('--config <file>', 'hook configuration', DEFAULT_HOOK_CONFIG)
+  withHookConfig(
+    host
+      .command('flush')
+      .description('Deliver the events the hooks spooled (in order per NIC); fails while any remain'),
+  )
     .option('--timeout <ms>', 'give up after this long', '30000')
     .action(async (options: { config: string; timeout: string }) => {
       const config = await loadHookConfig(options.config);
@@ -168,10 +163,11 @@ export function addHostCommands(program: Command, io: CliIo): void {
     });
 
   withConnect(
-    host
-      .command('reconcile')
-      .description("Send the backend this host's running managed NICs (from libvirt); it converges to them")
-      .option('--config <file>', 'hook configuration', DEFAULT_HOOK_CONFIG),
+    withHookConfig(
+      host
+        .command('reconcile')
+        .description("Send the backend this host's running managed NICs (from libvirt); it converges to them"),
+    ),
   )
     .option('--timeout <ms>', 'give up after this long', '60000')
     .action(async (options: { config: string; connect: string; timeout: string }) => {
@@ -188,11 +184,8 @@ export function addHostCommands(program: Command, io: CliIo): void {
       );
     });
 
-  host
-    .command('spool')
-    .description('List the events the hooks spooled and have not delivered')
-    .option('--config <file>', 'hook configuration', DEFAULT_HOOK_CONFIG)
-    .action(async (options: { config: string }) => {
+  withHookConfig(host.command('spool').description('List the events the hooks spooled and have not delivered')).action(
+    async (options: { config: string }) => {
       const config = await loadHookConfig(options.config);
       const entries = new Spool(config.spoolDir).list().map((e) => ({ file: e.file, ...e.event }));
       io.out(
@@ -205,5 +198,6 @@ export function addHostCommands(program: Command, io: CliIo): void {
               )
               .join('') || 'spool empty\n',
       );
-    });
+    },
+  );
 }

@@ -2,11 +2,9 @@
  * One registered VM NIC as a dnsmasq `dhcp-hostsdir` file: pure, data to text.
  */
 import { ipv4ToInt, parseIpv4Cidr } from '../../site/address.js';
-import { boundaryChecks } from '../checks.js';
+import { dnsmasqCheck } from '../checks.js';
 import type { Network } from '../../site/model.js';
 import type { Registration } from '../../protocol/api.js';
-
-const check = boundaryChecks('dnsmasq');
 
 /**
  * The host entry file name for a MAC: the MAC with `-` for `:`
@@ -16,7 +14,7 @@ const check = boundaryChecks('dnsmasq');
  * @throws {DnsmasqInputError} when `mac` is not a lower-case unicast MAC.
  */
 export function hostEntryFileName(mac: string): string {
-  return check.mac('mac', mac).replaceAll(':', '-');
+  return dnsmasqCheck.mac('mac', mac).replaceAll(':', '-');
 }
 
 /**
@@ -42,13 +40,13 @@ export function macFromHostEntryFileName(fileName: string): string | undefined {
  * // '52:54:00:12:34:56,id:*,192.168.129.7\n'
  */
 export function renderHostEntry(registration: Pick<Registration, 'mac' | 'ip'>, network?: Network): string {
-  const mac = check.mac('registration.mac', registration.mac);
-  const ip = check.ipv4('registration.ip', registration.ip);
+  const mac = dnsmasqCheck.mac('registration.mac', registration.mac);
+  const ip = dnsmasqCheck.ipv4('registration.ip', registration.ip);
   if (network !== undefined) {
     const subnet = parseIpv4Cidr(network.subnet);
     const value = ipv4ToInt(ip);
     if (subnet === undefined || value <= subnet.first || value >= subnet.last || ip === network.gateway) {
-      throw check.refuse(
+      throw dnsmasqCheck.refuse(
         'registration.ip',
         `a host address of ${network.subnet} other than the gateway ${network.gateway}`,
         ip,

@@ -20,9 +20,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DnsmasqProcessError } from '../../errors/dnsmasq-process-error.js';
 import { runProgram, startProgram } from '../../exec/run.js';
-import { boundaryChecks } from '../checks.js';
-
-const check = boundaryChecks('dnsmasq');
+import { dnsmasqCheck } from '../checks.js';
 
 /** How to run dnsmasq. */
 export interface DnsmasqRunOptions {
@@ -58,7 +56,7 @@ export interface DnsmasqExit {
 export async function checkDnsmasqConfig(confFile: string, options: DnsmasqRunOptions = {}): Promise<void> {
   const result = await runProgram(
     options.program ?? 'dnsmasq',
-    ['--test', `--conf-file=${check.path('confFile', confFile)}`],
+    ['--test', `--conf-file=${dnsmasqCheck.path('confFile', confFile)}`],
     options.netns === undefined ? {} : { netns: options.netns },
   );
   if (result.exitCode === 0) return;
@@ -153,8 +151,8 @@ export class DnsmasqProcess {
    * await dnsmasq.stop();
    */
   static async start(options: DnsmasqStartOptions): Promise<DnsmasqProcess> {
-    const pidFile = check.path('pidFile', options.pidFile);
-    const confFile = check.path('confFile', options.confFile);
+    const pidFile = dnsmasqCheck.path('pidFile', options.pidFile);
+    const confFile = dnsmasqCheck.path('confFile', options.confFile);
     await rm(pidFile, { force: true });
     const { command: commandLine, subprocess: child } = startProgram(
       options.program ?? 'dnsmasq',

@@ -9,23 +9,21 @@
 import { ConntrackError } from '../../errors/conntrack-error.js';
 import { runProgram } from '../../exec/run.js';
 import { inNetns } from '../../exec/netns.js';
-import { boundaryChecks } from '../checks.js';
+import { nftCheck } from '../checks.js';
 import { intToIpv4 } from '../../site/address.js';
 import type { AllowEntry } from '../../protocol/api.js';
 import type { NicState } from './delta.js';
 import { ipMask } from './shapes.js';
-
-const check = boundaryChecks('nft');
 
 /** Port ranges up to this size get one deletion per port; larger ones delete every port of the destination. */
 const MAX_PORTS_EACH = 16;
 
 /** The deletions (`conntrack` argv after `-D`) for the connections one allow entry allowed from `ip`. */
 export function entryDeletions(ip: string, entry: AllowEntry): string[][] {
-  const source = ['-s', check.ipv4('ip', ip)];
+  const source = ['-s', nftCheck.ipv4('ip', ip)];
   const destination: string[] = [];
   if (entry.type === 'address') {
-    const subnet = check.destination('address', entry.address);
+    const subnet = nftCheck.destination('address', entry.address);
     if (subnet.prefix > 0) destination.push('-d', intToIpv4(subnet.first));
     if (subnet.prefix > 0 && subnet.prefix < 32) destination.push('--mask-dst', ipMask(subnet.prefix));
   }
@@ -36,7 +34,7 @@ export function entryDeletions(ip: string, entry: AllowEntry): string[][] {
   if (ports === undefined || ports.to - ports.from + 1 > MAX_PORTS_EACH)
     return [[...source, ...destination, ...protocol]];
   const all: string[][] = [];
-  for (let port = check.port('ports.from', ports.from); port <= check.port('ports.to', ports.to); port += 1) {
+  for (let port = nftCheck.port('ports.from', ports.from); port <= nftCheck.port('ports.to', ports.to); port += 1) {
     all.push([...source, ...destination, ...protocol, '--dport', String(port)]);
   }
   return all;
@@ -55,7 +53,7 @@ export function entryDeletions(ip: string, entry: AllowEntry): string[][] {
 export function conntrackDeletions(before: readonly NicState[], after: readonly NicState[]): string[][] {
   const deletions: string[][] = [];
   for (const old of before) {
-    const ip = check.ipv4('ip', old.registration.ip);
+    const ip = nftCheck.ipv4('ip', old.registration.ip);
     const now = after.find((n) => n.registration.mac === old.registration.mac && n.registration.ip === ip);
     if (now === undefined) continue;
     const kept = new Set(now.entries.map((e) => JSON.stringify(e)));

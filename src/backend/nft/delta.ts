@@ -5,7 +5,7 @@
  * `domains` chain). Its size depends on the change, never on how many VMs are
  * registered, and it never lists or rewrites the table.
  */
-import { boundaryChecks } from '../checks.js';
+import { nftCheck } from '../checks.js';
 import type { Site } from '../../site/model.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
 import { dedupe, groupBySet, nicElements, type NftElement } from './elements.js';
@@ -21,8 +21,6 @@ import {
 import { domainRules } from './ruleset.js';
 import { keyType, PORT_SHAPES } from './shapes.js';
 import type { RulesetOptions, SshForward } from './types.js';
-
-const check = boundaryChecks('nft');
 
 /** A registered NIC and the allow entries of its VM. */
 export interface NicState {
@@ -84,7 +82,7 @@ export function renderChange(ctx: DeltaContext, before: readonly NicState[], aft
   const added = next.filter((e) => !oldKeys.has(key(e)));
   const removed = old.filter((e) => !nextKeys.has(key(e)));
 
-  const timeout = check.timeout('domainTimeout', ctx.options?.domainTimeout ?? '1d');
+  const timeout = nftCheck.timeout('domainTimeout', ctx.options?.domainTimeout ?? '1d');
   const domainsBefore = new Set(ctx.domains.before);
   const domainsAfter = new Set(ctx.domains.after);
   const newDomains = [...domainsAfter].filter((d) => !domainsBefore.has(d));
@@ -175,11 +173,12 @@ export function renderAllowListChange(
  * given whenever a forward existed.
  */
 export function renderSshForwardChange(before: SshForward | undefined, after: SshForward | undefined): string {
-  const element = (f: SshForward) => `${check.port('sshForward.port', f.port)} : ${check.ipv4('sshForward.ip', f.ip)}`;
+  const element = (f: SshForward) =>
+    `${nftCheck.port('sshForward.port', f.port)} : ${nftCheck.ipv4('sshForward.ip', f.ip)}`;
   const commands: string[] = [];
   if (before !== undefined) {
     commands.push(`add element ${TABLE} ${SSH_FORWARDS_MAP} { ${element(before)} }`);
-    commands.push(`delete element ${TABLE} ${SSH_FORWARDS_MAP} { ${check.port('sshForward.port', before.port)} }`);
+    commands.push(`delete element ${TABLE} ${SSH_FORWARDS_MAP} { ${nftCheck.port('sshForward.port', before.port)} }`);
   }
   if (after !== undefined) commands.push(`add element ${TABLE} ${SSH_FORWARDS_MAP} { ${element(after)} }`);
   return commands.length === 0 ? '' : `${commands.join('\n')}\n`;

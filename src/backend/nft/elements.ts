@@ -2,14 +2,12 @@
  * Element encodings: a registration and its allow entries as the exact set
  * elements they put in `table inet ticrypt`. Pure; every value re-checked.
  */
-import { boundaryChecks } from '../checks.js';
+import { nftCheck } from '../checks.js';
 import { intToIpv4 } from '../../site/address.js';
 import type { Network, Site } from '../../site/model.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
 import { domainMemberSetName, REGISTERED_SET } from './names.js';
 import { allowSetName, IP_LEVELS, portShapeOf, type PortShape } from './shapes.js';
-
-const check = boundaryChecks('nft');
 
 /** One element of one set, as nft text (`52:54:00:12:34:56 . 203.0.113.0 . tcp . 443`). */
 export interface NftElement {
@@ -44,16 +42,16 @@ export function portBlocks(from: number, to: number): PortBlock[] {
 function portParts(entry: AllowEntry): { shape: PortShape; suffix: string }[] {
   const { protocol, ports } = entry;
   if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'icmp' && protocol !== 'any') {
-    throw check.refuse('protocol', "'tcp', 'udp', 'icmp' or 'any'", protocol);
+    throw nftCheck.refuse('protocol', "'tcp', 'udp', 'icmp' or 'any'", protocol);
   }
   if (ports !== undefined && protocol !== 'tcp' && protocol !== 'udp') {
-    throw check.refuse('ports', `no ports with protocol ${protocol}`, ports);
+    throw nftCheck.refuse('ports', `no ports with protocol ${protocol}`, ports);
   }
   if (protocol === 'any') return [{ shape: 'any', suffix: '' }];
   if (ports === undefined) return [{ shape: 'proto', suffix: ` . ${protocol}` }];
-  const from = check.port('ports.from', ports.from);
-  const to = check.port('ports.to', ports.to);
-  if (from > to) throw check.refuse('ports', 'from <= to', ports);
+  const from = nftCheck.port('ports.from', ports.from);
+  const to = nftCheck.port('ports.to', ports.to);
+  if (from > to) throw nftCheck.refuse('ports', 'from <= to', ports);
   return portBlocks(from, to).map(({ base, bits }) => ({
     shape: portShapeOf(bits),
     suffix: bits === 0 ? ` . ${protocol}` : ` . ${protocol} . ${base}`,
@@ -62,14 +60,15 @@ function portParts(entry: AllowEntry): { shape: PortShape; suffix: string }[] {
 
 /** The elements one allow entry puts in the sets, for the NIC with MAC `mac`. */
 export function entryElements(mac: string, entry: AllowEntry): NftElement[] {
-  const owner = check.mac('mac', mac);
+  const owner = nftCheck.mac('mac', mac);
   const ports = portParts(entry);
   if (entry.type === 'domain') {
-    const domain = check.domain('domain', entry.domain);
+    const domain = nftCheck.domain('domain', entry.domain);
     return ports.map(({ shape, suffix }) => ({ set: domainMemberSetName(domain, shape), key: `${owner}${suffix}` }));
   }
-  if (entry.type !== 'address') throw check.refuse('type', "'address' or 'domain'", (entry as { type: unknown }).type);
-  const destination = check.destination('address', entry.address);
+  if (entry.type !== 'address')
+    throw nftCheck.refuse('type', "'address' or 'domain'", (entry as { type: unknown }).type);
+  const destination = nftCheck.destination('address', entry.address);
   const ipBits = IP_LEVELS.find((level) => level >= destination.prefix && level < destination.prefix + 4) ?? 32;
   const step = 2 ** (32 - ipBits);
   const elements: NftElement[] = [];
@@ -90,7 +89,7 @@ export function isAllowListNetwork(network: Network): boolean {
 /** The network a registration names. @throws {NftInputError} when the site has no such network. */
 export function registrationNetwork(site: Site, registration: Registration): Network {
   const network = site.networks.find((n) => n.name === registration.network);
-  if (network === undefined) throw check.refuse('network', 'a network of the site', registration.network);
+  if (network === undefined) throw nftCheck.refuse('network', 'a network of the site', registration.network);
   return network;
 }
 
@@ -102,9 +101,9 @@ export function registrationNetwork(site: Site, registration: Registration): Net
 export function nicElements(site: Site, registration: Registration, entries: readonly AllowEntry[]): NftElement[] {
   const network = registrationNetwork(site, registration);
   if (!isAllowListNetwork(network)) return [];
-  const iface = check.interfaceName('gatewayInterface', network.gatewayInterface);
-  const mac = check.mac('mac', registration.mac);
-  const ip = check.ipv4('ip', registration.ip);
+  const iface = nftCheck.interfaceName('gatewayInterface', network.gatewayInterface);
+  const mac = nftCheck.mac('mac', registration.mac);
+  const ip = nftCheck.ipv4('ip', registration.ip);
   const all = [
     { set: REGISTERED_SET, key: `"${iface}" . ${mac} . ${ip}` },
     ...entries.flatMap((e) => entryElements(mac, e)),
@@ -126,7 +125,7 @@ export function dedupe(elements: readonly NftElement[]): NftElement[] {
 /** The distinct domains named by allow entries, sorted. */
 export function distinctDomains(entries: Iterable<AllowEntry>): string[] {
   const domains = new Set<string>();
-  for (const entry of entries) if (entry.type === 'domain') domains.add(check.domain('domain', entry.domain));
+  for (const entry of entries) if (entry.type === 'domain') domains.add(nftCheck.domain('domain', entry.domain));
   return [...domains].sort();
 }
 

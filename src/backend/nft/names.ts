@@ -4,10 +4,8 @@
  * ruleset, the incremental transactions and dnsmasq's config agree.
  */
 import { createHash } from 'node:crypto';
-import { boundaryChecks } from '../checks.js';
+import { nftCheck } from '../checks.js';
 import { NFT_TABLE_REF } from '../../names.js';
-
-const check = boundaryChecks('nft');
 
 /** The nftables family and table every ticrypt rule lives in: `inet ticrypt`. */
 export const TABLE = NFT_TABLE_REF;
@@ -49,7 +47,7 @@ export const COUNTERS = {
 export const LOG_PREFIX = 'ticrypt';
 
 function domainHash(domain: string): string {
-  return createHash('sha256').update(check.domain('domain', domain)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(nftCheck.domain('domain', domain)).digest('hex').slice(0, 16);
 }
 
 /**

@@ -2,7 +2,7 @@
  * The complete `table inet ticrypt` for a site and the backend's state, as
  * one atomic `nft -f` script that replaces this table and touches no other.
  */
-import { boundaryChecks } from '../checks.js';
+import { nftCheck } from '../checks.js';
 import type { Network, Site } from '../../site/model.js';
 import type { AllowEntry } from '../../protocol/api.js';
 import { intToIpv4 } from '../../site/address.js';
@@ -20,8 +20,6 @@ import {
 } from './names.js';
 import { allowSetName, allowShapes, keyExpression, keyType, PORT_SHAPES } from './shapes.js';
 import type { GatewayState, RulesetOptions } from './types.js';
-
-const check = boundaryChecks('nft');
 
 /**
  * Render the whole table: `table inet ticrypt {}`, `delete table inet ticrypt`
@@ -43,7 +41,7 @@ export function renderRuleset(site: Site, state: GatewayState, options: RulesetO
 
 /** `{ "a", "b" }`: an anonymous set of quoted interface names. */
 function ifaceSet(networks: readonly Network[]): string {
-  return `{ ${networks.map((n) => `"${check.interfaceName('gatewayInterface', n.gatewayInterface)}"`).join(', ')} }`;
+  return `{ ${networks.map((n) => `"${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}"`).join(', ')} }`;
 }
 
 function setBlock(name: string, type: string, keys: readonly string[], extra: readonly string[] = []): string {
@@ -59,10 +57,10 @@ function renderSets(site: Site, state: GatewayState, options: RulesetOptions): s
   );
   const groups = groupBySet(elements);
   const keys = (set: string) => [...new Set(groups.get(set) ?? [])];
-  const timeout = check.timeout('domainTimeout', options.domainTimeout ?? '1d');
+  const timeout = nftCheck.timeout('domainTimeout', options.domainTimeout ?? '1d');
   const domains = registeredDomains(state);
   const forwards = (state.sshForwards ?? []).map(
-    (f) => `${check.port('sshForwards.port', f.port)} : ${check.ipv4('sshForwards.ip', f.ip)}`,
+    (f) => `${nftCheck.port('sshForwards.port', f.port)} : ${nftCheck.ipv4('sshForwards.ip', f.ip)}`,
   );
   return [
     setBlock(REGISTERED_SET, 'ifname . ether_addr . ipv4_addr', keys(REGISTERED_SET)),
@@ -100,7 +98,7 @@ export function domainRules(domains: readonly string[]): string[] {
 }
 
 function subnetText(cidr: string): string {
-  const subnet = check.destination('subnet', cidr);
+  const subnet = nftCheck.destination('subnet', cidr);
   return `${intToIpv4(subnet.first)}/${subnet.prefix}`;
 }
 
@@ -109,12 +107,12 @@ function chain(name: string, rules: readonly string[]): string {
 }
 
 function renderChains(site: Site, state: GatewayState, options: RulesetOptions): string[] {
-  const uplink = check.interfaceName('backend.uplink', site.backend.uplink);
-  const management = check.ipv4('backend.management.address', site.backend.management.address);
+  const uplink = nftCheck.interfaceName('backend.uplink', site.backend.uplink);
+  const management = nftCheck.ipv4('backend.management.address', site.backend.management.address);
   const vm = site.networks;
   for (const network of vm) {
     if (network.gatewayInterface === uplink) {
-      throw check.refuse(
+      throw nftCheck.refuse(
         `networks.${network.name}.gatewayInterface`,
         `an interface other than the uplink ${uplink}`,
         uplink,
@@ -124,13 +122,13 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
   const allowList = vm.filter((n) => n.egress === 'allow-list');
   const open = vm.filter((n) => n.egress === 'open');
   const controlled = vm.filter((n) => n.dns === 'controlled');
-  const rate = check.rate('log.rate', options.logRate ?? '10/second');
+  const rate = nftCheck.rate('log.rate', options.logRate ?? '10/second');
   const log = (what: string) =>
     options.log === true ? [`limit rate ${rate} log prefix "${LOG_PREFIX} ${what}: " level info`] : [];
   const drop = (counter: string) => `counter name ${counter} drop`;
   const domains = registeredDomains(state);
   const gatewayRules = vm.flatMap((n) => {
-    const at = `iifname "${check.interfaceName('gatewayInterface', n.gatewayInterface)}" ip daddr ${check.ipv4('gateway', n.gateway)}`;
+    const at = `iifname "${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}" ip daddr ${nftCheck.ipv4('gateway', n.gateway)}`;
     return [`${at} meta l4proto { tcp, udp } th dport 53 accept`, `${at} meta l4proto icmp accept`];
   });
   return [
