@@ -8,6 +8,13 @@ set -euo pipefail
 state=/run/ticrypt-net-lab
 mkdir -p "$state"
 
+# Run under `flock /work/lab.lock ...`, this script inherits the lock's descriptor: a daemon started with it
+# open would hold the lab lock for as long as it runs. Daemons get stdin, stdout and stderr only.
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+done
+
 running() { pgrep -x "$1" >/dev/null 2>&1; }
 
 # QEMU's user and group as libvirt runs it (qemu.conf, else Debian's default).

@@ -10,6 +10,7 @@ packages=(
   libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
   qemu-system-x86 qemu-utils ipxe-qemu libvirt-dev libxml2-utils
   iperf3 socat dnsutils conntrack busybox procps
+  kmod openssh-client # the lab guest's build (depmod, modprobe -D) and SSH into it
 )
 missing=()
 for p in "${packages[@]}"; do
