@@ -3,11 +3,11 @@
  * installed as the README says (`ticrypt-net hook install`, then a libvirtd
  * restart), an Open vSwitch netdev bridge, a libvirt network defined from the
  * project's XML, the backend service (`ticrypt-net backend serve`: nftables and
- * dnsmasq) in its own namespace reached over a management link, and a real VM
- * (`<domain type='qemu'>`, no disk, network boot) whose iPXE asks for an
- * address.
+ * dnsmasq) in its own namespace reached over a management link, and real Linux
+ * guests (test/lab/guest: `<domain type='qemu'>`, direct kernel boot) whose NIC
+ * is the one the project renders, and which ask for their address by DHCP.
  *
- *     VM ── vnetN (tag 1081) ── OVS <p>bs ── <p>r1 (tag 1081) ═ <p>g1 192.168.128.1 ─ backend ns
+ *     guest ── vnetN (tag 1081) ── OVS <p>bs ── <p>r1 (tag 1081) ═ <p>g1 192.168.128.1 ─ backend ns
  *                                                       root <p>m0 ═ <p>m1 (API over a /30 in 198.18.0.0/24)
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -17,8 +17,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderInterfaceXml } from '../../src/libvirt/interface-xml.js';
 import { renderNetworkXml } from '../../src/libvirt/network-xml.js';
 import { parseSite } from '../../src/site/parse.js';
+import { type Guest, Guests } from '../lab/guest/guest.js';
 import { runPrefix } from '../lab/names.js';
 import { Netns } from '../lab/netns.js';
 import { OvsBridge } from '../lab/ovs.js';
@@ -142,22 +144,17 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
   const registered = async (mac: string) => (await registrations()).find((r) => r.mac === mac);
   const DOMAIN2 = `${p}vm2`;
   const MAC2 = randomMac();
-  const domainXml = (name = DOMAIN, mac = MAC) => `<domain type='qemu'>
-  <name>${name}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>
-  <features><acpi/></features>
-  <devices>
-    <interface type='network'><source network='${NET}'/><mac address='${mac}'/><model type='virtio'/></interface>
-    <serial type='pty'/>
-  </devices>
-</domain>`;
+  let guests: Guests | undefined;
+  let vm: Guest;
+  let vm2: Guest;
+  /** The NIC as the VM launcher renders it (the project's renderer), on the test's libvirt network. */
+  const nic = (mac: string) => ({ mac, xml: renderInterfaceXml({ network: parseSite(site).networks[0]!, mac }) });
 
   beforeAll(async () => {
     bundleHook();
     work = await mkdtemp(join(tmpdir(), `ticrypt-${p}-hook-`));
     await chmod(work, 0o755);
+    guests = new Guests(work);
     paths = {
       site: join(work, 'site.json'),
       store: join(work, 'backend.db'),
@@ -246,8 +243,7 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
   }, 120_000);
 
   afterAll(async () => {
-    await virsh('destroy', DOMAIN).catch(() => {});
-    await virsh('destroy', DOMAIN2).catch(() => {});
+    await guests?.destroyAll();
     await virsh('net-destroy', NET).catch(() => {});
     await virsh('net-undefine', NET).catch(() => {});
     for (const hook of installedQemuD ? ['qemu.d/ticrypt-net', 'network.d/ticrypt-net'] : ['qemu', 'network']) {
@@ -276,12 +272,11 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
     else if (work) console.log(`lab files kept in ${work}`);
   }, 120_000);
 
-  it('registers the VMs at start, before the guest runs, and the iPXE gets the reserved address', async () => {
-    await writeFile(join(work, 'domain.xml'), domainXml());
-    await writeFile(join(work, 'domain2.xml'), domainXml(DOMAIN2, MAC2));
-    // Each takes ~45 s here: libvirt 9.0 probes QEMU's capabilities anew at every start when KVM is not usable.
-    await virsh('create', join(work, 'domain.xml'));
-    await virsh('create', join(work, 'domain2.xml'));
+  it('registers the VMs at start, before the guest runs, and each guest leases the reserved address', async () => {
+    [vm, vm2] = await Promise.all([
+      guests!.boot({ name: DOMAIN, nic: nic(MAC) }),
+      guests!.boot({ name: DOMAIN2, nic: nic(MAC2) }),
+    ]);
     const registration = await registered(MAC);
     expect(registration).toMatchObject({ vmName: DOMAIN });
     expect(await registered(MAC2)).toMatchObject({ vmName: DOMAIN2 });
@@ -290,37 +285,38 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
       registrations: { mac: string }[];
     };
     expect(probe.registrations.map((r) => r.mac)).toContain(MAC);
-    // dnsmasq's lease file shows the VM's DHCP lease on the reserved address.
-    const leased = await until(
-      'the lease of the VM',
-      async () => {
-        const files = readdirSync(paths.state, { recursive: true, encoding: 'utf8' }).filter((f) =>
-          f.endsWith('leases'),
-        );
-        const lines = files.flatMap((f) => readFileSync(join(paths.state, f), 'utf8').split('\n'));
-        return lines.find((line) => line.includes(MAC));
-      },
-      60_000,
-    );
-    expect(leased.split(' ')[2]).toBe(registration!.ip);
-  }, 300_000);
+    // Seen from inside: the guest's DHCP client got the reserved address (dnsmasq answers known MACs only).
+    expect(vm.ip).toBe(registration!.ip);
+    expect(vm2.ip).toBe((await registered(MAC2))!.ip);
+    // ... and dnsmasq's lease file agrees.
+    const files = readdirSync(paths.state, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('leases'));
+    const lines = files.flatMap((f) => readFileSync(join(paths.state, f), 'utf8').split('\n'));
+    expect(lines.find((line) => line.includes(MAC))?.split(' ')[2]).toBe(registration!.ip);
+  }, 120_000);
 
-  it('attach-interface on the managed network registers the new NIC; detach deregisters it', async () => {
+  it('a hot-plugged NIC is registered and leases its address in the guest; unplugged, it is deregistered', async () => {
     const mac = randomMac();
-    // A USB NIC: its unplug needs no guest co-operation (a PCI one waits for the guest OS to eject it, and iPXE never does).
-    await virsh('attach-interface', DOMAIN, 'network', NET, '--mac', mac, '--model', 'usb-net', '--live');
-    expect(await until('the hot-plugged NIC registered', () => registered(mac), 10_000)).toMatchObject({
-      vmName: DOMAIN,
-    });
-    // The live XML shows an OVS network interface in its live form, type='bridge'.
-    await virsh('detach-interface', DOMAIN, 'bridge', '--mac', mac, '--live');
+    await vm.attachNic(nic(mac));
+    const registration = await until('the hot-plugged NIC registered', () => registered(mac), 10_000);
+    expect(registration).toMatchObject({ vmName: DOMAIN });
+    // The guest sees a second virtio NIC and gets that NIC's own reserved address on it.
+    const lease = await vm.sh(
+      'for i in $(seq 50); do [ -e /sys/class/net/eth1 ] && break; sleep 0.2; done; ip link set eth1 up; udhcpc -i eth1 -n -q -t 10 -T 1 -s /bin/true 2>&1',
+      30,
+    );
+    expect(lease).toContain(`lease of ${registration!.ip} obtained`);
+    // The guest ejects the PCI device (ACPI); the live XML shows an OVS network interface as type='bridge'.
+    await vm.detachNic(mac);
     await until(
       'the unplugged NIC deregistered',
       async () => ((await registered(mac)) === undefined ? true : undefined),
-      20_000,
+      30_000,
     );
+    expect(
+      await vm.sh('for i in $(seq 50); do [ -e /sys/class/net/eth1 ] || break; sleep 0.2; done; ls /sys/class/net'),
+    ).not.toContain('eth1');
     expect(await registered(MAC)).toBeDefined();
-  }, 60_000);
+  }, 90_000);
 
   it('host reconcile (libvirt API) restores a registration the backend lost', async () => {
     // Lose it: a deregistration at the registration's own generation (an older reconcile would respect a newer one).
@@ -361,10 +357,14 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
     );
     expect(after).toMatchObject({ ip: before!.ip, vmName: DOMAIN });
     expect(await registered(MAC2)).toBeDefined();
+    // The guest never noticed: its address still answers through the backend's leg, and it renews it.
+    expect(await vm.sh('ping -c 1 -W 3 192.168.128.1 >/dev/null && udhcpc -i eth0 -n -q -t 5 -T 1 2>&1')).toContain(
+      `lease of ${before!.ip} obtained`,
+    );
   }, 60_000);
 
   it('virsh destroy deregisters', async () => {
-    await virsh('destroy', DOMAIN);
+    await vm.destroy();
     expect(await registered(MAC)).toBeUndefined();
     expect(await registered(MAC2)).toBeDefined();
   }, 60_000);
@@ -372,7 +372,7 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
   it('backend down during a stop: destroy returns within the bound, spooled; backend back + host flush delivers it', async () => {
     await service!.stop();
     const t = performance.now();
-    await virsh('destroy', DOMAIN2);
+    await vm2.destroy();
     expect(performance.now() - t).toBeLessThan(2 * 2000 + 1000); // stopped and release, each within its 2 s bound
     const spooled = readdirSync(join(paths.spool, 'events')).filter((f) => f.endsWith('-deregister.json'));
     expect(spooled.length).toBeGreaterThan(0);
