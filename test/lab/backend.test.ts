@@ -5,12 +5,15 @@
  * datapath) on access ports tagged with their network's VLAN, as VM NICs do on
  * br-secure/br-service/br-datain; an "internet" namespace behind the
  * backend's uplink holds two TCP servers and a resolver. The test, in the root
- * namespace, calls the API over a management veth.
+ * namespace, calls the API over a management veth. Where a real VM adds truth
+ * (its own resolver, DHCP client, wget and nc; a forger's ARP), real Linux
+ * guests booted by libvirtd (test/lab/guest) sit on the same bridge.
  *
  *     sa, sb, sc (1081) ─┐                        ┌─ g1 (1081) ─┐
- *     sv (1082) ─────────┼── OVS bridge <p>br ────┼─ g2 (1082) ─┼ backend ── up ═══ eth0 internet
- *     di (1083) ─────────┘                        └─ g3 (1083) ─┘   │          203.0.113.10 (server 1: 443, 80)
- *                                                    root 198.18.0.2 ─ m1 198.18.0.1 (API)   203.0.113.20 (server 2: 443)
+ *     sv (1082) ─────────┤                        │             │
+ *     di (1083) ─────────┼── OVS bridge <p>br ────┼─ g2 (1082) ─┼ backend ── up ═══ eth0 internet
+ *     guests gs, gf (1081)                        └─ g3 (1083) ─┘   │          203.0.113.10 (server 1: 443, 80; http 8080)
+ *     guest gv (1082) ───┘                           root 198.18.0.2 ─ m1 198.18.0.1 (API)   203.0.113.20 (server 2: 443; http 8080)
  *                                                                                          198.51.100.53 (resolver)
  */
 import { request } from 'node:http';
@@ -23,12 +26,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findNetwork } from '../../src/site/lookup.js';
 import { parseSite } from '../../src/site/parse.js';
 import { BASE_NIC, REFUSALS, type Refusal } from '../backend/api/refusals.js';
+import { announce, forge } from './guest/forger.js';
+import { type Guest, Guests } from './guest/guest.js';
 import { runPrefix } from './names.js';
 import { Netns } from './netns.js';
 import { OvsBridge } from './ovs.js';
 import { PeerServers } from './peer-servers.js';
 import { labAvailable } from './prereq.js';
-import { configure, dhcpLease, dig, setMac, tcpProbe, TcpStream } from './probes.js';
+import { configure, dhcpLease, dig, tcpProbe, TcpStream } from './probes.js';
 import { BackendService, CLI, type ProcInfo } from './service.js';
 import { vethPair } from './veth.js';
 
@@ -43,6 +48,8 @@ const lab = labAvailable(
   'ip',
   'ethtool',
   'perl',
+  'virsh',
+  'qemu-system-x86_64',
 );
 
 const S1 = '203.0.113.10';
@@ -64,6 +71,13 @@ const VMS = {
   di: { network: 'datain', vlan: 1083, mac: '52:54:00:a0:00:05', vm: uuid(0xa5) },
 } as const;
 type VmName = keyof typeof VMS;
+/** The real guests: a secure VM, a secure VM that turns forger, a service VM. */
+const GUESTS = {
+  gs: { network: 'secure', vlan: 1081, mac: '52:54:00:a0:00:11', vm: uuid(0xc1) },
+  gf: { network: 'secure', vlan: 1081, mac: '52:54:00:a0:00:12', vm: uuid(0xc2) },
+  gv: { network: 'service', vlan: 1082, mac: '52:54:00:a0:00:14', vm: uuid(0xc4) },
+} as const;
+type GuestName = keyof typeof GUESTS;
 
 describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with real traffic (lab)', () => {
   const p = runPrefix();
@@ -93,6 +107,8 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
   let work = '';
   let paths: { site: string; store: string; state: string; log: string };
   const tokens = { host: '', otherHost: '', admin: '' };
+  let guests: Guests | undefined;
+  const guest = {} as Record<GuestName, Guest>;
 
   async function call(
     method: string,
@@ -125,8 +141,8 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     return { status: response.status, json: text ? JSON.parse(text) : undefined };
   }
 
-  async function register(name: VmName, generation = 1): Promise<string> {
-    const { network, mac, vm: vmUuid } = VMS[name];
+  async function register(name: VmName | GuestName, generation = 1): Promise<string> {
+    const { network, mac, vm: vmUuid } = name in GUESTS ? GUESTS[name as GuestName] : VMS[name as VmName];
     const { status, json } = await call('POST', '/v1/register', 'host', {
       vmUuid,
       vmName: `vm-${name}`,
@@ -138,8 +154,9 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     return json.ip as string;
   }
 
-  async function allow(name: VmName, entries: unknown[]): Promise<void> {
-    const { status, json } = await call('PUT', `/v1/vms/${VMS[name].vm}/allow-list`, 'admin', { entries });
+  async function allow(name: VmName | GuestName, entries: unknown[]): Promise<void> {
+    const vmUuid = name in GUESTS ? GUESTS[name as GuestName].vm : VMS[name as VmName].vm;
+    const { status, json } = await call('PUT', `/v1/vms/${vmUuid}/allow-list`, 'admin', { entries });
     expect(status, JSON.stringify(json)).toBe(200);
   }
 
@@ -220,7 +237,13 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     }
 
     // The internet: two servers that tell each connection where it came from, and a resolver.
-    servers = await PeerServers.start(internet, [`${S1}:443`, `${S1}:80`, `${S2}:443`]);
+    servers = await PeerServers.start(internet, [
+      `${S1}:443`,
+      `${S1}:80`,
+      `${S2}:443`,
+      `http:${S1}:8080`,
+      `http:${S2}:8080`,
+    ]);
     const resolverDir = join(work, 'resolver');
     await execa('mkdir', ['-p', resolverDir]);
     await writeFile(
@@ -256,6 +279,7 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
   });
 
   afterAll(async () => {
+    await guests?.destroyAll();
     for (const stream of streams) await stream.close();
     for (const service of services) await service.stop();
     await servers?.stop();
@@ -286,18 +310,72 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     await configure(vm.c, 'eth0', '192.168.200.200/17', secure.gateway);
   });
 
-  it('lets a secure VM reach only its allow-list: server 1:443, not server 1:80, not server 2', async () => {
-    const [a443, a80, a2, b80, b443] = await Promise.all([
-      tcpProbe(vm.a, S1, 443),
-      tcpProbe(vm.a, S1, 80),
-      tcpProbe(vm.a, S2, 443),
-      tcpProbe(vm.b, S1, 80),
-      tcpProbe(vm.b, S1, 443),
+  it('boots real guests on the bridge; each registered one leases its reserved address', async () => {
+    guests = new Guests(work);
+    const reserved = {} as Record<GuestName, string>;
+    for (const name of Object.keys(GUESTS) as GuestName[]) reserved[name] = await register(name);
+    await allow('gs', [
+      { address: S1, protocol: 'tcp', ports: 443 },
+      { domain: 'allowed.example', protocol: 'tcp', ports: 8080 },
     ]);
-    expect(a443).toEqual({ outcome: 'connected', firstLine: UPLINK_IP });
-    expect([a80.outcome, a2.outcome]).toEqual(['timeout', 'timeout']);
+    await allow('gf', [{ address: S1, protocol: 'tcp', ports: 80 }]);
+    const booted = await Promise.all(
+      (Object.keys(GUESTS) as GuestName[]).map((name) =>
+        guests!.boot({
+          name: `${p}${name}`,
+          nic: { mac: GUESTS[name].mac, bridge: `${p}br`, vlan: GUESTS[name].vlan },
+        }),
+      ),
+    );
+    for (const [i, name] of (Object.keys(GUESTS) as GuestName[]).entries()) guest[name] = booted[i]!;
+    expect(booted.map((g) => g.ip)).toEqual(Object.values(reserved));
+  });
+
+  it('lets a secure guest reach only its allow-list, by name through its own resolver (nslookup, wget, nc)', async () => {
+    const r = await guest.gs.runAll({
+      resolvers: 'cat /etc/resolv.conf',
+      allowed: 'nslookup -type=a allowed.example',
+      other: 'nslookup -type=a other.example',
+      elsewhere: 'nslookup -type=a example.com',
+      direct: `timeout 3 nslookup -type=a allowed.example ${RESOLVER}`,
+      byName: 'timeout 5 wget -q -O- http://allowed.example:8080/',
+      byAddress: `echo | timeout 5 nc ${S1} 443`,
+      otherPort: `echo | timeout 3 nc ${S1} 80`,
+      otherServer: `echo | timeout 3 nc ${S2} 443`,
+      otherName: 'timeout 3 wget -q -O- http://other.example:8080/',
+      otherAddress: `timeout 3 wget -q -O- http://${S2}:8080/`,
+    });
+    // Its resolver is the one DHCP named: the backend, which answers allowed names only.
+    expect(r.resolvers.output).toContain(`nameserver ${secure.gateway}`);
+    expect(r.allowed.output).toContain(`Address: ${S1}`);
+    expect([r.other.output, r.elsewhere.output]).toEqual([
+      expect.stringContaining('NXDOMAIN'),
+      expect.stringContaining('NXDOMAIN'),
+    ]);
+    expect(r.direct.exitCode).not.toBe(0);
+    // What it may reach answers, masqueraded; nothing else arrives.
+    expect([r.byName.output.trim(), r.byAddress.output.split('\n')[0]]).toEqual([UPLINK_IP, UPLINK_IP]);
+    const refused = [r.otherPort, r.otherServer, r.otherName, r.otherAddress];
+    expect(refused.map((x) => x.exitCode !== 0 && !x.output.includes(UPLINK_IP))).toEqual([true, true, true, true]);
+    // The resolver does answer the backend: the drop of the direct query is the firewall's.
+    expect(await dig(backend, RESOLVER, 'other.example')).toEqual({ status: 'NOERROR', answers: [S2] });
+  });
+
+  it('lets a secure VM reach only its address entries: a second VM, another port', async () => {
+    const [b80, b443] = await Promise.all([tcpProbe(vm.b, S1, 80), tcpProbe(vm.b, S1, 443)]);
     expect(b80).toEqual({ outcome: 'connected', firstLine: UPLINK_IP });
     expect(b443.outcome).toBe('timeout');
+  });
+
+  it('lets a service guest reach the internet freely, with open DNS', async () => {
+    const r = await guest.gv.runAll({
+      other: 'nslookup -type=a other.example',
+      byName: 'timeout 5 wget -q -O- http://other.example:8080/',
+      s1: `echo | timeout 5 nc ${S1} 80`,
+      s2: `echo | timeout 5 nc ${S2} 443`,
+    });
+    expect(r.other.output).toContain(`Address: ${S2}`);
+    expect([r.byName, r.s1, r.s2].map((x) => x.output.split('\n')[0])).toEqual([UPLINK_IP, UPLINK_IP, UPLINK_IP]);
   });
 
   it('lets nothing through from an unregistered VM', async () => {
@@ -305,33 +383,29 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     expect(probes.map((r) => r.outcome)).toEqual(['timeout', 'timeout', 'timeout']);
   });
 
-  it("lets a secure VM copying another's MAC or IP through with nothing that VM was allowed", async () => {
-    // B copies A's MAC (keeping its own IP), then A's IP (keeping its own MAC): A may reach server 1:443, B may not.
-    await setMac(vm.b, 'eth0', VMS.a.mac);
-    await configure(vm.b, 'eth0', `${ips.b}/17`, secure.gateway);
-    const withMac = await tcpProbe(vm.b, S1, 443);
-    await setMac(vm.b, 'eth0', VMS.b.mac);
-    await configure(vm.b, 'eth0', `${ips.a}/17`, secure.gateway);
-    const withIp = await tcpProbe(vm.b, S1, 443);
-    const ownAllowWithIp = await tcpProbe(vm.b, S1, 80);
-    expect([withMac.outcome, withIp.outcome, ownAllowWithIp.outcome]).toEqual(['timeout', 'timeout', 'timeout']);
+  it("lets a guest copying another's MAC or IP, announced by forged ARP, through with nothing either was allowed", async () => {
+    const { gs, gf } = guest;
+    const gateway = secure.gateway;
+    // The forger takes the victim's MAC, keeping its own address: tries the victim's server.
+    await forge(gf, { mac: gs.mac, ip: `${gf.ip}/17`, gateway });
+    const withMac = (await gf.runAll({ victims: `echo | timeout 3 nc ${S1} 443` })).victims;
+    // Then the victim's IP with its own MAC, announced by gratuitous ARP and unsolicited replies: tries both servers.
+    await forge(gf, { mac: gf.mac, ip: `${gs.ip}/17`, gateway });
+    await announce(gf, gs.ip!, 'reply', 2);
+    // The forged ARP arrived and was believed: the backend maps the victim's address to the forger's MAC.
+    const neighbour = (await backend.run('ip', ['neigh', 'show', gs.ip!, 'dev', secure.gatewayInterface])).stdout;
+    expect(neighbour).toContain(`lladdr ${gf.mac}`);
+    const withIp = await gf.runAll({ victims: `echo | timeout 3 nc ${S1} 443`, own: `echo | timeout 3 nc ${S1} 80` });
+    expect([withMac, withIp.victims, withIp.own].map((x) => x.exitCode !== 0 && !x.output.includes(UPLINK_IP))).toEqual(
+      [true, true, true],
+    );
 
-    // Put everything back: B's own address; forget the MACs and neighbours the copies taught the bridge and backend.
-    await configure(vm.b, 'eth0', `${ips.b}/17`, secure.gateway);
+    // Put everything back: the forger goes quiet; the bridge and the backend forget what the forgeries taught them.
+    await gf.sh('ip link set eth0 down');
     await bridge?.flushFdb();
     await backend.run('ip', ['neigh', 'flush', 'dev', secure.gatewayInterface]);
-    for (const ns of [vm.a, vm.b]) await ns.run('ip', ['neigh', 'flush', 'dev', 'eth0']);
-    const [a443, b80] = await Promise.all([tcpProbe(vm.a, S1, 443), tcpProbe(vm.b, S1, 80)]);
-    expect([a443.outcome, b80.outcome]).toEqual(['connected', 'connected']);
-  });
-
-  it('resolves only allowed names, only through the backend', async () => {
-    expect(await dig(vm.a, secure.gateway, 'allowed.example')).toEqual({ status: 'NOERROR', answers: [S1] });
-    expect(await dig(vm.a, secure.gateway, 'other.example')).toEqual({ status: 'NXDOMAIN', answers: [] });
-    expect(await dig(vm.a, secure.gateway, 'example.com')).toEqual({ status: 'NXDOMAIN', answers: [] });
-    expect((await dig(vm.a, RESOLVER, 'allowed.example', 1)).status).toBe('timeout');
-    // The resolver does answer the backend: the drop is the firewall's.
-    expect(await dig(backend, RESOLVER, 'other.example')).toEqual({ status: 'NOERROR', answers: [S2] });
+    await gs.sh('ip neigh flush dev eth0');
+    expect((await gs.sh(`echo | timeout 5 nc ${S1} 443`)).split('\n')[0]).toBe(UPLINK_IP);
   });
 
   it("lets a domain entry open that name's addresses to that VM only, once resolved", async () => {

@@ -4,18 +4,23 @@ import type { Netns } from './netns.js';
 
 /**
  * Each connection first gets the address it came from (so a test sees
- * whether it was masqueraded), then an echo of every line it sends.
+ * whether it was masqueraded), then an echo of every line it sends. An
+ * `http:HOST:PORT` endpoint answers every HTTP request with that address.
  */
 const SERVER = `
 const net = require('node:net');
+const http = require('node:http');
 let pending = process.argv.length - 1;
 for (const endpoint of process.argv.slice(1)) {
-  const [host, port] = endpoint.split(':');
-  net.createServer((socket) => {
-    socket.on('error', () => {});
-    socket.write(socket.remoteAddress + '\\n');
-    socket.pipe(socket);
-  }).listen({ host, port: Number(port) }, () => {
+  const [host, port] = endpoint.replace(/^http:/, '').split(':');
+  const server = endpoint.startsWith('http:')
+    ? http.createServer((request, response) => response.end(request.socket.remoteAddress + '\\n'))
+    : net.createServer((socket) => {
+        socket.on('error', () => {});
+        socket.write(socket.remoteAddress + '\\n');
+        socket.pipe(socket);
+      });
+  server.listen({ host, port: Number(port) }, () => {
     if (--pending === 0) process.stdout.write('ready\\n');
   });
 }
@@ -25,7 +30,7 @@ for (const endpoint of process.argv.slice(1)) {
 export class PeerServers {
   private constructor(private readonly child: ReturnType<typeof spawnServers>) {}
 
-  /** Listen on every `host:port` in `ns`; resolves once all listen. */
+  /** Listen on every `host:port` (or `http:host:port`) in `ns`; resolves once all listen. */
   static async start(ns: Netns, endpoints: readonly string[]): Promise<PeerServers> {
     const child = spawnServers(ns, endpoints);
     const ready = new Promise<void>((resolve, reject) => {

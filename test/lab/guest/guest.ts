@@ -212,6 +212,32 @@ export class Guest {
     return result.stdout;
   }
 
+  /**
+   * Run several scripts at once in the guest and wait for all: probes that
+   * time out then cost one timeout, not one each. Resolves to each one's exit
+   * code and output (stdout and stderr together).
+   */
+  async runAll<K extends string>(
+    scripts: Record<K, string>,
+    seconds = 20,
+  ): Promise<Record<K, { exitCode: number; output: string }>> {
+    const keys = Object.keys(scripts) as K[];
+    const script = [
+      'd=$(mktemp -d)',
+      ...keys.map((k, i) => `( (\n${scripts[k]}\n) >$d/${i} 2>&1; echo $? >$d/${i}.rc ) &`),
+      'wait',
+      ...keys.map((_, i) => `echo "${i} $(cat $d/${i}.rc) $(base64 -w 0 $d/${i})"`),
+      'rm -rf "$d"',
+    ].join('\n');
+    const lines = (await this.sh(script, seconds)).trim().split('\n');
+    const results = {} as Record<K, { exitCode: number; output: string }>;
+    for (const line of lines) {
+      const [index, rc, out = ''] = line.split(' ');
+      results[keys[Number(index)]!] = { exitCode: Number(rc), output: Buffer.from(out, 'base64').toString('utf8') };
+    }
+    return results;
+  }
+
   /** Start a script in the background in the guest, its output to /tmp/NAME.log; resolves to its pid. */
   async spawn(script: string, name: string): Promise<number> {
     if (!/^[a-z0-9_-]+$/i.test(name)) throw new Error(`guest ${this.name}: bad log name ${name}`);
