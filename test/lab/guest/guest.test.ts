@@ -19,6 +19,7 @@ import { PeerServers } from '../peer-servers.js';
 import { labAvailable } from '../prereq.js';
 import { dhcpLease } from '../probes.js';
 import { vethPair } from '../veth.js';
+import { announce, forge, rogueDhcp } from './forger.js';
 import { guestCmdline, guestNicXml, type Guest, Guests } from './guest.js';
 
 const lab = labAvailable('virsh', 'ovs-vsctl', 'qemu-system-x86_64', 'dnsmasq', 'busybox', 'ip', 'ethtool', 'ssh');
@@ -158,31 +159,19 @@ describe.skipIf(!lab)('the lab guest: a real Linux booted by libvirtd (lab)', ()
     expect(ping).not.toBeInstanceOf(Error);
   });
 
-  it('changes its MAC and IP and sends forged ARP (arping -U and -A) that a neighbour learns', async () => {
+  it('changes its MAC and IP, and sends forged ARP (arping -U and -A) that a neighbour learns', async () => {
     const forgedMac = randomMac();
-    const forgedIp = '192.168.130.77';
-    await b.sh(`ip link set eth0 address ${forgedMac} && ip addr add ${forgedIp}/17 dev eth0`);
-    await b.sh(
-      `arping -U -c 1 -I eth0 -s ${forgedIp} ${forgedIp} && arping -A -c 1 -I eth0 -s ${forgedIp} ${forgedIp}`,
-    );
-    const neigh = (await n1.run('ip', ['neigh', 'show', forgedIp, 'dev', 'eth0'])).stdout;
-    expect(neigh).toContain(`lladdr ${forgedMac}`);
+    await forge(b, { mac: forgedMac, ip: `${b.ip}/17` });
+    expect(await b.sh('ip addr show dev eth0')).toContain(`link/ether ${forgedMac}`);
+    // An address it does not hold, claimed both ways.
+    const claimed = '192.168.130.77';
+    await announce(b, claimed, 'gratuitous');
+    await announce(b, claimed, 'reply');
+    expect((await n1.run('ip', ['neigh', 'show', claimed, 'dev', 'eth0'])).stdout).toContain(`lladdr ${forgedMac}`);
   });
 
   it('runs a rogue DHCP server (busybox udhcpd) that answers a neighbour', async () => {
-    await c.sh(
-      [
-        'cat >/tmp/udhcpd.conf <<EOF',
-        'start 192.168.123.100',
-        'end 192.168.123.110',
-        'interface eth0',
-        'lease_file /tmp/udhcpd.leases',
-        'option router 192.168.123.2',
-        'EOF',
-        'touch /tmp/udhcpd.leases',
-      ].join('\n'),
-    );
-    await c.spawn('udhcpd -f /tmp/udhcpd.conf', 'udhcpd');
+    await rogueDhcp(c, { start: '192.168.123.100', end: '192.168.123.110', router: '192.168.123.2' });
     expect(await dhcpLease(n2, 'eth0', 10)).toMatch(/^192\.168\.123\.1(0\d|10)$/);
   });
 });
