@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything ticrypt-net's tests, demo and benchmarks need on Debian 12, as root:
 # the lab packages (../shared/LAB.md), then the npm dependencies, then the build.
-# Idempotent: a second run installs nothing new.
+# Idempotent: a second run installs nothing new (npm ci only when package-lock.json or Node changed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,5 +31,10 @@ if [ "$node_major" -lt 20 ]; then
   echo "setup: Node >= 20 required, found $(node --version)" >&2
   exit 1
 fi
-npm ci --no-audit --no-fund
+# npm ci starts from nothing (native addons compiled again): only when the lock file or Node changed since.
+stamp="$(sha256sum package-lock.json | cut -c1-64) $(node --version)"
+if [ "$(cat node_modules/.ticrypt-setup 2>/dev/null)" != "$stamp" ]; then
+  npm ci --no-audit --no-fund
+  echo "$stamp" >node_modules/.ticrypt-setup
+fi
 npm run build
