@@ -17,6 +17,18 @@ done
 
 running() { pgrep -x "$1" >/dev/null 2>&1; }
 
+# Record the pid of daemon $1 once it is the only process of that name: right after `NAME -d`, the
+# daemonizing parent may still be there, and a record of two pids matches neither.
+record() {
+  local pids
+  for _ in $(seq 50); do
+    pids=$(pgrep -x "$1" || true)
+    [ -n "$pids" ] && [ "$(wc -l <<<"$pids")" -eq 1 ] && break
+    sleep 0.1
+  done
+  echo "$pids" >"$state/$1.pid"
+}
+
 # QEMU's user and group as libvirt runs it (qemu.conf, else Debian's default).
 qemu_conf() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\"\\(.*\\)\"/\\1/p" /etc/libvirt/qemu.conf 2>/dev/null | tail -1; }
 
@@ -84,14 +96,14 @@ start() {
   fi
   if ! running virtlogd; then
     virtlogd -d
-    pgrep -x virtlogd >"$state/virtlogd.pid"
+    record virtlogd
     echo virtlogd
   fi
   if ! running libvirtd; then
     fix_caps_cache
     libvirtd -d
     for _ in $(seq 50); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
-    pgrep -x libvirtd >"$state/libvirtd.pid"
+    record libvirtd
     echo libvirtd
   fi
 }
@@ -125,7 +137,7 @@ restart_libvirtd() {
   fix_caps_cache
   libvirtd -d
   for _ in $(seq 50); do [ -S /run/libvirt/libvirt-sock ] && pgrep -x libvirtd >/dev/null && break; sleep 0.1; done
-  pgrep -x libvirtd >"$state/libvirtd.pid"
+  record libvirtd
   echo "lab-daemons: restarted libvirtd" >&2
 }
 
