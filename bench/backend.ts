@@ -29,7 +29,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -41,9 +41,10 @@ import { nicElements } from '../src/backend/nft/elements.js';
 import { nftRunner } from '../src/backend/nft/apply.js';
 import { openStore } from '../src/backend/store/store.js';
 import { renderRuleset } from '../src/backend/nft/ruleset.js';
-import type { AllowEntry, AllowList, Registration } from '../src/protocol/api.js';
+import type { AllowList, Registration } from '../src/protocol/api.js';
 import type { Network } from '../src/site/model.js';
 import { defaultSite } from '../src/site/parse.js';
+import { entries, vm } from './fixtures.js';
 
 const NETNS_ENV = 'TICRYPT_BENCH_NETNS';
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -62,66 +63,47 @@ if (!Number.isInteger(VMS) || VMS < 0 || VMS > 1_000_000 || !Number.isInteger(SA
   throw new Error(`usage: bench/backend.ts [VMS 0-1000000] [SAMPLES >= 1], found ${args.join(' ')}`);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Data: VMs, their MACs and 20 allow entries each
-
-/** VM n's UUID, name and MAC (n < 2^24). */
-function vm(n: number) {
-  const hex = (v: number) => v.toString(16).padStart(2, '0');
-  return {
-    vmUuid: `0b1d2c3e-0000-4000-8000-${n.toString(16).padStart(12, '0')}`,
-    vmName: `bench-vm-${n}`,
-    mac: `52:54:00:${hex((n >> 16) & 255)}:${hex((n >> 8) & 255)}:${hex(n & 255)}`,
-  };
-}
-
-const HOST_PORTS = [443, 80, 22, 5432, 3306, 8443, 53, 123, 9000, 6379, 27017, 5672, 9200, 2049];
-
-/** 20 entries: 14 address:port, 4 CIDRs (/24, /22, /16, /28), 2 port ranges of 11 ports. */
-function entries(n: number): AllowEntry[] {
-  const a = (n >> 8) & 255;
-  const b = n & 255;
-  const list: AllowEntry[] = HOST_PORTS.map((port, i) => ({
-    type: 'address',
-    address: `10.${a}.${b}.${i + 1}`,
-    protocol: port === 53 || port === 123 ? 'udp' : 'tcp',
-    ports: { from: port, to: port },
-  }));
-  list.push(
-    { type: 'address', address: `172.16.${b}.0/24`, protocol: 'tcp', ports: { from: 443, to: 443 } },
-    { type: 'address', address: `100.64.${(b & 63) * 4}.0/22`, protocol: 'tcp', ports: { from: 80, to: 80 } },
-    { type: 'address', address: `10.${200 + (a % 50)}.0.0/16`, protocol: 'tcp', ports: { from: 22, to: 22 } },
-    { type: 'address', address: `192.0.2.${(b & 15) * 16}/28`, protocol: 'any' },
-    { type: 'address', address: `10.${a}.${b}.200`, protocol: 'tcp', ports: { from: 8080, to: 8090 } },
-    { type: 'address', address: `10.${a}.${b}.201`, protocol: 'udp', ports: { from: 60000, to: 60100 } },
-  );
-  return list;
-}
-
 /** Sample VMs are numbered from here; the populated ones from 0. */
 const SAMPLE_BASE = 1_000_000;
 const sampleCount = WARMUP + SAMPLES;
 
 /**
- * Write a store: a host token, `vms` registered VMs (addresses allocated,
- * allow-lists set) and the sample VMs' allow-lists (not registered), in one
- * transaction. Returns the host token.
+ * The site the service runs with: the presets, with API rate limits and
+ * host expiry out of the way of a benchmark that calls as fast as it can.
  */
-function seedStore(path: string, vms: number): string {
+const SITE_FILE = {
+  backend: {
+    api: { requestsPerMinute: 1_000_000, unauthenticatedPerMinute: 1_000_000 },
+    registrations: { expireAfter: '1d', expireGrace: '1d' },
+  },
+};
+
+/**
+ * Write a store: a host token, a metrics token, `vms` registered VMs
+ * (addresses allocated, NIC ids given, allow-lists set) and the sample VMs'
+ * allow-lists and placements on the benchmark's host (not registered), in
+ * one transaction. Returns the tokens.
+ */
+function seedStore(path: string, vms: number): { host: string; metrics: string } {
   const store = openStore(path);
   try {
-    const token = store.tokens.issue({ name: HOST, role: 'host' });
+    const host = store.tokens.issue({ name: HOST, role: 'host' });
+    const metrics = store.tokens.issue({ name: 'bench-metrics', role: 'metrics' });
     store.transaction(() => {
       for (let n = 0; n < vms; n += 1) {
         const v = vm(n);
         const ip = store.addresses.allocate(secure, v.mac);
-        store.registrations.put({ ...v, hostId: `kvm-${n % 50}`, network: 'secure', ip, generation: 1 });
+        const nicId = store.registrations.allocateNicId();
+        store.registrations.put({ ...v, hostId: `kvm-${n % 50}`, network: 'secure', ip, generation: 1, nicId });
         store.allowLists.set(v.vmUuid, entries(n));
+        store.placements.set(v.vmUuid, [`kvm-${n % 50}`]);
       }
-      for (let i = 0; i < sampleCount; i += 1)
+      for (let i = 0; i < sampleCount; i += 1) {
         store.allowLists.set(vm(SAMPLE_BASE + i).vmUuid, entries(SAMPLE_BASE + i));
+        store.placements.set(vm(SAMPLE_BASE + i).vmUuid, [HOST]);
+      }
     });
-    return token;
+    return { host, metrics };
   } finally {
     store.close();
   }
@@ -174,9 +156,11 @@ const running = new Set<ChildProcess>();
 async function startService(store: string, stateDir: string, profileDir?: string): Promise<Service> {
   const entry = DIST ? [join(ROOT, 'dist/cli/main.js')] : ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
   const profile = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  const siteFile = join(dirname(store), 'site.json');
+  await writeFile(siteFile, JSON.stringify(SITE_FILE));
   const argv = [...profile, ...entry, 'backend', 'serve', '--insecure-http', '--listen', '127.0.0.1:0'];
   const started = now();
-  const child = spawn(process.execPath, [...argv, '--store', store, '--state-dir', stateDir], {
+  const child = spawn(process.execPath, [...argv, '--site', siteFile, '--store', store, '--state-dir', stateDir], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -245,8 +229,8 @@ async function call(url: string, token: string, body: unknown): Promise<{ status
 }
 
 /** Cumulative `_sum` values of the two histograms the breakdown needs, from `GET /metrics`. */
-async function scrape(url: string): Promise<{ register: number; deregister: number; enforce: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+async function scrape(url: string, token: string): Promise<{ register: number; deregister: number; enforce: number }> {
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
   const sum = (name: string, label: string) =>
     text
       .split('\n')
@@ -292,7 +276,7 @@ async function phase(dir: string, vms: number, profileDir?: string): Promise<Pha
   const stateDir = join(dir, 'state');
   await mkdir(dir, { recursive: true });
   const seeded = now();
-  const token = seedStore(store, vms);
+  const tokens = seedStore(store, vms);
   process.stderr.write(`  seeded store with ${vms} VMs in ${(now() - seeded).toFixed(0)} ms; starting the service\n`);
   const service = await startService(store, stateDir, profileDir);
   process.stderr.write(
@@ -304,7 +288,7 @@ async function phase(dir: string, vms: number, profileDir?: string): Promise<Pha
     const dnsmasqPid = Number((await readFile(join(stateDir, 'dnsmasq/secure/dnsmasq.pid'), 'utf8')).trim());
     let cpu = { service: 0, dnsmasq: 0 };
     let lines = 0;
-    let before = await scrape(service.url);
+    let before = await scrape(service.url, tokens.metrics);
     for (let i = 0; i < sampleCount; i += 1) {
       if (i === WARMUP) {
         cpu = { service: await cpuMs(service.child.pid), dnsmasq: await cpuMs(dnsmasqPid) };
@@ -323,9 +307,9 @@ async function phase(dir: string, vms: number, profileDir?: string): Promise<Pha
       ] as const;
       for (const [kind, calls, url, body, expected] of kinds) {
         let answer: { status: string } = { status: '' };
-        const client = await timed(async () => (answer = await call(url, token, body)));
+        const client = await timed(async () => (answer = await call(url, tokens.host, body)));
         if (answer.status !== expected) throw new Error(`${url}: expected status ${expected}, found ${answer.status}`);
-        const after = await scrape(service.url);
+        const after = await scrape(service.url, tokens.metrics);
         if (i >= WARMUP) {
           calls.client.push(client);
           calls.server.push(after[kind] - before[kind]);
@@ -415,6 +399,7 @@ async function components(dir: string): Promise<Components> {
         network: 'secure',
         ip: `192.168.${200 + (i >> 8)}.${(i & 255) + 1}`,
         generation: 1,
+        nicId: 0xf00000 + i,
       };
       const nic = { registration, entries: entries(n) };
       result.nftAdd.push(await timed(() => nft(renderChange({ site, domains }, [], [nic]))));
@@ -458,7 +443,7 @@ async function components(dir: string): Promise<Components> {
 function report(at0: PhaseResult, atN: PhaseResult, warmStartMs: number, parts: Components): void {
   const perVm = nicElements(
     site,
-    { ...vm(0), hostId: HOST, network: 'secure', ip: '192.168.129.9', generation: 1 },
+    { ...vm(0), hostId: HOST, network: 'secure', ip: '192.168.129.9', generation: 1, nicId: 1 },
     entries(0),
   ).length;
   const runner = DIST ? 'dist/' : 'src/ via tsx';

@@ -37,6 +37,7 @@ function registration(n: number): Registration {
     network: 'secure',
     ip: `192.168.${129 + ((n >> 8) % 127)}.${n & 255}`,
     generation: 1,
+    nicId: n + 1,
   };
 }
 

@@ -212,6 +212,7 @@ cat >/etc/ticrypt-net/hook.yaml <<EOF
 hostId: demo-host
 backend:
   url: $API
+  insecure: true # the demo's management link is plain http
   tokenFile: $work/host.token
 networks:
   - { name: secure, bridge: br-secure }
@@ -273,6 +274,9 @@ SECURE_UUID=$(node -e 'console.log(crypto.randomUUID())')
 SERVICE_UUID=$(node -e 'console.log(crypto.randomUUID())')
 say "the admin allows the secure VM exactly one destination: tcp port 80 of files.example (by name)"
 run cli allow set "$SECURE_UUID" tcp:files.example:80 --backend "$API" --token-file "$work/admin.token"
+say "the VM launcher places both VMs on this host: only its hook may register their NICs"
+run cli placement set "$SECURE_UUID" demo-host --backend "$API" --token-file "$work/admin.token"
+run cli placement set "$SERVICE_UUID" demo-host --backend "$API" --token-file "$work/admin.token"
 
 say "the VM launcher: one guest per network (a Linux kernel and a busybox initramfs), NICs rendered by ticrypt-net"
 cli render interface --network secure --mac 52:54:00:d3:e0:01 --site "$work/site.yaml"

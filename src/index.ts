@@ -48,7 +48,19 @@ export { inNetns, isNetnsName } from './exec/netns.js';
 export { programError } from './exec/program-errors.js';
 
 // Site model
-export type { Backend, DhcpRange, Host, Network, Portgroup, Reservation, Site, Uplink } from './site/model.js';
+export type {
+  AllowListLimits,
+  ApiLimits,
+  Backend,
+  DhcpRange,
+  Host,
+  Network,
+  Portgroup,
+  RegistrationLimits,
+  Reservation,
+  Site,
+  Uplink,
+} from './site/model.js';
 export { parseSite, checkSite, defaultSite, type SiteCheck } from './site/parse.js';
 export { loadSite, parseSiteText } from './site/load.js';
 export { PRESETS, type PresetName } from './site/presets.js';
@@ -80,7 +92,11 @@ export { networkUuid, uuidV5 } from './libvirt/uuid.js';
 export {
   API_PATHS,
   vmAllowListPath,
+  vmPlacementPath,
   type ApiPaths,
+  type PlacementBody,
+  type PlacementAnswer,
+  type SetPlacementAnswer,
   type Registration,
   type AllowEntry,
   type AllowEntryBody,
@@ -109,25 +125,41 @@ export { DnsmasqProcessError } from './errors/dnsmasq-process-error.js';
 
 // Backend service: store, registry, API
 export { openStore, Store } from './backend/store/store.js';
-export type { Principal } from './backend/store/tokens.js';
+export type { Principal, Role } from './backend/store/tokens.js';
 export {
   Registry,
   type NicReport,
   type RegisterResult,
   type DeregisterResult,
   type ReconcileResult,
+  type RefusedNic,
+  type PlacementResult,
   type AuditEvent,
+  type RegistryOptions,
 } from './backend/service/registry.js';
+export { TableGuard, type TableGuardOptions } from './backend/service/table-guard.js';
+export {
+  failClosedRules,
+  ruleArgs,
+  missingRules,
+  describeRule,
+  FIRST_RULE_PREF,
+  type FailClosedRule,
+} from './backend/guard/rules.js';
+export { ARP_SETTINGS, arpSettings, effectiveArp, type ArpSetting, type ArpKey } from './backend/guard/arp.js';
+export { classifyTableEvent, type TableEvent } from './backend/guard/table-events.js';
 export type { Enforcer, EnforcedChange, EnforcedState, NicView } from './backend/service/enforcer.js';
 export { GatewayEnforcer } from './backend/service/gateway-enforcer.js';
 export { DnsmasqFleet, type DnsmasqFleetOptions } from './backend/service/dnsmasq-fleet.js';
 export { startBackend, type BackendOptions, type RunningBackend } from './backend/daemon.js';
 export { buildApi, type ApiOptions } from './backend/api/server.js';
 export { BackendClient, type BackendClientOptions } from './backend/api/client.js';
+export { AdminClient } from './backend/api/admin-client.js';
 export { Metrics } from './backend/api/metrics.js';
 export { StoreError } from './errors/store-error.js';
-export { RegistryError } from './errors/registry-error.js';
+export { RegistryError, type RegistryErrorCode } from './errors/registry-error.js';
 export { ApiError } from './errors/api-error.js';
+export { FirewallUnavailableError } from './errors/firewall-unavailable-error.js';
 export { BackendRequestError } from './errors/backend-request-error.js';
 
 // Host side: OVS bridges and libvirt networks, doctor

@@ -6,9 +6,11 @@
  * wires owns its rules); nothing below it imports it.
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { FirewallUnavailableError } from '../errors/firewall-unavailable-error.js';
+import { NftError } from '../errors/nft-error.js';
 import type { Site } from '../site/model.js';
 import { Metrics } from './api/metrics.js';
 import { buildApi } from './api/server.js';
@@ -16,7 +18,8 @@ import { NftGateway } from './nft/gateway.js';
 import { openStore, type Store } from './store/store.js';
 import { DnsmasqFleet } from './service/dnsmasq-fleet.js';
 import { GatewayEnforcer } from './service/gateway-enforcer.js';
-import { Registry } from './service/registry.js';
+import { Registry, type AuditEvent } from './service/registry.js';
+import { TableGuard } from './service/table-guard.js';
 
 /**
  * dnsmasq's line for each host entry file it reads: one per registered NIC at
@@ -41,6 +44,8 @@ export interface BackendOptions {
   /** Log dropped secure egress (rate-limited, prefix `ticrypt`). */
   readonly logDrops?: boolean;
   readonly logger: Logger;
+  /** How often the guard checks the table, the fail-closed rules and ARP settings, ms (default 1000). */
+  readonly guardIntervalMs?: number;
 }
 
 /** A running backend. */
@@ -48,15 +53,23 @@ export interface RunningBackend {
   readonly app: FastifyInstance;
   readonly store: Store;
   readonly registry: Registry;
+  readonly guard: TableGuard;
   /** The URL the API answers on. */
   readonly url: string;
-  /** Stop listening, stop dnsmasq, close the store. The firewall stays as it is: VMs keep what they have. */
+  /**
+   * Stop listening, stop watching, stop dnsmasq, close the store. The firewall and the fail-closed rules stay
+   * as they are: VMs keep what they have.
+   */
   close(): Promise<void>;
 }
 
+/** How often registrations of silent hosts expire and old tombstones go, at most (ms). */
+const SWEEP_MS = 30_000;
+
 /**
- * Start the backend: open the store, rebuild `table inet ticrypt` and every
- * dnsmasq from it (the store is the truth), then serve the API.
+ * Start the backend: open the store, install the fail-closed rules, rebuild
+ * `table inet ticrypt` and every dnsmasq from the store (the store is the
+ * truth), watch the table, then serve the API.
  */
 export async function startBackend(options: BackendOptions): Promise<RunningBackend> {
   const { site, logger } = options;
@@ -76,31 +89,68 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     onExit: (network, detail) => logger.error({ dnsmasq: network }, `dnsmasq exited (${detail}); restarting`),
   });
   const enforcer = new GatewayEnforcer(nft, fleet);
+  const auditLine = (event: AuditEvent) => audit.info(event, event.event);
   const timed = {
     rebuild: async (state: Parameters<GatewayEnforcer['rebuild']>[0]) => {
       const end = metrics.enforce.startTimer({ kind: 'rebuild' });
       await enforcer.rebuild(state);
       end();
     },
+    rebuildFirewall: async (state: Parameters<GatewayEnforcer['rebuild']>[0]) => {
+      const end = metrics.enforce.startTimer({ kind: 'repair' });
+      await enforcer.rebuildFirewall(state);
+      end();
+    },
     change: async (change: Parameters<GatewayEnforcer['change']>[0]) => {
       const end = metrics.enforce.startTimer({ kind: 'change' });
-      await enforcer.change(change);
+      try {
+        await enforcer.change(change);
+      } catch (error) {
+        // A change the kernel refused may mean the table is gone: the guard checks, and rebuilds if so;
+        // the caller gets a 503 to retry (the hook spools it), not a 500.
+        if (error instanceof NftError) {
+          guard.suspect('a firewall change failed');
+          throw new FirewallUnavailableError({ cause: error });
+        }
+        throw error;
+      }
       end();
     },
   };
-  const registry = new Registry(site, store, timed, (event) => audit.info(event, event.event));
+  const registry = new Registry(site, store, timed, { audit: auditLine });
+  const guard = new TableGuard({
+    site,
+    rebuild: () => registry.rebuild({ firewallOnly: true }),
+    audit: auditLine,
+    metrics,
+    logger,
+    pidDir: join(options.stateDir, 'guard'),
+    ...(options.guardIntervalMs === undefined ? {} : { checkIntervalMs: options.guardIntervalMs }),
+  });
   try {
+    await guard.prepare();
     const started = Date.now();
     await registry.start();
     logger.info(
       { registrations: store.registrations.list().length, ms: Date.now() - started },
       'rebuilt firewall and dnsmasq from the store',
     );
+    await guard.watch();
   } catch (error) {
+    await guard.stop();
     await fleet.stop();
     store.close();
     throw error;
   }
+  const sweeps = setInterval(
+    () =>
+      void registry
+        .sweep()
+        .then(({ removed }) => metrics.expired.inc(removed))
+        .catch((error: unknown) => logger.error({ err: error }, 'expiring registrations failed')),
+    Math.min(SWEEP_MS, Math.max(1000, site.backend.registrations.expireAfter / 4)),
+  );
+  sweeps.unref();
   const https =
     options.tls && !options.insecureHttp
       ? { key: await readFile(options.tls.key), cert: await readFile(options.tls.cert) }
@@ -110,6 +160,10 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     store,
     metrics,
     logger,
+    audit: auditLine,
+    health: () => guard.health(),
+    rateLimits: site.backend.api,
+    allowListLimits: site.backend.allowLists,
     domainsResolvable: site.backend.upstreamDns.length > 0,
     ...(https ? { https } : {}),
   });
@@ -122,9 +176,12 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     app,
     store,
     registry,
+    guard,
     url,
     async close() {
+      clearInterval(sweeps);
       await app.close();
+      await guard.stop();
       await fleet.stop();
       store.close();
     },

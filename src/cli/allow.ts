@@ -1,24 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { BackendClient } from '../backend/api/client.js';
 import { UsageError } from '../errors/usage-error.js';
-import {
-  API_PATHS,
-  vmAllowListPath,
-  type AllowEntryBody,
-  type AllowListAnswer,
-  type AllowListsAnswer,
-} from '../protocol/api.js';
+import type { AllowEntryBody } from '../protocol/api.js';
+import { adminClient, type ConnectionOptions, withConnection } from './connection.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
-import { DEFAULT_ADMIN_TOKEN_FILE, DEFAULT_BACKEND_URL } from '../names.js';
-
-interface ConnectionOptions {
-  backend?: string;
-  tokenFile?: string;
-  ca?: string;
-  timeout?: string;
-}
 
 /**
  * Parse `PROTO:TARGET[:PORTS]` (`tcp:203.0.113.10:443`, `udp:203.0.113.0/24:5000-5100`,
@@ -38,33 +24,6 @@ export function parseEntryArgument(text: string): AllowEntryBody {
     protocol,
     ...(ports === undefined ? {} : { ports: /^[0-9]+$/.test(ports) ? Number(ports) : ports }),
   };
-}
-
-async function client(options: ConnectionOptions): Promise<BackendClient> {
-  const url = options.backend ?? process.env.TICRYPT_NET_BACKEND ?? DEFAULT_BACKEND_URL;
-  const tokenFile = options.tokenFile ?? process.env.TICRYPT_NET_TOKEN_FILE ?? DEFAULT_ADMIN_TOKEN_FILE;
-  let token: string;
-  try {
-    token = (await readFile(tokenFile, 'utf8')).trim();
-  } catch (error) {
-    throw new UsageError(
-      `--token-file: expected a readable file with the admin token, found ${(error as NodeJS.ErrnoException).code ?? String(error)} at ${tokenFile}`,
-    );
-  }
-  return new BackendClient({
-    url,
-    token,
-    ...(options.ca === undefined ? {} : { ca: await readFile(options.ca) }),
-    timeoutMs: options.timeout === undefined ? 10_000 : Number(options.timeout),
-  });
-}
-
-function withConnection(command: Command): Command {
-  return command
-    .option('--backend <url>', `backend API URL (env TICRYPT_NET_BACKEND; default ${DEFAULT_BACKEND_URL})`)
-    .option('--token-file <file>', `admin token file (env TICRYPT_NET_TOKEN_FILE; default ${DEFAULT_ADMIN_TOKEN_FILE})`)
-    .option('--ca <file>', 'CA certificate (PEM) the backend certificate is signed by')
-    .option('--timeout <ms>', 'request time limit in ms', '10000');
 }
 
 const show = (entry: AllowEntryBody) =>
@@ -91,7 +50,7 @@ export function addAllowCommands(program: Command, io: CliIo): void {
       if (args.length > 0) throw new UsageError('allow set: expected entries or --file, found both');
       entries = parseYaml(await readFile(options.file, 'utf8'));
     }
-    const answer = await (await client(options)).call<AllowListAnswer>('PUT', vmAllowListPath(vm), { entries });
+    const answer = await (await adminClient(options)).setAllowList(vm, entries);
     io.out(
       json()
         ? toJson(answer)
@@ -101,14 +60,14 @@ export function addAllowCommands(program: Command, io: CliIo): void {
 
   withConnection(allow.command('get').description('Print a VM allow-list').argument('<vm-uuid>')).action(
     async (vm: string, options: ConnectionOptions) => {
-      const answer = await (await client(options)).call<AllowListAnswer>('GET', vmAllowListPath(vm));
+      const answer = await (await adminClient(options)).allowList(vm);
       io.out(json() ? toJson(answer) : answer.entries.map((e) => `${show(e)}\n`).join(''));
     },
   );
 
   withConnection(allow.command('ls').description('List every VM with an allow-list')).action(
     async (options: ConnectionOptions) => {
-      const answer = await (await client(options)).call<AllowListsAnswer>('GET', API_PATHS.allowLists);
+      const answer = await (await adminClient(options)).allowLists();
       io.out(
         json()
           ? toJson(answer)

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { startBackend } from '../backend/daemon.js';
 import { openStore } from '../backend/store/store.js';
+import type { Role } from '../backend/store/tokens.js';
 import { UsageError } from '../errors/usage-error.js';
 import { isIpv4 } from '../site/address.js';
 import { loadSite } from '../site/load.js';
@@ -67,21 +68,30 @@ export function addBackendCommands(program: Command, io: CliIo): void {
   const token = backend.command('token').description('API tokens: one per host, and admin tokens for allow-lists');
   token
     .command('add')
-    .description('Issue a token (replacing any earlier one) and print it; only its hash is stored')
-    .argument('<name>', 'the host id (as the hook config names it) or, with --admin, an admin name')
-    .option('--admin', 'an admin token (allow-lists) instead of a host token')
+    .description(
+      'Issue a token (replacing any earlier one of the same name and role) and print it; only its hash is stored',
+    )
+    .argument('<name>', 'the host id (as the hook config names it) or, with --admin or --metrics, a name')
+    .option('--admin', 'an admin token (allow-lists, placements, metrics) instead of a host token')
+    .option('--metrics', 'a token that may only read /metrics')
+    .option('--change-role', "replace a token of another role (an existing name's role never changes silently)")
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
-    .action((name: string, options: { admin?: boolean; store: string }) => {
+    .action((name: string, options: { admin?: boolean; metrics?: boolean; changeRole?: boolean; store: string }) => {
       const parsed = HostName.safeParse(name);
       if (!parsed.success) throw new UsageError(`token name: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      if (options.admin && options.metrics)
+        throw new UsageError('token add: expected --admin or --metrics, found both');
+      const role: Role = options.admin ? 'admin' : options.metrics ? 'metrics' : 'host';
       const store = openStore(options.store);
       try {
-        const issued = store.tokens.issue({ name, role: options.admin ? 'admin' : 'host' });
-        io.out(
-          program.opts<GlobalOptions>().json
-            ? toJson({ name, role: options.admin ? 'admin' : 'host', token: issued })
-            : `${issued}\n`,
-        );
+        const existing = store.tokens.roleOf(name);
+        if (existing !== undefined && existing !== role && options.changeRole !== true) {
+          throw new UsageError(
+            `token add ${name}: expected role ${existing} (the token ${name} has now), found ${role}: pass --change-role to replace the ${existing} token with a ${role} token`,
+          );
+        }
+        const issued = store.tokens.issue({ name, role });
+        io.out(program.opts<GlobalOptions>().json ? toJson({ name, role, token: issued }) : `${issued}\n`);
       } finally {
         store.close();
       }

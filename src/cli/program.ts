@@ -6,6 +6,7 @@ import { addDoctorCommand } from './doctor.js';
 import { addHookCommands } from './hook.js';
 import { addHostCommands } from './host.js';
 import type { CliIo } from './io.js';
+import { addPlacementCommands } from './placement.js';
 import { addRenderCommands } from './render.js';
 import { addSchemaCommand } from './schema.js';
 import { addValidateCommand } from './validate.js';
@@ -30,6 +31,7 @@ export function createProgram(io: CliIo): Command {
   addSchemaCommand(program, io);
   addBackendCommands(program, io);
   addAllowCommands(program, io);
+  addPlacementCommands(program, io);
   addHostCommands(program, io);
   addDoctorCommand(program, io);
   addHookCommands(program, io);

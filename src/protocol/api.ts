@@ -19,6 +19,7 @@ export const API_PATHS = {
   reconcile: '/v1/reconcile',
   registrations: '/v1/registrations',
   vmAllowList: '/v1/vms/:uuid/allow-list',
+  vmPlacement: '/v1/vms/:uuid/placement',
   allowLists: '/v1/allow-lists',
   health: '/healthz',
   metrics: '/metrics',
@@ -34,6 +35,15 @@ export type ApiPaths = typeof API_PATHS;
  */
 export function vmAllowListPath(vmUuid: string): string {
   return API_PATHS.vmAllowList.replace(':uuid', encodeURIComponent(vmUuid));
+}
+
+/**
+ * The path of one VM's placement.
+ *
+ * @example vmPlacementPath('0b1d2c3e-0000-4000-8000-000000000007') // '/v1/vms/0b1d2c3e-.../placement'
+ */
+export function vmPlacementPath(vmUuid: string): string {
+  return API_PATHS.vmPlacement.replace(':uuid', encodeURIComponent(vmUuid));
 }
 
 /** A VM NIC as a host reports it (`POST /v1/register`, `POST /v1/reconcile`). */
@@ -83,6 +93,13 @@ export interface Registration {
   readonly ip: string;
   /** Monotonic per-host event counter; an older generation never overrides a newer one. */
   readonly generation: number;
+  /**
+   * The NIC's id, 1 to 0xfffffe, unique among registrations and not reused
+   * soon: the key of its firewall elements and the `ct mark` of the flows the
+   * table accepts for it. Kept when another host takes the registration over
+   * (migration); a new one after a deregistration.
+   */
+  readonly nicId: number;
 }
 
 /** The answer to `POST /v1/register`. */
@@ -100,6 +117,7 @@ export interface DeregisterAnswer {
   /**
    * `removed`; `absent` (nothing to remove); `kept-other-host` (another host
    * holds it: migration); `kept-newer` (its generation is newer than the request's).
+   * Only `removed` changes anything.
    */
   readonly status: 'removed' | 'absent' | 'kept-other-host' | 'kept-newer';
 }
@@ -110,6 +128,27 @@ export interface ReconcileAnswer {
   readonly removed: readonly Registration[];
   /** NICs refused because another VM holds their MAC. */
   readonly conflicts: readonly NicBody[];
+  /** NICs left out because the VM is not placed on the host (`E_NOT_PLACED`) or a cap is reached (`E_QUOTA_EXCEEDED`). */
+  readonly refused: readonly (NicBody & { readonly code: 'E_NOT_PLACED' | 'E_QUOTA_EXCEEDED' })[];
+  /** NICs another host holds: a reconcile never takes a registration over (only an edge register may). */
+  readonly heldElsewhere: readonly NicBody[];
+}
+
+/** `PUT /v1/vms/:uuid/placement`: the hosts the VM may run on (empty: none). */
+export interface PlacementBody {
+  readonly hosts: readonly string[];
+}
+
+/** The answer to `GET /v1/vms/:uuid/placement`. */
+export interface PlacementAnswer {
+  readonly vmUuid: string;
+  /** The hosts that may register the VM's NICs (empty: none). */
+  readonly hosts: readonly string[];
+}
+
+/** The answer to `PUT /v1/vms/:uuid/placement`: the placement, and how many registrations of hosts left out were revoked. */
+export interface SetPlacementAnswer extends PlacementAnswer {
+  readonly revoked: number;
 }
 
 /** Every refusal: a 4xx (or 5xx) with this body, and nothing changed. */

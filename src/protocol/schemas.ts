@@ -9,18 +9,24 @@
  */
 import { z } from 'zod';
 import { isIpv4, isNetworkCidr, parseIpv4Cidr } from '../site/address.js';
-import { DOMAIN_EXPECTED, expect as expectMsg, isAllowedDomain, Mac, Name } from '../site/primitives.js';
+import { DOMAIN_EXPECTED, expect as expectMsg, HostName, isAllowedDomain, Mac, Name } from '../site/primitives.js';
 import type {
   AllowEntry,
   AllowEntryBody as AllowEntryJson,
   DeregisterBody as DeregisterJson,
   NicBody as NicJson,
+  PlacementBody as PlacementJson,
   ReconcileBody as ReconcileJson,
   RegisterBody as RegisterJson,
 } from './api.js';
 
-/** At most this many entries in one VM's allow-list. */
-export const MAX_ALLOW_ENTRIES = 256;
+/**
+ * At most this many entries are parsed in one allow-list request; the site's
+ * `backend.allowLists.entries` (default 256) is the limit that applies.
+ */
+export const MAX_ALLOW_ENTRIES = 10_000;
+/** At most this many hosts in one placement (one, or two during a migration). */
+export const MAX_PLACEMENT_HOSTS = 8;
 /** At most this many NICs in one reconcile. */
 export const MAX_RECONCILE_NICS = 10_000;
 
@@ -131,6 +137,16 @@ export const AllowListBody = z.strictObject({
     .array(AllowEntryBody, expectMsg('a list of allow entries'))
     .max(MAX_ALLOW_ENTRIES, expectMsg(`at most ${MAX_ALLOW_ENTRIES} entries`)),
 });
+
+/** `PUT /v1/vms/:uuid/placement`: the hosts the VM may run on (empty: none). */
+export const PlacementBody = z.strictObject({
+  hosts: z
+    .array(HostName, expectMsg('a list of host names'))
+    .max(MAX_PLACEMENT_HOSTS, expectMsg(`at most ${MAX_PLACEMENT_HOSTS} hosts`)),
+});
+
+const placementChecked: Yields<typeof PlacementBody, PlacementJson> = true;
+void placementChecked;
 
 /** Route parameters naming a VM. */
 export const VmParams = z.strictObject({ uuid: VmUuid });

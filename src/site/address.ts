@@ -1,5 +1,3 @@
-import ipaddr from 'ipaddr.js';
-
 /** An IPv4 subnet with its bounds as 32-bit integers. */
 export interface Ipv4Subnet {
   /** The CIDR as written, e.g. `192.168.128.0/17`. */
@@ -12,16 +10,20 @@ export interface Ipv4Subnet {
   readonly last: number;
 }
 
+const OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const DOTTED_QUAD = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
+
 /** Whether `text` is a plain dotted-quad IPv4 address (no shorthand, no octal, no leading zeros). */
 export function isIpv4(text: string): boolean {
-  if (!ipaddr.IPv4.isValidFourPartDecimal(text)) return false;
-  return text.split('.').every((part) => part === '0' || !part.startsWith('0'));
+  // A plain expression, not ipaddr.js's parser: the full firewall render checks ~500,000 addresses at 10k VMs.
+  return DOTTED_QUAD.test(text);
 }
 
 /** The integer value of a dotted-quad IPv4 address. Throws on an invalid address. */
 export function ipv4ToInt(text: string): number {
-  const bytes = ipaddr.IPv4.parse(text).toByteArray();
-  return (bytes[0] ?? 0) * 2 ** 24 + ((bytes[1] ?? 0) << 16) + ((bytes[2] ?? 0) << 8) + (bytes[3] ?? 0);
+  if (!isIpv4(text)) throw new Error(`not a dotted-quad IPv4 address: ${JSON.stringify(text)}`);
+  const [a, b, c, d] = text.split('.').map(Number) as [number, number, number, number];
+  return a * 2 ** 24 + (b << 16) + (c << 8) + d;
 }
 
 /** The dotted-quad form of a 32-bit integer. */

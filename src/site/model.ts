@@ -62,6 +62,12 @@ export interface Network {
   readonly mtu?: number;
   readonly egress: 'allow-list' | 'open';
   readonly dns: 'controlled' | 'open';
+  /**
+   * Who may register this network's NICs: `enforced` (default), only a host
+   * the VM launcher placed the VM on (`PUT /v1/vms/:uuid/placement`);
+   * `trust-hosts`, any host with a token.
+   */
+  readonly placement: 'enforced' | 'trust-hosts';
   readonly portgroups: readonly Portgroup[];
   readonly reservations: readonly Reservation[];
 }
@@ -76,6 +82,48 @@ export interface Backend {
   readonly trunk: string;
   /** Resolvers the backend forwards allowed names (and open networks' queries) to. */
   readonly upstreamDns: readonly string[];
+  /**
+   * The packet mark bit (one of bits 24-31; default 0x10000000) that
+   * `table inet ticrypt` sets on traffic it lets in from the VM networks and
+   * the uplink; policy routing blackholes forwarded VM traffic without it, so
+   * nothing forwards while the table is absent.
+   */
+  readonly failClosedMark: number;
+  readonly registrations: RegistrationLimits;
+  readonly api: ApiLimits;
+  readonly allowLists: AllowListLimits;
+}
+
+/** Limits on what hosts may register, and how long registrations and tombstones live. */
+export interface RegistrationLimits {
+  /** Registrations one host may hold at once (default 1024). */
+  readonly perHost: number;
+  /** NICs one VM may have registered at once (default 8). */
+  readonly perVm: number;
+  /** A host's registrations expire when it has not reconciled for this many ms (default 10 min). */
+  readonly expireAfter: number;
+  /** After the service starts, no registration expires for this many ms (default 10 min). */
+  readonly expireGrace: number;
+  /** Deregistration tombstones are kept this many ms (default 7 days). */
+  readonly tombstoneRetention: number;
+}
+
+/** Request rate limits of the backend API, per token (or per client address without a valid token). */
+export interface ApiLimits {
+  /** Requests per minute per valid token (default 1200). */
+  readonly requestsPerMinute: number;
+  /** Requests per minute per client address without a valid token (default 60). */
+  readonly unauthenticatedPerMinute: number;
+}
+
+/** Caps on allow-lists, checked before anything changes. */
+export interface AllowListLimits {
+  /** Entries per VM allow-list (default 256). */
+  readonly entries: number;
+  /** Set elements one entry may expand to (default 256). */
+  readonly elementsPerEntry: number;
+  /** Set elements one allow-list may expand to, per NIC (default 4096). */
+  readonly elementsPerList: number;
 }
 
 /** A KVM host. */

@@ -121,6 +121,7 @@ function resolveNetwork(
     },
     egress,
     dns,
+    placement: data.placement,
     portgroups: data.portgroups,
     reservations: data.reservations.map((r) =>
       r.name === undefined ? { mac: r.mac, ip: r.ip } : { ...r, name: r.name },

@@ -113,3 +113,45 @@ export const BootFile = text(
   'a boot file name or URL like http://198.51.100.10/boot.ipxe (no spaces, commas or quotes)',
   isBootFile,
 );
+
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Milliseconds of a duration like `30s`, `10m`, `12h` or `7d`; `undefined` when it is not one. */
+export function durationMs(value: string): number | undefined {
+  const match = /^([1-9][0-9]{0,5})([smhd])$/.exec(value);
+  return match ? Number(match[1]) * (DURATION_UNITS[match[2] ?? ''] ?? 0) : undefined;
+}
+
+/** A duration like `30s`, `10m`, `12h` or `7d`, as milliseconds. */
+export const Duration = text(
+  "a duration like '30s', '10m', '12h' or '7d'",
+  (v) => durationMs(v) !== undefined,
+).transform((v) => durationMs(v) ?? 0);
+
+/** The packet mark bits ticrypt-net may use for the fail-closed bit: one of bits 24-31. */
+export const FAIL_CLOSED_BITS = [24, 25, 26, 27, 28, 29, 30, 31] as const;
+
+/** Whether `value` is a single bit among bits 24-31 (0x01000000-0x80000000). */
+export function isFailClosedMark(value: number): boolean {
+  return FAIL_CLOSED_BITS.some((bit) => value === 2 ** bit);
+}
+
+/** A packet mark with exactly one bit set among bits 24-31, as a number or a hex string like `'0x10000000'`. */
+export const FailClosedMark = z
+  .union([z.number(), z.string()], expect('a single mark bit among 0x01000000-0x80000000, like 0x10000000'))
+  .transform((value, ctx) => {
+    const number = typeof value === 'number' ? value : /^0x[0-9a-fA-F]{1,8}$/.test(value) ? Number(value) : NaN;
+    if (!isFailClosedMark(number)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: expectedFound('a single mark bit among 0x01000000-0x80000000, like 0x10000000', value),
+      });
+      return z.NEVER;
+    }
+    return number;
+  });
+
+/** A count limit: an integer 1 or more (at most 1,000,000). */
+export function Limit(max = 1_000_000) {
+  return integer(1, max);
+}

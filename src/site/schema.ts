@@ -1,12 +1,15 @@
 import { z } from 'zod';
 import {
   BootFile,
+  Duration,
   expect,
+  FailClosedMark,
   HostName,
   InterfaceName,
   Ipv4,
   Ipv4Network,
   LeaseTime,
+  Limit,
   Mac,
   Mtu,
   Name,
@@ -19,6 +22,12 @@ export const WELL_KNOWN_KINDS = ['secure', 'service', 'datain'] as const;
 
 /** Egress policy: `allow-list` (only what each VM's allow-list names) or `open` (masqueraded). */
 export const EgressPolicy = z.enum(['allow-list', 'open'], expect("'allow-list' or 'open'"));
+
+/**
+ * Who may register a network's NICs: `enforced` (only a host the VM launcher
+ * placed the VM on) or `trust-hosts` (any host with a token).
+ */
+export const PlacementPolicy = z.enum(['enforced', 'trust-hosts'], expect("'enforced' or 'trust-hosts'"));
 
 /** DNS policy: `controlled` (only allowed names resolve, only via the backend) or `open`. */
 export const DnsPolicy = z.enum(['controlled', 'open'], expect("'controlled' or 'open'"));
@@ -83,6 +92,7 @@ export const NetworkSchema = z.strictObject(
     mtu: Mtu.optional(),
     egress: EgressPolicy.optional(),
     dns: DnsPolicy.optional(),
+    placement: PlacementPolicy.default('enforced'),
     portgroups: z.array(PortgroupSchema, expect('a list of portgroups')).default([]),
     reservations: z.array(ReservationSchema, expect('a list of reservations')).default([]),
   },
@@ -104,6 +114,38 @@ export const BackendSchema = z.strictObject(
     uplink: InterfaceName.default('eth0'),
     trunk: InterfaceName.default('bond0'),
     upstreamDns: z.array(Ipv4, expect('a list of IPv4 addresses')).default([]),
+    failClosedMark: FailClosedMark.default(0x10000000),
+    registrations: z
+      .strictObject(
+        {
+          perHost: Limit().default(1024),
+          perVm: Limit(64).default(8),
+          expireAfter: Duration.default(600_000),
+          expireGrace: Duration.default(600_000),
+          tombstoneRetention: Duration.default(7 * 86_400_000),
+        },
+        expect('a map with perHost, perVm, expireAfter, expireGrace and tombstoneRetention'),
+      )
+      .prefault({}),
+    api: z
+      .strictObject(
+        {
+          requestsPerMinute: Limit().default(1200),
+          unauthenticatedPerMinute: Limit().default(60),
+        },
+        expect('a map with requestsPerMinute and unauthenticatedPerMinute'),
+      )
+      .prefault({}),
+    allowLists: z
+      .strictObject(
+        {
+          entries: Limit(10_000).default(256),
+          elementsPerEntry: Limit().default(256),
+          elementsPerList: Limit().default(4096),
+        },
+        expect('a map with entries, elementsPerEntry and elementsPerList'),
+      )
+      .prefault({}),
   },
   expect('a map of backend settings'),
 );

@@ -8,6 +8,7 @@ import {
   hostRig,
   type HostRig,
   listeningBackend,
+  placeOn,
   portHookData,
   randomMac,
   removeRig,
@@ -36,8 +37,11 @@ beforeEach(() => {
 });
 afterEach(() => removeRig(rig));
 
-const qemu = (vm: TestVm, op: string, subop: string, form: 'live' | 'configured' = 'live', r = rig) =>
-  runHookScript(r.qemuHook, [vm.name, op, subop, '-'], domainXml(vm, form));
+/** Run the qemu hook on host `r`; a start-like op is preceded by the launcher placing the VM there. */
+const qemu = async (vm: TestVm, op: string, subop: string, form: 'live' | 'configured' = 'live', r = rig) => {
+  if (['start', 'started', 'reconnect', 'restore'].includes(op)) await placeOn(server.backend, vm, r.hostId);
+  return runHookScript(r.qemuHook, [vm.name, op, subop, '-'], domainXml(vm, form));
+};
 const registration = (vm: TestVm, i = 0) => {
   const nic = vm.nics[i]!;
   return server.backend.store.registrations.get(nic.network ?? 'secure', nic.mac ?? '');
@@ -220,17 +224,25 @@ describe('migration order across two hosts', () => {
     });
     try {
       const vm = testVm('vm-migrating');
-      await qemu(vm, 'start', 'begin');
+      const direct = (r: HostRig, op: string, subop: string, form: 'live' | 'configured') =>
+        runHookScript(r.qemuHook, [vm.name, op, subop, '-'], domainXml(vm, form));
+      await server.backend.place(vm.uuid, ['kvm-1']);
+      await direct(rig, 'start', 'begin', 'live');
       expect(registration(vm)?.hostId).toBe('kvm-1');
+      // The launcher migrates: both hosts while the VM moves.
+      await server.backend.place(vm.uuid, ['kvm-1', 'kvm-2']);
       // Destination: migrate (nothing), prepare (nothing), start, started.
-      const migrate = await runHookScript(b.qemuHook, [vm.name, 'migrate', 'begin', '-'], domainXml(vm, 'configured'));
+      const migrate = await direct(b, 'migrate', 'begin', 'configured');
       expect(migrate).toMatchObject({ code: 0, stdout: '', stderr: '' });
-      await qemu(vm, 'start', 'begin', 'live', b);
-      await qemu(vm, 'started', 'begin', 'live', b);
-      // Source: stopped, release.
-      const stopped = await qemu(vm, 'stopped', 'end', 'configured');
+      await direct(b, 'start', 'begin', 'live');
+      await direct(b, 'started', 'begin', 'live');
+      expect(registration(vm)?.hostId).toBe('kvm-2');
+      // The launcher, once the VM runs on the destination: only kvm-2. The destination's registration stays.
+      await server.backend.place(vm.uuid, ['kvm-2']);
+      // Source: stopped, release (late): they change nothing.
+      const stopped = await direct(rig, 'stopped', 'end', 'configured');
       expect(stopped.stderr).toMatch(/kept-other-host/);
-      await qemu(vm, 'release', 'end', 'configured');
+      await direct(rig, 'release', 'end', 'configured');
       expect(registration(vm)).toMatchObject({ hostId: 'kvm-2', vmUuid: vm.uuid });
     } finally {
       removeRig(b);
@@ -285,6 +297,7 @@ describe('malformed input and calls', () => {
 
   it('extra arguments: acts, with a warning; no arguments at all: exit 0', async () => {
     const vm = testVm('vm-extra');
+    await placeOn(server.backend, vm, 'kvm-1');
     const run = await runHookScript(rig.qemuHook, [vm.name, 'start', 'begin', '-', 'future', 'args'], domainXml(vm));
     expect(run).toMatchObject({ code: 0, stdout: '' });
     expect(run.stderr).toMatch(/ignoring 2 extra argument/);
@@ -310,7 +323,7 @@ describe('malformed input and calls', () => {
     expect(run).toMatchObject({ code: 0, stdout: '' });
     expect(lines(run.stderr)).toHaveLength(1);
     expect(run.stderr).toMatch(
-      /backend: expected a mapping with url, tokenFile and optionally caFile, found nothing; networks: expected at least one network.*acting on no NIC/,
+      /backend: expected a mapping with url, tokenFile and optionally caFile and insecure, found nothing; networks: expected at least one network.*acting on no NIC/,
     );
   });
 });
@@ -322,6 +335,7 @@ describe('network hook (hot-plug)', () => {
       uuid: crypto.randomUUID(),
       nics: [{ network: 'secure', mac: randomMac() }],
     };
+    await placeOn(server.backend, vm, 'kvm-1');
     const created = await runHookScript(rig.networkHook, ['secure', 'port-created', 'begin', '-'], portHookData(vm));
     expect(created).toMatchObject({ code: 0, stdout: '' });
     expect(registration(vm)).toMatchObject({ vmUuid: vm.uuid, vmName: 'vm-hotplug' });

@@ -10,6 +10,7 @@
  *     guest ── vnetN (tag 1081) ── OVS <p>bs ── <p>r1 (tag 1081) ═ <p>g1 192.168.128.1 ─ backend ns
  *                                                       root <p>m0 ═ <p>m1 (API over a /30 in 198.18.0.0/24)
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -104,6 +105,7 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
   let bridge: OvsBridge | undefined;
   let service: BackendService | undefined;
   let token = '';
+  let adminToken = '';
   let paths: { site: string; store: string; state: string; log: string; spool: string };
   const started: string[] = [];
   let libvirtdWasRunning = false;
@@ -149,6 +151,8 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
   let vm2: Guest;
   /** The NIC as the VM launcher renders it (the project's renderer), on the test's libvirt network. */
   const nic = (mac: string) => ({ mac, xml: renderInterfaceXml({ network: parseSite(site).networks[0]!, mac }) });
+  /** Each VM's UUID, fixed before it starts: the launcher places it on this host first. */
+  const UUIDS: Record<string, string> = { [DOMAIN]: randomUUID(), [DOMAIN2]: randomUUID() };
 
   beforeAll(async () => {
     bundleHook();
@@ -198,6 +202,18 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
       paths.store,
     ]);
     token = (JSON.parse(issued.stdout) as { token: string }).token;
+    const admin = await execa(process.execPath, [
+      CLI,
+      '--json',
+      'backend',
+      'token',
+      'add',
+      'ops',
+      '--admin',
+      '--store',
+      paths.store,
+    ]);
+    adminToken = (JSON.parse(admin.stdout) as { token: string }).token;
     await startService();
 
     // The libvirt network, from the project's XML.
@@ -224,7 +240,7 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
       CONFIG,
       JSON.stringify({
         hostId: 'kvm-1',
-        backend: { url: URL, tokenFile: join(work, 'host.token') },
+        backend: { url: URL, tokenFile: join(work, 'host.token'), insecure: true },
         networks: [{ name: NET, bridge: `${p}bs` }],
         timeouts: { requestMs: 1000, hookMs: 2000 },
         spoolDir: paths.spool,
@@ -273,9 +289,18 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
   }, 120_000);
 
   it('registers the VMs at start, before the guest runs, and each guest leases the reserved address', async () => {
+    // The VM launcher places both VMs on this host before starting them: only then may its hook register them.
+    for (const uuid of Object.values(UUIDS)) {
+      const placed = await fetch(`${URL}/v1/vms/${uuid}/placement`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ hosts: ['kvm-1'] }),
+      });
+      expect(placed.status).toBe(200);
+    }
     [vm, vm2] = await Promise.all([
-      guests!.boot({ name: DOMAIN, nic: nic(MAC) }),
-      guests!.boot({ name: DOMAIN2, nic: nic(MAC2) }),
+      guests!.boot({ name: DOMAIN, uuid: UUIDS[DOMAIN]!, nic: nic(MAC) }),
+      guests!.boot({ name: DOMAIN2, uuid: UUIDS[DOMAIN2]!, nic: nic(MAC2) }),
     ]);
     const registration = await registered(MAC);
     expect(registration).toMatchObject({ vmName: DOMAIN });

@@ -18,10 +18,10 @@ let config: HookConfig;
 beforeAll(async () => {
   server = await listeningBackend();
   dir = mkdtempSync(join(tmpdir(), 'tn-reconcile-'));
-  writeFileSync(join(dir, 'token'), server.backend.tokens.host);
+  writeFileSync(join(dir, 'token'), server.backend.tokens.host, { mode: 0o600 });
   config = {
     hostId: 'kvm-1',
-    backend: { url: `http://127.0.0.1:${server.port}`, tokenFile: join(dir, 'token') },
+    backend: { url: `http://127.0.0.1:${server.port}`, tokenFile: join(dir, 'token'), insecure: true },
     networks: [{ name: 'secure', requireRegistration: false }],
     timeouts: { requestMs: 2000, hookMs: 3000 },
     spoolDir: join(dir, 'spool'),
@@ -33,20 +33,23 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const register = (vm: ReturnType<typeof testVm>, host: 'host' | 'other-host', generation: number) =>
-  server.backend.call('POST', '/v1/register', host, {
+const register = async (vm: ReturnType<typeof testVm>, host: 'host' | 'other-host', generation: number) => {
+  await server.backend.place(vm.uuid, [host === 'host' ? 'kvm-1' : 'kvm-2']);
+  return server.backend.call('POST', '/v1/register', host, {
     vmUuid: vm.uuid,
     vmName: vm.name,
     mac: vm.nics[0]!.mac,
     network: 'secure',
     generation,
   });
+};
 
 describe('host reconcile', () => {
   it("converges the backend to the running domains' managed NICs, and supersedes older spooled events", async () => {
     const running = testVm('running');
     const gone = testVm('gone');
     const fresh = testVm('fresh');
+    await server.backend.place(fresh.uuid, ['kvm-1']);
     const migrated = testVm('migrated-away');
     await register(running, 'host', 1);
     await register(gone, 'host', 1);

@@ -8,6 +8,7 @@ import {
   type HostRig,
   listeningBackend,
   removeRig,
+  placeOn,
   runHookScript,
   SwitchableProxy,
   testVm,
@@ -64,6 +65,7 @@ const arbStep: fc.Arbitrary<Step> = fc.oneof(
 const seen = { runs: 0, spooled: 0, deliveredFromSpool: 0 };
 
 async function qemu(vm: TestVm, op: string, form: 'live' | 'configured') {
+  if (form === 'live') await placeOn(server.backend, vm, 'kvm-1');
   const run = await runHookScript(
     rig.qemuHook,
     [vm.name, op, op === 'stopped' || op === 'release' ? 'end' : 'begin', '-'],

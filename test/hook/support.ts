@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { installHooks, packageRoot } from '../../src/hook/setup/install.js';
 import { backendFixture, type BackendFixture } from '../support/backend-fixture.js';
 import { RecordingEnforcer } from '../support/recording-enforcer.js';
+import { parseSite } from '../../src/site/parse.js';
 
 /** Build dist/hook/hook.cjs and hook-config.cjs from the sources (what `npm run build` should do too). */
 export function bundleHook(): void {
@@ -85,7 +86,7 @@ export function hostRig(options: { hostId: string; token: string; backendUrl: st
   writeFileSync(tokenFile, `${options.token}\n`, { mode: 0o600 });
   const base = {
     hostId: options.hostId,
-    backend: { url: options.backendUrl, tokenFile },
+    backend: { url: options.backendUrl, tokenFile, insecure: true },
     networks: [
       { name: 'secure', bridge: 'br-secure' },
       { name: 'service', bridge: 'br-service' },
@@ -192,9 +193,20 @@ export function portHookData(vm: TestVm, nicIndex = 0): string {
 `;
 }
 
+/**
+ * The VM launcher's call before a VM starts on a host: add `hostId` to the
+ * VM's placement (keeping any other host, as during a migration).
+ */
+export async function placeOn(backend: BackendFixture, vm: TestVm, hostId: string): Promise<void> {
+  const hosts = backend.registry.placement(vm.uuid);
+  if (!hosts.includes(hostId)) await backend.place(vm.uuid, [...hosts, hostId]);
+}
+
 /** A real backend API (real registry and store, recording enforcer) listening on loopback. */
 export async function listeningBackend(): Promise<{ backend: BackendFixture; port: number; close(): Promise<void> }> {
-  const backend = await backendFixture(new RecordingEnforcer());
+  // The presets; rate limits out of the way of tests that start hundreds of hook runs a minute.
+  const site = parseSite({ backend: { api: { requestsPerMinute: 1_000_000, unauthenticatedPerMinute: 1_000_000 } } });
+  const backend = await backendFixture(new RecordingEnforcer(), site);
   await backend.app.listen({ port: 0, host: '127.0.0.1' });
   const port = (backend.app.server.address() as AddressInfo).port;
   return {

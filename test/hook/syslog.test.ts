@@ -9,6 +9,7 @@ import {
   hostRig,
   type HostRig,
   listeningBackend,
+  placeOn,
   removeRig,
   runHookScript,
   testVm,
@@ -47,6 +48,7 @@ describe.skipIf(!lab)('syslog (lab)', () => {
 
   it('logs each action to syslog too, with VM name and MAC, at daemon facility', async () => {
     const vm = testVm('vm-syslog');
+    await placeOn(server.backend, vm, 'kvm-1');
     const start = await runHookScript(rig.qemuHook, [vm.name, 'start', 'begin', '-'], domainXml(vm));
     expect(start).toMatchObject({ code: 0, stdout: '' });
     const mac = vm.nics[0]!.mac!;

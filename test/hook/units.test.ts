@@ -1,4 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -6,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseAnswer } from '../../src/hook/agent/client.js';
 import { hookConfigTemplate, parseHookConfigText } from '../../src/hook/setup/config.js';
 import type { HookConfig } from '../../src/hook/setup/config-types.js';
+import { readToken } from '../../src/hook/agent/environment.js';
 import { scanDomainXml, scanPortHookData } from '../../src/hook/agent/domain-scan.js';
 import type { HookEvent } from '../../src/hook/agent/events.js';
 import { nextGeneration, readGeneration } from '../../src/hook/agent/generation.js';
@@ -261,9 +271,43 @@ describe('spool', () => {
     ).toMatch(/unreadable entry/);
     expect([...spool.pendingKeys()].sort()).toEqual(['secure/52:54:00:00:00:01', 'secure/52:54:00:00:00:02']);
   });
+
+  it('never writes through a symlink planted where it writes', () => {
+    const spool = new Spool(dir);
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'untouched');
+    mkdirSync(spool.events, { recursive: true });
+    const name = '0000000000000005-525400000001-secure-register.json';
+    symlinkSync(victim, join(spool.events, `.${name}.${process.pid}.tmp`));
+    spool.append(event(5, 'register'));
+    expect(readFileSync(victim, 'utf8')).toBe('untouched');
+    expect(spool.list().map((e) => e.event.generation)).toEqual([5]);
+    expect(lstatSync(join(spool.events, name)).isSymbolicLink()).toBe(false);
+  });
 });
 
 describe('config', () => {
+  it('takes plain http only with insecure: true', () => {
+    const text = 'hostId: kvm-1\nbackend: {url: http://x, tokenFile: /t, insecure: true}\nnetworks: [{name: secure}]';
+    expect(parseHookConfigText(text, 'f').backend).toEqual({ url: 'http://x', tokenFile: '/t', insecure: true });
+  });
+
+  it('refuses a token file group or others may read, and one behind a symlink', () => {
+    const tokenFile = join(dir, 'host.token');
+    writeFileSync(tokenFile, 'kvm-1.secret\n', { mode: 0o644 });
+    chmodSync(tokenFile, 0o644);
+    const withToken = { ...config, backend: { ...config.backend, tokenFile } };
+    expect(() => readToken(withToken)).toThrow(
+      `backend.tokenFile: expected a token file only its owner may read (chmod 600), found mode 0644 on ${tokenFile}`,
+    );
+    chmodSync(tokenFile, 0o600);
+    expect(readToken(withToken)).toBe('kvm-1.secret');
+    symlinkSync(tokenFile, join(dir, 'link.token'));
+    expect(() => readToken({ ...config, backend: { ...config.backend, tokenFile: join(dir, 'link.token') } })).toThrow(
+      /expected a readable token file, found ELOOP/,
+    );
+  });
+
   it('the template is valid', () => {
     expect(parseHookConfigText(hookConfigTemplate('kvm-07'), 't')).toMatchObject({
       hostId: 'kvm-07',
@@ -282,16 +326,20 @@ describe('config', () => {
       'backend.url: expected an http(s) URL like https://198.18.0.1:8443, found "ftp://x"; backend.tokenFile: expected an absolute path, found "t"',
     ],
     [
-      'hostId: kvm-1\nbackend: {url: http://x, tokenFile: /t}\nnetworks: [{name: secure}, {name: secure}]',
+      'hostId: kvm-1\nbackend: {url: https://x, tokenFile: /t}\nnetworks: [{name: secure}, {name: secure}]',
       'networks[1].name: expected a name no other network has, found "secure" again (also networks[0])',
     ],
     [
-      'hostId: kvm-1\nbackend: {url: http://x, tokenFile: /t}\nnetworks: [{name: secure}]\ntimeouts: {requestMs: 3000}',
+      'hostId: kvm-1\nbackend: {url: https://x, tokenFile: /t}\nnetworks: [{name: secure}]\ntimeouts: {requestMs: 3000}',
       'timeouts.requestMs: expected less than timeouts.hookMs (2000), found 3000',
     ],
     [
-      'hostId: kvm-1\nbackend: {url: http://x, tokenFile: /t}\nnetworks: [{name: secure, require-registration: true}]',
+      'hostId: kvm-1\nbackend: {url: https://x, tokenFile: /t}\nnetworks: [{name: secure, require-registration: true}]',
       'networks[0].require-registration: unknown field',
+    ],
+    [
+      'hostId: kvm-1\nbackend: {url: http://x, tokenFile: /t}\nnetworks: [{name: secure}]',
+      'backend.url: expected an https URL (plain http only with backend.insecure: true), found "http://x"',
     ],
   ])('%j', (text, message) => {
     expect(() => parseHookConfigText(text, 'f')).toThrow(message);

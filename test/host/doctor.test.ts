@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { renderNetworkXml } from '../../src/libvirt/network-xml.js';
 import { checkBackend } from '../../src/host/doctor/backend-checks.js';
-import { parseChains, parseSetElements, type BackendFacts } from '../../src/host/doctor/backend-facts.js';
+import {
+  flushesRuleset,
+  parseChains,
+  parseSetElements,
+  type BackendFacts,
+} from '../../src/host/doctor/backend-facts.js';
+import { failClosedRules } from '../../src/backend/guard/rules.js';
 import { checkHost } from '../../src/host/doctor/host-checks.js';
 import type { HostFacts } from '../../src/host/doctor/host-facts.js';
 import { doctorExitCode, type CheckResult } from '../../src/host/doctor/result.js';
@@ -90,7 +96,34 @@ function healthyBackend(): BackendFacts {
       { dst: '192.168.128.0/17', dev: 'bond0.1081' },
       { dst: '192.168.122.0/24', dev: 'bond0.1082' },
     ],
+    ipRules: { v4: listedRules(4), v6: listedRules(6) },
+    arp: {
+      all: { iface: 'all', values: { arp_ignore: 0, arp_announce: 0, arp_filter: 0 } },
+      interfaces: site.networks.map((n) => ({
+        iface: n.gatewayInterface,
+        values: { arp_ignore: 1, arp_announce: 2, arp_filter: 1 },
+      })),
+    },
+    nftablesService: { enabled: true, configFile: '/etc/nftables.conf', flushesRuleset: false },
   };
+}
+
+/** The site's fail-closed rules as `ip -j rule show` lists them. */
+function listedRules(family: 4 | 6): string {
+  return JSON.stringify([
+    { priority: 0, src: 'all', table: 'local' },
+    ...failClosedRules(site)
+      .filter((r) => r.family === family)
+      .map((r) => ({
+        priority: r.pref,
+        src: 'all',
+        ...(r.to === undefined ? {} : { dst: r.to.split('/')[0], dstlen: Number(r.to.split('/')[1]) }),
+        fwmark: '0',
+        fwmask: `0x${r.mark.toString(16)}`,
+        iif: r.iif,
+        action: 'blackhole',
+      })),
+  ]);
 }
 
 const notOk = (results: CheckResult[]) =>
@@ -300,11 +333,48 @@ describe('backend checks on fixture facts', () => {
       'fail routes.overlap 192.168.128.0/17',
       'remove the conflicting',
     ],
+    [
+      'a fail-closed rule missing',
+      () => ({ ...b(), ipRules: { v4: JSON.stringify(JSON.parse(listedRules(4)).slice(0, -1)), v6: listedRules(6) } }),
+      'fail guard.ip-rules ip rule',
+      'ip -4 rule add pref 103 iif eth0 to 192.168.122.0/24 fwmark 0/0x10000000 blackhole',
+    ],
+    [
+      'ARP answered for every local address',
+      () => ({
+        ...b(),
+        arp: {
+          ...b().arp!,
+          interfaces: b().arp!.interfaces.map((i) => ({ ...i, values: { ...i.values, arp_ignore: 0 } })),
+        },
+      }),
+      'fail arp.gateway bond0.1081',
+      'sysctl -w net.ipv4.conf.bond0/1081.arp_ignore=1',
+    ],
   ])('%s', (_name, facts, expected, fix) => {
     const results = checkBackend(site, facts());
     expect(notOk(results)).toContain(expected);
     expect(results.find((r) => `${r.status} ${r.id} ${r.subject}` === expected)?.fix).toContain(fix);
     expect(doctorExitCode(results)).toBe(1);
+  });
+
+  it("warns when nftables.service would flush the ruleset, and takes conf/all's stricter ARP values", () => {
+    const facts: BackendFacts = {
+      ...b(),
+      nftablesService: { enabled: true, configFile: '/etc/nftables.conf', flushesRuleset: true },
+      arp: {
+        all: { iface: 'all', values: { arp_ignore: 1, arp_announce: 2, arp_filter: 1 } },
+        interfaces: b().arp!.interfaces.map((i) => ({
+          ...i,
+          values: { arp_ignore: 0, arp_announce: 0, arp_filter: 0 },
+        })),
+      },
+    };
+    const results = checkBackend(site, facts);
+    expect(notOk(results)).toEqual(['warn nft.nftables-service nftables.service']);
+    expect(doctorExitCode(results)).toBe(0);
+    expect(flushesRuleset('#!/usr/sbin/nft -f\n\nflush ruleset\n\ntable inet filter {\n}\n')).toBe(true);
+    expect(flushesRuleset('# flush ruleset\ntable inet filter {}\n')).toBe(false);
   });
 
   it('parses nft and ip JSON', () => {
@@ -313,6 +383,11 @@ describe('backend checks on fixture facts', () => {
         '{"nftables":[{"metainfo":{}},{"set":{"name":"registered","elem":[{"concat":["secure","52:54:00:00:00:01","192.168.129.5"]}]}}]}',
       ),
     ).toEqual(['secure . 52:54:00:00:00:01 . 192.168.129.5']);
+    expect(
+      parseSetElements(
+        '{"nftables":[{"map":{"name":"nic_ids","map":"mark","elem":[[{"concat":["g1","52:54:00:00:00:01","192.168.129.1"]},7]]}}]}',
+      ),
+    ).toEqual(['g1 . 52:54:00:00:00:01 . 192.168.129.1 : 7']);
     expect(
       parseChains(
         '{"nftables":[{"chain":{"family":"ip","table":"other","name":"dfwd","hook":"forward","policy":"drop"}}]}',

@@ -16,28 +16,25 @@
  *     guest gv (1082) ───┘                           root 198.18.0.2 ─ m1 198.18.0.1 (API)   203.0.113.20 (server 2: 443; http 8080)
  *                                                                                          198.51.100.53 (resolver)
  */
-import { request } from 'node:http';
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findNetwork } from '../../src/site/lookup.js';
-import { parseSite } from '../../src/site/parse.js';
-import { BASE_NIC, REFUSALS, type Refusal } from '../backend/api/refusals.js';
+import type { Network, Site } from '../../src/site/model.js';
+import { BASE_NIC, PLACEMENTS, REFUSALS, type Refusal } from '../backend/api/refusals.js';
+import { API_IP, API_PORT, API_URL as URL, BackendLab, UPLINK_IPS } from './backend-lab.js';
 import { announce, forge } from './guest/forger.js';
 import { type Guest, Guests } from './guest/guest.js';
 import { runPrefix } from './names.js';
-import { Netns } from './netns.js';
-import { OvsBridge } from './ovs.js';
+import type { Netns } from './netns.js';
 import { PeerServers } from './peer-servers.js';
 import { labAvailable } from './prereq.js';
 import { configure, dhcpLease, dig, tcpProbe, TcpStream } from './probes.js';
-import { BackendService, CLI, type ProcInfo } from './service.js';
-import { vethPair } from './veth.js';
+import type { ProcInfo } from './service.js';
 
-const lab = labAvailable(
+const available = labAvailable(
   'ovs-vsctl',
   'nft',
   'dnsmasq',
@@ -56,10 +53,17 @@ const S1 = '203.0.113.10';
 const S2 = '203.0.113.20';
 const RESOLVER = '198.51.100.53';
 /** The backend's uplink address toward the servers: what they see when VM traffic is masqueraded. */
-const UPLINK_IP = '203.0.113.1';
-const API_IP = '198.18.0.1';
-const API_PORT = 8443;
-const URL = `http://${API_IP}:${API_PORT}`;
+const UPLINK_IP = UPLINK_IPS[0];
+/** The lab's token names for the refusals' kinds of token. */
+const AUTH: Record<Refusal['auth'], string> = {
+  host: 'kvm-1',
+  'other-host': 'kvm-2',
+  admin: 'ops',
+  metrics: 'prometheus',
+  forged: 'forged',
+  malformed: 'malformed',
+  none: 'none',
+};
 
 const uuid = (n: number) => `0b1d2c3e-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 /** The VM namespaces: name suffix, network, VLAN, MAC, VM UUID (undefined: never registered). */
@@ -79,70 +83,37 @@ const GUESTS = {
 } as const;
 type GuestName = keyof typeof GUESTS;
 
-describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with real traffic (lab)', () => {
+describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq with real traffic (lab)', () => {
   const p = runPrefix();
-  /** The site file the service runs with: the three presets, on this run's interfaces. */
-  const siteFile = {
-    name: 'lab',
-    backend: { management: { address: API_IP, port: API_PORT }, uplink: `${p}up`, upstreamDns: [RESOLVER] },
-    networks: {
-      secure: { preset: 'secure', gatewayInterface: `${p}g1` },
-      service: { preset: 'service', gatewayInterface: `${p}g2` },
-      datain: { preset: 'datain', gatewayInterface: `${p}g3` },
-    },
-  };
-  const site = parseSite(siteFile);
-  const secure = findNetwork(site, 'secure');
-  const namespaces: Netns[] = [];
-  const services: BackendService[] = [];
+  let built: BackendLab<VmName> | undefined;
   const streams: TcpStream[] = [];
-  let bridge: OvsBridge | undefined;
   let servers: PeerServers | undefined;
   let stopResolver: (() => Promise<unknown>) | undefined;
+  let site: Site;
+  let secure: Network;
   let backend: Netns;
-  let internet: Netns;
-  const vm = {} as Record<VmName, Netns>;
+  let vm: Record<VmName, Netns>;
   /** The address the API answered for each registered VM. */
   const ips = {} as Record<VmName, string>;
-  let work = '';
-  let paths: { site: string; store: string; state: string; log: string };
-  const tokens = { host: '', otherHost: '', admin: '' };
   let guests: Guests | undefined;
   const guest = {} as Record<GuestName, Guest>;
 
-  async function call(
-    method: string,
-    path: string,
-    auth: Refusal['auth'],
-    body?: unknown,
-    raw?: string,
-  ): Promise<{ status: number; json: any }> {
-    const header: Record<Refusal['auth'], Record<string, string>> = {
-      host: { authorization: `Bearer ${tokens.host}` },
-      'other-host': { authorization: `Bearer ${tokens.otherHost}` },
-      admin: { authorization: `Bearer ${tokens.admin}` },
-      // Well-formed (principal.secret, 43 base64url characters), but not the secret issued.
-      forged: { authorization: `Bearer kvm-1.${'A'.repeat(43)}` },
-      malformed: { authorization: `Token ${tokens.host}` },
-      none: {},
-    };
-    if (raw !== undefined) {
-      const { status, text } = await rawRequest(method, `${URL}${path}`, header[auth], raw);
-      return { status, json: text ? JSON.parse(text) : undefined };
-    }
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const response = await fetch(`${URL}${path}`, {
-      method,
-      headers: { ...header[auth], ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(payload === undefined ? {} : { body: payload }),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const text = await response.text();
-    return { status: response.status, json: text ? JSON.parse(text) : undefined };
+  const lab = (): BackendLab<VmName> => {
+    if (built === undefined) throw new Error('the lab was not built');
+    return built;
+  };
+  const call = (method: string, path: string, auth: Refusal['auth'], body?: unknown, raw?: string) =>
+    lab().call(method, path, AUTH[auth], body, raw);
+
+  /** The VM launcher's call: the VM may run on these hosts. */
+  async function place(vmUuid: string, hosts: readonly string[]): Promise<void> {
+    const { status, json } = await call('PUT', `/v1/vms/${vmUuid}/placement`, 'admin', { hosts });
+    expect(status, JSON.stringify(json)).toBe(200);
   }
 
   async function register(name: VmName | GuestName, generation = 1): Promise<string> {
     const { network, mac, vm: vmUuid } = name in GUESTS ? GUESTS[name as GuestName] : VMS[name as VmName];
+    if (vmUuid !== undefined) await place(vmUuid, ['kvm-1']);
     const { status, json } = await call('POST', '/v1/register', 'host', {
       vmUuid,
       vmName: `vm-${name}`,
@@ -160,91 +131,37 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     expect(status, JSON.stringify(json)).toBe(200);
   }
 
-  function startService(): Promise<BackendService> {
-    return BackendService.start({
-      netns: backend,
-      args: [
-        ...['backend', 'serve', '--site', paths.site, '--store', paths.store, '--state-dir', paths.state],
-        ...['--listen', `${API_IP}:${API_PORT}`, '--insecure-http'],
-      ],
-      logFile: paths.log,
-      pidFile: join(work, `service-${services.length}.pid`),
-      url: URL,
-    }).then((service) => {
-      services.push(service);
-      return service;
-    });
-  }
-
-  /** `nft list table inet ticrypt`, without what traffic and time change (counters, element expiry). */
-  async function table(): Promise<string> {
-    const { stdout } = await backend.run('nft', ['list', 'table', 'inet', 'ticrypt']);
-    return stdout.replace(/packets \d+ bytes \d+/g, '').replace(/ expires \S+/g, '');
-  }
-
-  /** The elements of the `registered` set, as `ifname . mac . ip`. */
+  /** The keys of the `nic_ids` map (the registered NICs), as `ifname . mac . ip`. */
   async function registeredSet(): Promise<string[]> {
-    const { stdout } = await backend.run('nft', ['-j', 'list', 'set', 'inet', 'ticrypt', 'registered']);
-    const set = (JSON.parse(stdout) as { nftables: { set?: { elem?: { concat: string[] }[] } }[] }).nftables.find(
-      (item) => item.set,
-    )?.set;
-    return (set?.elem ?? []).map((e) => e.concat.join(' . ')).sort();
+    const { stdout } = await backend.run('nft', ['-j', 'list', 'map', 'inet', 'ticrypt', 'nic_ids']);
+    const map = (
+      JSON.parse(stdout) as { nftables: { map?: { elem?: [{ concat: string[] }, number][] } }[] }
+    ).nftables.find((item) => item.map)?.map;
+    return (map?.elem ?? []).map(([key]) => key.concat.join(' . ')).sort();
   }
 
   beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), `ticrypt-${p}-`));
-    await chmod(work, 0o755); // dnsmasq reads the host entries after dropping to nobody
-    paths = {
-      site: join(work, 'site.json'),
-      store: join(work, 'backend.db'),
-      state: join(work, 'state'),
-      log: join(work, 'service.log'),
-    };
-    await writeFile(paths.site, JSON.stringify(siteFile));
-
-    backend = await Netns.create(`${p}-bk`);
-    internet = await Netns.create(`${p}-in`);
-    namespaces.push(backend, internet);
-    for (const name of Object.keys(VMS) as VmName[]) {
-      vm[name] = await Netns.create(`${p}-${name}`);
-      namespaces.push(vm[name]);
-    }
-    bridge = await OvsBridge.create(`${p}br`);
-
-    // The backend: one leg per network on the bridge, tagged; the uplink; the management link.
-    for (const [i, network] of site.networks.entries()) {
-      await vethPair({ name: `${p}r${i + 1}` }, { name: network.gatewayInterface, netns: backend }, { txOff: true });
-      await bridge.addAccessPort(`${p}r${i + 1}`, network.vlan);
-      const prefix = network.subnet.split('/')[1] ?? '';
-      await backend.run('ip', ['addr', 'add', `${network.gateway}/${prefix}`, 'dev', network.gatewayInterface]);
-    }
-    await vethPair({ name: `${p}up`, netns: backend }, { name: 'eth0', netns: internet });
-    await vethPair({ name: `${p}m0` }, { name: `${p}m1`, netns: backend });
-    await backend.run('ip', ['addr', 'add', `${API_IP}/24`, 'dev', `${p}m1`]);
-    await execa('ip', ['addr', 'add', '198.18.0.2/24', 'dev', `${p}m0`]);
-    await backend.run('ip', ['addr', 'add', `${UPLINK_IP}/24`, 'dev', `${p}up`]);
-    await backend.run('ip', ['addr', 'add', '198.51.100.1/24', 'dev', `${p}up`]);
-    await backend.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-    for (const address of [`${S1}/24`, `${S2}/24`, `${RESOLVER}/24`]) {
-      await internet.run('ip', ['addr', 'add', address, 'dev', 'eth0']);
-    }
-
-    // The VMs: one NIC each, on an access port of their network's VLAN.
-    for (const name of Object.keys(VMS) as VmName[]) {
-      await vethPair({ name: `${p}${name}` }, { name: 'eth0', netns: vm[name] }, { txOff: true, mac: VMS[name].mac });
-      await bridge.addAccessPort(`${p}${name}`, VMS[name].vlan);
-      await vm[name].run('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
-    }
+    built = await BackendLab.create(p, {
+      site: {
+        backend: { upstreamDns: [RESOLVER] },
+        networks: { secure: { preset: 'secure' }, service: { preset: 'service' }, datain: { preset: 'datain' } },
+      },
+      vms: VMS,
+      internet: [`${S1}/24`, `${S2}/24`, `${RESOLVER}/24`],
+      tokens: { 'kvm-1': [], 'kvm-2': [], ops: ['--admin'], prometheus: ['--metrics'] },
+    });
+    ({ site, backend, vm } = built);
+    secure = findNetwork(site, 'secure');
 
     // The internet: two servers that tell each connection where it came from, and a resolver.
-    servers = await PeerServers.start(internet, [
+    servers = await PeerServers.start(built.internet, [
       `${S1}:443`,
       `${S1}:80`,
       `${S2}:443`,
       `http:${S1}:8080`,
       `http:${S2}:8080`,
     ]);
-    const resolverDir = join(work, 'resolver');
+    const resolverDir = join(built.work, 'resolver');
     await execa('mkdir', ['-p', resolverDir]);
     await writeFile(
       join(resolverDir, 'dnsmasq.conf'),
@@ -257,7 +174,7 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     );
     // In the foreground, as this process's child: ended (and reaped) by its pid.
     const resolverArgs = ['--keep-in-foreground', `--conf-file=${join(resolverDir, 'dnsmasq.conf')}`];
-    const resolver = execa('ip', ['netns', 'exec', internet.name, 'dnsmasq', ...resolverArgs], {
+    const resolver = execa('ip', ['netns', 'exec', built.internet.name, 'dnsmasq', ...resolverArgs], {
       reject: false,
       stdin: 'ignore',
       stdout: 'ignore',
@@ -269,25 +186,15 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     };
     for (let i = 0; i < 100 && (await dig(backend, RESOLVER, 'allowed.example', 1)).status !== 'NOERROR'; i++)
       await sleep(50);
-
-    const token = async (...args: string[]) =>
-      (await execa(process.execPath, [CLI, 'backend', 'token', 'add', ...args, '--store', paths.store])).stdout.trim();
-    tokens.host = await token('kvm-1');
-    tokens.otherHost = await token('kvm-2');
-    tokens.admin = await token('ops', '--admin');
-    await startService();
+    await built.startService();
   });
 
   afterAll(async () => {
     await guests?.destroyAll();
     for (const stream of streams) await stream.close();
-    for (const service of services) await service.stop();
     await servers?.stop();
     await stopResolver?.();
-    await bridge?.remove();
-    for (const ns of namespaces) await ns.remove();
-    if (process.env.KEEP_LAB_LOG === undefined && work) await rm(work, { recursive: true, force: true });
-    else if (work) console.log(`lab files kept in ${work}`);
+    await built?.remove();
   });
 
   it('gives registered VMs their reserved IP by DHCP, and an unregistered VM no lease', async () => {
@@ -311,7 +218,7 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
   });
 
   it('boots real guests on the bridge; each registered one leases its reserved address', async () => {
-    guests = new Guests(work);
+    guests = new Guests(lab().work);
     const reserved = {} as Record<GuestName, string>;
     for (const name of Object.keys(GUESTS) as GuestName[]) reserved[name] = await register(name);
     await allow('gs', [
@@ -402,7 +309,7 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
 
     // Put everything back: the forger goes quiet; the bridge and the backend forget what the forgeries taught them.
     await gf.sh('ip link set eth0 down');
-    await bridge?.flushFdb();
+    await lab().bridge?.flushFdb();
     await backend.run('ip', ['neigh', 'flush', 'dev', secure.gatewayInterface]);
     await gs.sh('ip neigh flush dev eth0');
     expect((await gs.sh(`echo | timeout 5 nc ${S1} 443`)).split('\n')[0]).toBe(UPLINK_IP);
@@ -476,7 +383,8 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     // Its NIC is revoked in the same transaction: every packet it sends, on the open connection too, is dropped
     // (no conntrack scan needed), and the drops are counted.
     expect(await stream.echo('after')).toBe(false);
-    const counter = (await backend.run('nft', ['list', 'counter', 'inet', 'ticrypt', 'dropped_unregistered'])).stdout;
+    const counter = (await backend.run('nft', ['list', 'counter', 'inet', 'ticrypt', 'dropped_unregistered_secure']))
+      .stdout;
     expect(Number(/packets (\d+)/.exec(counter)?.[1])).toBeGreaterThan(0);
     await stream.close();
     const probes = await Promise.all([tcpProbe(vm.a, S1, 443), tcpProbe(vm.a, S2, 443), tcpProbe(vm.a, S1, 80)]);
@@ -484,7 +392,9 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     expect(await dhcpLease(vm.a, 'eth0', 3)).toBeUndefined();
   });
 
-  it('refuses the 26 bad requests on the real service, changing neither the store nor the table', async () => {
+  it('refuses the 34 bad requests on the real service, changing neither the store nor the table', async () => {
+    const table = () => lab().table();
+    for (const [vm, hosts] of PLACEMENTS) await place(vm, hosts);
     const base = await call('POST', '/v1/register', 'host', BASE_NIC);
     expect(base.status).toBe(200);
     const state = async () => ({
@@ -495,7 +405,7 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     });
     const before = await state();
     expect(before.table).toContain(`"${secure.gatewayInterface}" . ${BASE_NIC.mac} . ${base.json.ip}`);
-    expect(REFUSALS).toHaveLength(26);
+    expect(REFUSALS).toHaveLength(34);
     for (const refusal of REFUSALS) {
       const { status, json } = await call(refusal.method, refusal.url, refusal.auth, refusal.body, refusal.raw);
       expect({ name: refusal.name, status, code: json?.error?.code }).toEqual({
@@ -508,7 +418,7 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
   });
 
   it('recovers from kill -9 during a burst of registrations: store and table agree after restart', async () => {
-    const first = services[0];
+    const first = lab().services[0];
     if (first === undefined) throw new Error('no service running');
     const burst = Array.from({ length: 200 }, (_, i) => ({
       vmUuid: uuid(0xb0000 + i),
@@ -517,6 +427,7 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
       network: 'secure',
       generation: 1,
     }));
+    for (const nic of burst) await place(nic.vmUuid, ['kvm-1']);
     const acknowledged: string[] = [];
     let settled = 0;
     const requests = burst.map((nic) =>
@@ -536,7 +447,7 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
       `after kill -9: ${acknowledged.length} of 200 acknowledged; left running: ${left.map((o) => `${o.pid} ${o.argv.join(' ')}`).join('; ') || 'nothing'}`,
     );
 
-    const second = await startService();
+    const second = await lab().startService();
     expect(await first.orphans()).toEqual([]);
 
     const registrations: { network: string; mac: string; ip: string }[] = (
@@ -553,7 +464,7 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     );
     for (const network of site.networks) {
       // dnsmasq's reservations: the base hosts file plus the files added to the hosts directory since.
-      const base = join(paths.state, 'dnsmasq', network.name);
+      const base = join(lab().paths.state, 'dnsmasq', network.name);
       const dir = join(base, 'hosts');
       const files = (await readdir(dir)).filter((f) => !f.startsWith('.'));
       const found = [
@@ -570,37 +481,3 @@ describe.skipIf(!lab)('backend gateway: the service, nftables and dnsmasq with r
     expect(second.pid).not.toBe(first.pid);
   });
 });
-
-/**
- * A request with a raw JSON body over node:http. The server may answer (413)
- * and close before the whole body is sent; fetch then reports only the
- * broken pipe, so this reads the answer as it comes and retries a transport
- * failure that left no answer.
- */
-async function rawRequest(
-  method: string,
-  url: string,
-  headers: Record<string, string>,
-  payload: string,
-): Promise<{ status: number; text: string }> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await new Promise((resolve, reject) => {
-        const length = String(Buffer.byteLength(payload));
-        const headersOut = { ...headers, 'content-type': 'application/json', 'content-length': length };
-        const req = request(url, { method, headers: headersOut, timeout: 15_000 }, (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => (text += chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-          res.on('error', reject);
-        });
-        req.on('timeout', () => req.destroy(new Error(`no answer from ${url} in 15 s`)));
-        req.on('error', reject);
-        req.end(payload);
-      });
-    } catch (error) {
-      if (attempt >= 5) throw error;
-    }
-  }
-}

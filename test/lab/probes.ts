@@ -77,6 +77,21 @@ export async function tcpProbe(ns: Netns, host: string, port: number, seconds = 
   return { outcome: 'timeout' };
 }
 
+/** How many ARP replies `target` sends to requests from `iface` (busybox arping, `count` requests, 1 s apart). */
+export async function arpReplies(ns: Netns, iface: string, target: string, count = 2): Promise<number> {
+  const result = await inNs(ns, 'busybox', [
+    'arping',
+    '-I',
+    iface,
+    '-c',
+    String(count),
+    '-w',
+    String(count + 1),
+    target,
+  ]);
+  return Number(/Received (\d+) response/.exec(result.all ?? '')?.[1] ?? 0);
+}
+
 /** Whether a TCP connection from `ns` to `host:port` gets an answer (connected or refused). */
 export async function reaches(ns: Netns, host: string, port: number): Promise<boolean> {
   return (await tcpProbe(ns, host, port)).outcome !== 'timeout';

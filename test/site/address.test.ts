@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import {
   intToIpv4,
@@ -75,4 +77,27 @@ describe('MAC helpers', () => {
     ['52-54-00-12-34-56', false],
     ['52:54:00:12:34', false],
   ])('isUnicastMac(%j) is %s', (text, valid) => expect(isUnicastMac(text)).toBe(valid));
+});
+
+describe('isIpv4 and ipv4ToInt agree with ipaddr.js', () => {
+  it('for random strings near the dotted-quad form (property)', () => {
+    const part = fc.oneof(
+      fc.integer({ min: 0, max: 300 }).map(String),
+      fc.stringMatching(/^0[0-9]{1,2}$/),
+      fc.string(),
+    );
+    fc.assert(
+      fc.property(fc.array(part, { minLength: 3, maxLength: 5 }), (parts) => {
+        const text = parts.join('.');
+        const expected =
+          ipaddr.IPv4.isValidFourPartDecimal(text) && text.split('.').every((p) => p === '0' || !p.startsWith('0'));
+        expect(isIpv4(text)).toBe(expected);
+        if (expected) {
+          const bytes = ipaddr.IPv4.parse(text).toByteArray();
+          expect(ipv4ToInt(text)).toBe(bytes.reduce((n, b) => n * 256 + b, 0));
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });

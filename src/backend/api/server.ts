@@ -1,43 +1,68 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { ApiError } from '../../errors/api-error.js';
 import { isTicryptNetError } from '../../errors/ticrypt-net-error.js';
-import { API_PATHS, type RegisterAnswer } from '../../protocol/api.js';
+import {
+  API_PATHS,
+  type PlacementAnswer,
+  type ReconcileAnswer,
+  type RegisterAnswer,
+  type SetPlacementAnswer,
+} from '../../protocol/api.js';
 import {
   AllowListBody,
   DeregisterBody,
   entryToBody,
+  PlacementBody,
   ReconcileBody,
   RegisterBody,
   VmParams,
 } from '../../protocol/schemas.js';
+import type { AllowListLimits, ApiLimits } from '../../site/model.js';
 import { fromZodIssues } from '../../site/issues.js';
-import type { Registry } from '../service/registry.js';
+import type { AuditEvent, Registry } from '../service/registry.js';
 import type { Store } from '../store/store.js';
-import { authenticate } from './auth.js';
+import { checkAllowListLimits } from './allow-limits.js';
+import { authenticate, principalOf } from './auth.js';
 import type { Metrics } from './metrics.js';
+import { RefusalAudit } from './refusal-audit.js';
 
 /** What the API serves from. */
 export interface ApiOptions {
   readonly registry: Registry;
   readonly store: Store;
   readonly metrics: Metrics;
-  /** Request logs; the audit trail goes through the registry's audit callback. */
+  /** Request logs; the audit trail goes through the registry's audit callback and {@link ApiOptions.audit}. */
   readonly logger?: Logger;
+  /** Told of every refused request (4xx), for the audit trail; rate-limit refusals at most once per 10 s per key. */
+  readonly audit?: (event: AuditEvent) => void;
   /** Largest accepted body in bytes (default 1 MiB; a 10,000-NIC reconcile fits). */
   readonly bodyLimit?: number;
   /** TLS key and certificate (PEM); without them, plain HTTP. */
   readonly https?: { readonly key: string | Buffer; readonly cert: string | Buffer };
   /** Whether the domain entries of allow-lists can be resolved (site.backend.upstreamDns set). */
   readonly domainsResolvable?: boolean;
+  /** Request rate limits (the site's `backend.api`); default 1200 per token, 60 per address without one. */
+  readonly rateLimits?: ApiLimits;
+  /** Allow-list caps (the site's `backend.allowLists`); default 256 entries, 256 elements each, 4096 in all. */
+  readonly allowListLimits?: AllowListLimits;
+  /** What `/healthz` reports: the problems found (none: healthy). Default: none. */
+  readonly health?: () => readonly string[];
 }
 
 const STATUS: Record<string, number> = {
   E_UNKNOWN_NETWORK: 422,
   E_MAC_CONFLICT: 409,
+  E_NOT_PLACED: 403,
+  E_QUOTA_EXCEEDED: 429,
   E_ADDRESS_EXHAUSTED: 503,
+  E_FIREWALL_UNAVAILABLE: 503,
 };
+
+const DEFAULT_RATE_LIMITS: ApiLimits = { requestsPerMinute: 1200, unauthenticatedPerMinute: 60 };
+const DEFAULT_ALLOW_LIST_LIMITS: AllowListLimits = { entries: 256, elementsPerEntry: 256, elementsPerList: 4096 };
 
 /** Validate `value` with `schema`, or throw a 400 naming every bad field. */
 function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
@@ -57,13 +82,18 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z
  *
  * Host routes (host token): `POST /v1/register`, `POST /v1/deregister`,
  * `POST /v1/reconcile`, `GET /v1/registrations` (own). Admin routes (admin
- * token): `PUT|GET /v1/vms/:uuid/allow-list`, `GET /v1/allow-lists`,
- * `GET /v1/registrations?all`. Open: `GET /healthz`, `GET /metrics`.
- * Every refusal is `{ error: { code, message, issues? } }` with a 4xx and
- * changes nothing.
+ * token): `PUT|GET /v1/vms/:uuid/allow-list`, `PUT|GET /v1/vms/:uuid/placement`,
+ * `GET /v1/allow-lists`, `GET /v1/registrations?all`. `GET /metrics`: a
+ * metrics or admin token. Open: `GET /healthz`. Every request but `/healthz`
+ * is rate-limited per token (per client address without a valid one). Every
+ * refusal is `{ error: { code, message, issues? } }` with a 4xx, changes
+ * nothing, and is audited.
  */
 export function buildApi(options: ApiOptions): FastifyInstance {
   const { registry, store, metrics } = options;
+  const limits = options.rateLimits ?? DEFAULT_RATE_LIMITS;
+  const allowListLimits = options.allowListLimits ?? DEFAULT_ALLOW_LIST_LIMITS;
+  const refusals = new RefusalAudit(options.audit ?? (() => {}));
   // fastify's option types do not compose under exactOptionalPropertyTypes; the shape is checked by fastify at start.
   const createServer = Fastify as unknown as (options: object) => FastifyInstance;
   const app = createServer({
@@ -71,6 +101,10 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     ...(options.https ? { https: options.https } : {}),
   });
+  const rateKey = (request: FastifyRequest) => {
+    const principal = principalOf(request, store.tokens);
+    return principal ? `token:${principal.name}` : `address:${request.ip}`;
+  };
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unknown';
@@ -80,7 +114,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     );
   });
 
-  app.setErrorHandler((error, _request, reply) => {
+  app.setErrorHandler((error, request, reply) => {
     let status = 500;
     let body: { code: string; message: string; issues?: unknown };
     if (error instanceof ApiError) {
@@ -93,7 +127,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       typeof (error as { statusCode?: unknown }).statusCode === 'number' &&
       (error as { statusCode: number }).statusCode < 500
     ) {
-      // fastify's own refusals: body too large, bad JSON, wrong content type.
+      // fastify's own refusals (body too large, bad JSON, wrong content type) and the rate limiter's.
       const e = error as { statusCode: number; code?: string; message: string };
       status = e.statusCode;
       body = { code: e.code ?? 'E_REQUEST_INVALID', message: e.message };
@@ -102,76 +136,122 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       options.logger?.error({ err: error }, 'request failed');
     }
     metrics.errors.inc({ code: body.code });
+    if (status >= 400 && status < 500) {
+      const principal = principalOf(request, store.tokens);
+      refusals.refused(rateKey(request), {
+        status,
+        code: body.code,
+        method: request.method,
+        url: request.url,
+        ...(principal ? { principal: principal.name, role: principal.role } : { address: request.ip }),
+        message: body.message,
+      });
+    }
     return reply.status(status).send({ error: body });
   });
 
-  app.get(API_PATHS.health, async () => ({ ok: true }));
-  app.get(API_PATHS.metrics, async (_request, reply) => {
-    metrics.registrations.reset();
-    for (const [network, count] of store.registrations.countByNetwork()) metrics.registrations.set({ network }, count);
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.render();
+  void app.register(rateLimit, {
+    global: true,
+    timeWindow: 60_000,
+    keyGenerator: rateKey,
+    max: (request: FastifyRequest) =>
+      principalOf(request, store.tokens) ? limits.requestsPerMinute : limits.unauthenticatedPerMinute,
+    errorResponseBuilder: (_request: FastifyRequest, context: { max: number; after: string }) => ({
+      statusCode: 429,
+      code: 'E_RATE_LIMITED',
+      message: `Too many requests: expected at most ${context.max} per minute for this token or address (backend.api), retry in ${context.after}`,
+    }),
   });
 
-  app.post(API_PATHS.register, async (request): Promise<RegisterAnswer> => {
-    const host = authenticate(request, store.tokens, 'host');
-    const body = parse(RegisterBody, request.body, 'body');
-    const { generation, ...nic } = body;
-    const result = await registry.register(host.name, nic, generation);
-    return {
-      status: result.status,
-      ...(result.registration ? { ip: result.registration.ip } : {}),
-      network: nic.network,
-      mac: nic.mac,
-    };
-  });
+  // Routes inside a plugin registered after the rate limiter, so its onRoute hook applies to each.
+  void app.register(async (api) => {
+    api.get(API_PATHS.health, { config: { rateLimit: false } }, async (_request, reply) => {
+      const problems = options.health?.() ?? [];
+      if (problems.length === 0) return { ok: true };
+      return reply.status(503).send({ ok: false, problems });
+    });
 
-  app.post(API_PATHS.deregister, async (request) => {
-    const host = authenticate(request, store.tokens, 'host');
-    const body = parse(DeregisterBody, request.body, 'body');
-    return registry.deregister(host.name, { network: body.network, mac: body.mac }, body.generation);
-  });
+    api.get(API_PATHS.metrics, async (request, reply) => {
+      authenticate(request, store.tokens, 'metrics', 'admin');
+      const counts = registry.registrationCounts();
+      metrics.registrations.reset();
+      for (const [network, count] of counts) metrics.registrations.set({ network }, count);
+      reply.header('content-type', metrics.registry.contentType);
+      return metrics.render();
+    });
 
-  app.post(API_PATHS.reconcile, async (request) => {
-    const host = authenticate(request, store.tokens, 'host');
-    const body = parse(ReconcileBody, request.body, 'body');
-    return registry.reconcile(host.name, body.nics, body.generation);
-  });
+    api.post(API_PATHS.register, async (request): Promise<RegisterAnswer> => {
+      const host = authenticate(request, store.tokens, 'host');
+      const body = parse(RegisterBody, request.body, 'body');
+      const { generation, ...nic } = body;
+      const result = await registry.register(host.name, nic, generation);
+      return {
+        status: result.status,
+        ...(result.registration ? { ip: result.registration.ip } : {}),
+        network: nic.network,
+        mac: nic.mac,
+      };
+    });
 
-  app.get(API_PATHS.registrations, async (request) => {
-    const header = request.headers.authorization ?? '';
-    const principal = store.tokens.verify(header.replace(/^Bearer /, ''));
-    if (principal?.role === 'admin') return { registrations: registry.registrations() };
-    const host = authenticate(request, store.tokens, 'host');
-    return { registrations: registry.registrations(host.name) };
-  });
+    api.post(API_PATHS.deregister, async (request) => {
+      const host = authenticate(request, store.tokens, 'host');
+      const body = parse(DeregisterBody, request.body, 'body');
+      return registry.deregister(host.name, { network: body.network, mac: body.mac }, body.generation);
+    });
 
-  app.put(API_PATHS.vmAllowList, async (request) => {
-    const admin = authenticate(request, store.tokens, 'admin');
-    const { uuid } = parse(VmParams, request.params, 'params');
-    const { entries } = parse(AllowListBody, request.body, 'body');
-    if (options.domainsResolvable === false && entries.some((e) => e.type === 'domain')) {
-      throw new ApiError(
-        422,
-        'E_REQUEST_INVALID',
-        'Domain entries need backend.upstreamDns in the site: no resolver is configured to resolve them',
-      );
-    }
-    await registry.setAllowList(uuid, entries, admin.name);
-    return { vmUuid: uuid, entries: entries.map(entryToBody) };
-  });
+    api.post(API_PATHS.reconcile, async (request): Promise<ReconcileAnswer> => {
+      const host = authenticate(request, store.tokens, 'host');
+      const body = parse(ReconcileBody, request.body, 'body');
+      return registry.reconcile(host.name, body.nics, body.generation);
+    });
 
-  app.get(API_PATHS.vmAllowList, async (request) => {
-    authenticate(request, store.tokens, 'admin');
-    const { uuid } = parse(VmParams, request.params, 'params');
-    return { vmUuid: uuid, entries: registry.allowList(uuid).map(entryToBody) };
-  });
+    api.get(API_PATHS.registrations, async (request) => {
+      const principal = authenticate(request, store.tokens, 'host', 'admin');
+      return { registrations: registry.registrations(principal.role === 'admin' ? undefined : principal.name) };
+    });
 
-  app.get(API_PATHS.allowLists, async (request) => {
-    authenticate(request, store.tokens, 'admin');
-    return {
-      allowLists: store.allowLists.list().map((l) => ({ vmUuid: l.vmUuid, entries: l.entries.map(entryToBody) })),
-    };
+    api.put(API_PATHS.vmAllowList, async (request) => {
+      const admin = authenticate(request, store.tokens, 'admin');
+      const { uuid } = parse(VmParams, request.params, 'params');
+      const { entries } = parse(AllowListBody, request.body, 'body');
+      if (options.domainsResolvable === false && entries.some((e) => e.type === 'domain')) {
+        throw new ApiError(
+          422,
+          'E_REQUEST_INVALID',
+          'Domain entries need backend.upstreamDns in the site: no resolver is configured to resolve them',
+        );
+      }
+      checkAllowListLimits(entries, allowListLimits);
+      await registry.setAllowList(uuid, entries, admin.name);
+      return { vmUuid: uuid, entries: entries.map(entryToBody) };
+    });
+
+    api.get(API_PATHS.vmAllowList, async (request) => {
+      authenticate(request, store.tokens, 'admin');
+      const { uuid } = parse(VmParams, request.params, 'params');
+      return { vmUuid: uuid, entries: registry.allowList(uuid).map(entryToBody) };
+    });
+
+    api.put(API_PATHS.vmPlacement, async (request): Promise<SetPlacementAnswer> => {
+      const admin = authenticate(request, store.tokens, 'admin');
+      const { uuid } = parse(VmParams, request.params, 'params');
+      const { hosts } = parse(PlacementBody, request.body, 'body');
+      const result = await registry.setPlacement(uuid, hosts, admin.name);
+      return { vmUuid: uuid, hosts: result.hosts, revoked: result.revoked.length };
+    });
+
+    api.get(API_PATHS.vmPlacement, async (request): Promise<PlacementAnswer> => {
+      authenticate(request, store.tokens, 'admin');
+      const { uuid } = parse(VmParams, request.params, 'params');
+      return { vmUuid: uuid, hosts: registry.placement(uuid) };
+    });
+
+    api.get(API_PATHS.allowLists, async (request) => {
+      authenticate(request, store.tokens, 'admin');
+      return {
+        allowLists: store.allowLists.list().map((l) => ({ vmUuid: l.vmUuid, entries: l.entries.map(entryToBody) })),
+      };
+    });
   });
 
   return app;

@@ -8,16 +8,16 @@
 import { nftCheck } from '../checks.js';
 import type { Site } from '../../site/model.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
-import { dedupe, groupBySet, nicElements, type NftElement } from './elements.js';
 import {
-  domainMemberSetName,
-  domainSetName,
-  DOMAINS_CHAIN,
-  REGISTERED_SET,
-  REVOKED_SET,
-  SSH_FORWARDS_MAP,
-  TABLE,
-} from './names.js';
+  dedupe,
+  elementId,
+  groupBySet,
+  identityElements,
+  nicElements,
+  nicIdText,
+  type NftElement,
+} from './elements.js';
+import { domainMemberSetName, domainSetName, DOMAINS_CHAIN, REVOKED_SET, SSH_FORWARDS_MAP, TABLE } from './names.js';
 import { domainRules } from './ruleset.js';
 import { keyType, PORT_SHAPES } from './shapes.js';
 import type { RulesetOptions, SshForward } from './types.js';
@@ -48,10 +48,10 @@ export interface DeltaContext {
   readonly idempotent?: boolean;
 }
 
-const key = (e: NftElement) => `${e.set}\u0000${e.key}`;
-
 function elementCommands(verb: 'add' | 'delete', elements: readonly NftElement[]): string[] {
-  return [...groupBySet(elements)].map(([set, keys]) => `${verb} element ${TABLE} ${set} { ${keys.join(', ')} }`);
+  return [...groupBySet(elements, verb === 'add')].map(
+    ([set, keys]) => `${verb} element ${TABLE} ${set} { ${keys.join(', ')} }`,
+  );
 }
 
 function domainSetCommands(domain: string, timeout: string): string[] {
@@ -77,10 +77,10 @@ export function renderChange(ctx: DeltaContext, before: readonly NicState[], aft
     dedupe(nics.flatMap((n) => nicElements(ctx.site, n.registration, n.entries)));
   const old = elements(before);
   const next = elements(after);
-  const oldKeys = new Set(old.map(key));
-  const nextKeys = new Set(next.map(key));
-  const added = next.filter((e) => !oldKeys.has(key(e)));
-  const removed = old.filter((e) => !nextKeys.has(key(e)));
+  const oldKeys = new Set(old.map(elementId));
+  const nextKeys = new Set(next.map(elementId));
+  const added = next.filter((e) => !oldKeys.has(elementId(e)));
+  const removed = old.filter((e) => !nextKeys.has(elementId(e)));
 
   const timeout = nftCheck.timeout('domainTimeout', ctx.options?.domainTimeout ?? '1d');
   const domainsBefore = new Set(ctx.domains.before);
@@ -89,11 +89,12 @@ export function renderChange(ctx: DeltaContext, before: readonly NicState[], aft
   const goneDomains = [...domainsBefore].filter((d) => !domainsAfter.has(d));
   const domainsChanged = newDomains.length > 0 || goneDomains.length > 0;
 
+  // Deletes before adds: a map key whose value changes is deleted, then added with its new value.
   const commands = [
     ...newDomains.flatMap((d) => domainSetCommands(d, timeout)),
-    ...elementCommands('add', added),
     ...(ctx.idempotent === true ? elementCommands('add', removed) : []),
     ...elementCommands('delete', removed),
+    ...elementCommands('add', added),
     ...(domainsChanged
       ? [
           `flush chain ${TABLE} ${DOMAINS_CHAIN}`,
@@ -109,37 +110,37 @@ export function renderChange(ctx: DeltaContext, before: readonly NicState[], aft
   return commands.length === 0 ? '' : `${commands.join('\n')}\n`;
 }
 
-/** The `registered` keys of the NICs that have one (those on allow-list networks). */
-export function registeredKeys(site: Site, nics: readonly NicState[]): string[] {
+/** The ids of the NICs that have firewall elements (those on allow-list networks), as `revoked` elements. */
+export function revocableIds(site: Site, nics: readonly NicState[]): string[] {
   return nics.flatMap((n) =>
-    nicElements(site, n.registration, []).flatMap((e) => (e.set === REGISTERED_SET ? [e.key] : [])),
+    identityElements(site, n.registration).length === 0 ? [] : [nicIdText(n.registration.nicId)],
   );
 }
 
 /**
- * Cut NICs off at once: their `registered` keys added to `revoked`, which
- * every packet from an allow-list network is checked against first. Adding
- * costs a few ms; the deletions follow later in a batch ({@link renderCleanup}).
- * Returns `''` when none of the NICs has firewall elements.
+ * Cut NICs off at once: their ids added to `revoked`, which every packet
+ * from an allow-list network (and every packet of a flow to one) is checked
+ * against first. Adding costs a few ms; the deletions follow later in a batch
+ * ({@link renderCleanup}). Returns `''` when none of the NICs has firewall elements.
  */
 export function renderRevoke(site: Site, nics: readonly NicState[]): string {
-  const keys = registeredKeys(site, nics);
-  return keys.length === 0 ? '' : `add element ${TABLE} ${REVOKED_SET} { ${keys.join(', ')} }\n`;
+  const ids = revocableIds(site, nics);
+  return ids.length === 0 ? '' : `add element ${TABLE} ${REVOKED_SET} { ${ids.join(', ')} }\n`;
 }
 
 /**
- * Delete revoked NICs' elements and their `revoked` keys, in one transaction,
+ * Delete revoked NICs' elements and their `revoked` ids, in one transaction,
  * for a batch of NICs cut off by {@link renderRevoke}. The site's set of
  * domains must not have changed since (the caller flushes before such a change).
  */
 export function renderCleanup(site: Site, nics: readonly NicState[], options?: RulesetOptions): string {
-  const keys = registeredKeys(site, nics);
+  const ids = revocableIds(site, nics);
   const deletions = renderChange(
     { site, domains: { before: [], after: [] }, ...(options ? { options } : {}) },
     nics,
     [],
   );
-  return `${deletions}${keys.length === 0 ? '' : `delete element ${TABLE} ${REVOKED_SET} { ${keys.join(', ')} }\n`}`;
+  return `${deletions}${ids.length === 0 ? '' : `delete element ${TABLE} ${REVOKED_SET} { ${ids.join(', ')} }\n`}`;
 }
 
 /** One NIC registered (or re-registered): its elements added. */

@@ -6,13 +6,15 @@ import { nftCheck } from '../checks.js';
 import { intToIpv4 } from '../../site/address.js';
 import type { Network, Site } from '../../site/model.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
-import { domainMemberSetName, REGISTERED_SET } from './names.js';
+import { domainMemberSetName, markText, MAX_NIC_ID, NIC_FLOWS_SET, NIC_IDS_MAP } from './names.js';
 import { allowSetName, IP_LEVELS, portShapeOf, type PortShape } from './shapes.js';
 
-/** One element of one set, as nft text (`52:54:00:12:34:56 . 203.0.113.0 . tcp . 443`). */
+/** One element of one set or map, as nft text (`0x0000002a . 203.0.113.0 . tcp . 443`). */
 export interface NftElement {
   readonly set: string;
   readonly key: string;
+  /** A map element's value (`0x0000002a`); absent in a set. */
+  readonly value?: string;
 }
 
 /** A port block: `base` and the number of fixed prefix bits (16: one port, 0: every port). */
@@ -58,9 +60,14 @@ function portParts(entry: AllowEntry): { shape: PortShape; suffix: string }[] {
   }));
 }
 
-/** The elements one allow entry puts in the sets, for the NIC with MAC `mac`. */
-export function entryElements(mac: string, entry: AllowEntry): NftElement[] {
-  const owner = nftCheck.mac('mac', mac);
+/** A NIC id (1 to 0xfffffe) as nft writes a mark: `0x0000002a`. */
+export function nicIdText(nicId: unknown): string {
+  return markText(nftCheck.integer('nicId', nicId, 1, MAX_NIC_ID));
+}
+
+/** The elements one allow entry puts in the sets, for the NIC with id `nicId`. */
+export function entryElements(nicId: number, entry: AllowEntry): NftElement[] {
+  const owner = nicIdText(nicId);
   const ports = portParts(entry);
   if (entry.type === 'domain') {
     const domain = nftCheck.domain('domain', entry.domain);
@@ -94,28 +101,44 @@ export function registrationNetwork(site: Site, registration: Registration): Net
 }
 
 /**
- * Every element a registered NIC puts in the table: its registered
- * `iifname . mac . ip` triple and one or more elements per allow entry,
- * without duplicates. Empty on a network with open egress.
+ * The two elements that say who a NIC of an allow-list network is: its
+ * `iifname . mac . ip` triple mapped to its id (`nic_ids`), and
+ * `iifname . ip . id` (`nic_flows`), against which established flows' `ct mark` is checked.
  */
-export function nicElements(site: Site, registration: Registration, entries: readonly AllowEntry[]): NftElement[] {
+export function identityElements(site: Site, registration: Registration): NftElement[] {
   const network = registrationNetwork(site, registration);
   if (!isAllowListNetwork(network)) return [];
   const iface = nftCheck.interfaceName('gatewayInterface', network.gatewayInterface);
   const mac = nftCheck.mac('mac', registration.mac);
   const ip = nftCheck.ipv4('ip', registration.ip);
-  const all = [
-    { set: REGISTERED_SET, key: `"${iface}" . ${mac} . ${ip}` },
-    ...entries.flatMap((e) => entryElements(mac, e)),
+  const id = nicIdText(registration.nicId);
+  return [
+    { set: NIC_IDS_MAP, key: `"${iface}" . ${mac} . ${ip}`, value: id },
+    { set: NIC_FLOWS_SET, key: `"${iface}" . ${ip} . ${id}` },
   ];
-  return dedupe(all);
 }
 
-/** Elements with duplicates (same set and key) removed, first occurrence kept. */
+/**
+ * Every element a registered NIC puts in the table: its identity
+ * ({@link identityElements}) and one or more elements per allow entry, keyed
+ * by its id, without duplicates. Empty on a network with open egress.
+ */
+export function nicElements(site: Site, registration: Registration, entries: readonly AllowEntry[]): NftElement[] {
+  const identity = identityElements(site, registration);
+  if (identity.length === 0) return [];
+  return dedupe([...identity, ...entries.flatMap((e) => entryElements(registration.nicId, e))]);
+}
+
+/** The text nft takes for an element when adding it: `key` or `key : value`. */
+export function elementText(element: NftElement): string {
+  return element.value === undefined ? element.key : `${element.key} : ${element.value}`;
+}
+
+/** Elements with duplicates (same set, key and value) removed, first occurrence kept. */
 export function dedupe(elements: readonly NftElement[]): NftElement[] {
   const seen = new Set<string>();
   return elements.filter((element) => {
-    const id = `${element.set}\u0000${element.key}`;
+    const id = elementId(element);
     if (seen.has(id)) return false;
     seen.add(id);
     return true;
@@ -129,13 +152,22 @@ export function distinctDomains(entries: Iterable<AllowEntry>): string[] {
   return [...domains].sort();
 }
 
-/** Group elements by set, in first-seen set order: `set -> keys`. */
-export function groupBySet(elements: readonly NftElement[]): Map<string, string[]> {
+/** What tells two elements apart: set, key and value. */
+export function elementId(element: NftElement): string {
+  return `${element.set}\u0000${element.key}\u0000${element.value ?? ''}`;
+}
+
+/**
+ * Group elements by set, in first-seen set order: `set -> texts`, each text
+ * `key : value` for adding (`withValues`, default) or the bare key for deleting.
+ */
+export function groupBySet(elements: readonly NftElement[], withValues = true): Map<string, string[]> {
   const groups = new Map<string, string[]>();
-  for (const { set, key } of elements) {
-    const keys = groups.get(set);
-    if (keys === undefined) groups.set(set, [key]);
-    else keys.push(key);
+  for (const element of elements) {
+    const text = withValues ? elementText(element) : element.key;
+    const keys = groups.get(element.set);
+    if (keys === undefined) groups.set(element.set, [text]);
+    else keys.push(text);
   }
   return groups;
 }

@@ -9,7 +9,7 @@ import { eachLimited } from '../each-limited.js';
 import { nftRunner, type NftRunner } from './apply.js';
 import { conntrackDeletions, conntrackRunner, type ConntrackRunner } from './conntrack.js';
 import {
-  registeredKeys,
+  revocableIds,
   renderChange,
   renderCleanup,
   renderRevoke,
@@ -100,7 +100,7 @@ export class NftGateway {
     const domainsChanged = domains.before.join() !== domains.after.join();
     if (domainsChanged || [...before, ...after].some((n) => this.pending.has(keyOf(n)))) await this.cleanup();
     const afterKeys = new Set(after.map(keyOf));
-    const gone = before.filter((n) => !afterKeys.has(keyOf(n)) && registeredKeys(this.site, [n]).length > 0);
+    const gone = before.filter((n) => !afterKeys.has(keyOf(n)) && revocableIds(this.site, [n]).length > 0);
     const defer = this.cleanupDelayMs > 0 && !domainsChanged && gone.length > 0;
     const kept = defer ? before.filter((n) => !gone.includes(n)) : before;
     const ctx = { site: this.site, domains, options: this.options };

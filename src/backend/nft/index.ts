@@ -2,24 +2,41 @@
  * The nftables part of the backend gateway: `table inet ticrypt`, rendered
  * whole and changed one transaction at a time. Every export is named here.
  */
-export { renderRuleset, domainRules } from './ruleset.js';
+export { renderRuleset, domainRules, counterNames, chainNames, sourceChainName } from './ruleset.js';
 export {
   renderChange,
   renderRegister,
   renderDeregister,
   renderAllowListChange,
   renderSshForwardChange,
+  renderRevoke,
+  renderCleanup,
   type NicState,
   type DeltaContext,
 } from './delta.js';
-export { nicElements, entryElements, distinctDomains, portBlocks, type NftElement } from './elements.js';
+export {
+  nicElements,
+  identityElements,
+  entryElements,
+  elementText,
+  distinctDomains,
+  portBlocks,
+  type NftElement,
+} from './elements.js';
 export { nftRunner, nftCommand, type NftRunner, type NftRunnerOptions } from './apply.js';
 export { conntrackDeletions, entryDeletions, conntrackRunner, type ConntrackRunner } from './conntrack.js';
 export { NftGateway, type NftGatewayOptions } from './gateway.js';
 export {
   TABLE,
-  REGISTERED_SET,
+  NIC_IDS_MAP,
+  NIC_FLOWS_SET,
   REVOKED_SET,
+  SOURCE_CHAIN,
+  NIC_ID_MASK,
+  MAX_NIC_ID,
+  SSH_FLOW_MARK,
+  markText,
+  networkCounters,
   SSH_FORWARDS_MAP,
   DOMAINS_CHAIN,
   COUNTERS,

@@ -7,17 +7,33 @@ import { createHash } from 'node:crypto';
 import { nftCheck } from '../checks.js';
 import { NFT_TABLE_REF } from '../../names.js';
 
+export { MAX_NIC_ID, NIC_ID_MASK, SSH_FLOW_MARK, markText } from './marks.js';
+
 /** The nftables family and table every ticrypt rule lives in: `inet ticrypt`. */
 export const TABLE = NFT_TABLE_REF;
 
-/** Registered `iifname . ether_addr . ipv4_addr` triples of NICs on allow-list networks. */
-export const REGISTERED_SET = 'registered';
+/**
+ * The registered NICs of allow-list networks: `iifname . ether_addr . ipv4_addr : mark`,
+ * each triple mapped to its NIC id. A packet from an allow-list network whose
+ * triple is not here is dropped; one that is carries the id in `meta mark`,
+ * and the id becomes the `ct mark` of the flows the table accepts for it.
+ */
+export const NIC_IDS_MAP = 'nic_ids';
 
 /**
- * Triples of NICs deregistered but whose elements are not deleted yet: matched
- * first, with drop. Adding to it is the fast way to cut a NIC off (deleting
- * set elements costs a fixed ~15-20 ms per transaction here); the deletions
- * follow in a batch.
+ * The same NICs as `iifname . ipv4_addr . mark` (interface, address, id): an
+ * established packet of an allow-list network is accepted only when its flow's
+ * `ct mark` is the id of the NIC it comes from (`iifname . ip saddr . ct mark`)
+ * or goes to (`oifname . ip daddr . ct mark`), so no other network, host or
+ * spoofer can open a flow for a NIC.
+ */
+export const NIC_FLOWS_SET = 'nic_flows';
+
+/**
+ * Ids of NICs deregistered but whose elements are not deleted yet: their
+ * packets are dropped first. Adding an id is the fast way to cut a NIC off
+ * (deleting set elements costs a fixed ~15-20 ms per transaction here); the
+ * deletions follow in a batch.
  */
 export const REVOKED_SET = 'revoked';
 
@@ -27,10 +43,11 @@ export const SSH_FORWARDS_MAP = 'ssh_forwards';
 /** The chain holding one group of rules per distinct allowed domain. */
 export const DOMAINS_CHAIN = 'domains';
 
+/** The prerouting chain (priority mangle) that validates sources and sets the fail-closed mark bit. */
+export const SOURCE_CHAIN = 'source';
+
 /** Named counters, readable with `nft list counter inet ticrypt NAME`, for audit. */
 export const COUNTERS = {
-  /** Secure egress from a MAC/IP pair that is not registered. */
-  unregistered: 'dropped_unregistered',
   /** Secure egress to a destination not on the VM's allow-list. */
   egress: 'dropped_egress',
   /** DNS (port 53) to anything but the backend's resolver, from a controlled-DNS network. */
@@ -41,7 +58,21 @@ export const COUNTERS = {
   inbound: 'dropped_inbound',
   /** Packets from VM networks to the backend itself that are not DHCP, DNS or ICMP to the gateway. */
   input: 'dropped_input',
+  /** Established packets of an allow-list network whose flow the table did not accept for that NIC. */
+  unowned: 'dropped_unowned_flow',
+  /** A VM network's source address arriving on an interface other than that network's. */
+  spoofedElsewhere: 'dropped_spoofed_other',
 } as const;
+
+/**
+ * A network's own counters: `dropped_spoofed_<net>` (a source address outside
+ * the network's subnet) and, on an allow-list network,
+ * `dropped_unregistered_<net>` (an `interface . MAC . IP` that is not
+ * registered, or revoked).
+ */
+export function networkCounters(network: string): { spoofed: string; unregistered: string } {
+  return { spoofed: `dropped_spoofed_${network}`, unregistered: `dropped_unregistered_${network}` };
+}
 
 /** The log prefix of every ticrypt log rule (rate-limited, optional). */
 export const LOG_PREFIX = 'ticrypt';

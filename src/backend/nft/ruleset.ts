@@ -6,6 +6,7 @@ import { nftCheck } from '../checks.js';
 import type { Network, Site } from '../../site/model.js';
 import type { AllowEntry } from '../../protocol/api.js';
 import { intToIpv4 } from '../../site/address.js';
+import { isFailClosedMark } from '../../site/primitives.js';
 import { distinctDomains, groupBySet, nicElements, type NftElement } from './elements.js';
 import {
   COUNTERS,
@@ -13,8 +14,14 @@ import {
   domainMemberSetName,
   domainSetName,
   LOG_PREFIX,
-  REGISTERED_SET,
+  markText,
+  networkCounters,
+  NIC_FLOWS_SET,
+  NIC_ID_MASK,
+  NIC_IDS_MAP,
   REVOKED_SET,
+  SOURCE_CHAIN,
+  SSH_FLOW_MARK,
   SSH_FORWARDS_MAP,
   TABLE,
 } from './names.js';
@@ -32,11 +39,44 @@ import type { GatewayState, RulesetOptions } from './types.js';
  */
 export function renderRuleset(site: Site, state: GatewayState, options: RulesetOptions = {}): string {
   const body = [
-    ...Object.values(COUNTERS).map((name) => `  counter ${name} {\n  }`),
+    ...counterNames(site).map((name) => `  counter ${name} {\n  }`),
     ...renderSets(site, state, options),
     ...renderChains(site, state, options),
   ];
   return [`table ${TABLE} {}`, `delete table ${TABLE}`, `table ${TABLE} {`, body.join('\n'), '}', ''].join('\n');
+}
+
+/** Every named counter of the table: the global ones, then each network's. */
+export function counterNames(site: Site): string[] {
+  return [
+    ...Object.values(COUNTERS),
+    ...site.networks.flatMap((n) => {
+      const own = networkCounters(n.name);
+      return n.egress === 'allow-list' ? [own.spoofed, own.unregistered] : [own.spoofed];
+    }),
+  ];
+}
+
+/** The chain a network's packets are checked in as they arrive: `source_<network>`. */
+export function sourceChainName(network: Network): string {
+  return `${SOURCE_CHAIN}_${network.name}`;
+}
+
+/** Every chain of the table, by name: what the backend's watch expects to find. */
+export function chainNames(site: Site): string[] {
+  return [
+    SOURCE_CHAIN,
+    ...site.networks.map(sourceChainName),
+    'input',
+    'vm_input',
+    'forward',
+    'from_vm',
+    ...(site.networks.some((n) => n.egress === 'allow-list') ? ['allow_egress', 'allow_ingress'] : []),
+    DOMAINS_CHAIN,
+    'to_vm',
+    'prerouting',
+    'postrouting',
+  ];
 }
 
 /** `{ "a", "b" }`: an anonymous set of quoted interface names. */
@@ -45,7 +85,11 @@ function ifaceSet(networks: readonly Network[]): string {
 }
 
 function setBlock(name: string, type: string, keys: readonly string[], extra: readonly string[] = []): string {
-  const lines = [`  set ${name} {`, `    type ${type}`, ...extra.map((line) => `    ${line}`)];
+  const lines = [
+    `  ${type.includes(' : ') ? 'map' : 'set'} ${name} {`,
+    `    type ${type}`,
+    ...extra.map((line) => `    ${line}`),
+  ];
   if (keys.length > 0) lines.push(`    elements = {\n      ${keys.join(',\n      ')}\n    }`);
   return [...lines, '  }'].join('\n');
 }
@@ -63,8 +107,9 @@ function renderSets(site: Site, state: GatewayState, options: RulesetOptions): s
     (f) => `${nftCheck.port('sshForwards.port', f.port)} : ${nftCheck.ipv4('sshForwards.ip', f.ip)}`,
   );
   return [
-    setBlock(REGISTERED_SET, 'ifname . ether_addr . ipv4_addr', keys(REGISTERED_SET)),
-    setBlock(REVOKED_SET, 'ifname . ether_addr . ipv4_addr', []),
+    setBlock(NIC_IDS_MAP, 'ifname . ether_addr . ipv4_addr : mark', keys(NIC_IDS_MAP)),
+    setBlock(NIC_FLOWS_SET, 'ifname . ipv4_addr . mark', keys(NIC_FLOWS_SET)),
+    setBlock(REVOKED_SET, 'mark', []),
     ...allowShapes().map((shape) => setBlock(allowSetName(shape), keyType(shape), keys(allowSetName(shape)))),
     ...domains.flatMap((domain) => [
       setBlock(domainSetName(domain), 'ipv4_addr', [], ['flags timeout', `timeout ${timeout}`]),
@@ -106,6 +151,70 @@ function chain(name: string, rules: readonly string[]): string {
   return [`  chain ${name} {`, ...rules.map((rule) => `    ${rule}`), '  }'].join('\n');
 }
 
+/** The fail-closed bit, re-checked: one of bits 24-31. */
+function failClosedBit(site: Site): string {
+  const mark = site.backend.failClosedMark;
+  if (!isFailClosedMark(mark)) {
+    throw nftCheck.refuse('backend.failClosedMark', 'a single mark bit among 0x01000000-0x80000000', mark);
+  }
+  return markText(mark);
+}
+
+/**
+ * `source` (prerouting, priority mangle, before routing) and one chain per
+ * network. A packet arriving on a network's gateway interface must carry a
+ * source address of its subnet, and on an allow-list network a registered,
+ * non-revoked `interface . MAC . IP`, whose id it then carries in `meta mark`;
+ * anything else is dropped and counted per network. Every packet let in from
+ * a VM network, and every packet from the uplink, gets the fail-closed bit:
+ * the backend's policy routing blackholes forwarded VM traffic without it, so
+ * without this table nothing forwards. A VM subnet's address arriving on any
+ * other interface is dropped, so masquerading by source subnet is safe.
+ */
+function sourceChains(site: Site, options: RulesetOptions): string[] {
+  const bit = failClosedBit(site);
+  const uplink = nftCheck.interfaceName('backend.uplink', site.backend.uplink);
+  const rate = nftCheck.rate('log.rate', options.logRate ?? '10/second');
+  const log = (what: string) =>
+    options.log === true ? [`limit rate ${rate} log prefix "${LOG_PREFIX} ${what}: " level info`] : [];
+  const dhcpDiscover = 'ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept';
+  const perNetwork = site.networks.map((n) => {
+    const subnet = subnetText(n.subnet);
+    const counters = networkCounters(n.name);
+    const rules =
+      n.egress === 'allow-list'
+        ? [
+            'meta nfproto != ipv4 accept',
+            dhcpDiscover,
+            `ip saddr != ${subnet} counter name ${counters.spoofed} drop`,
+            ...log('unregistered').map((rule) => `iifname . ether saddr . ip saddr != @${NIC_IDS_MAP} ${rule}`),
+            `iifname . ether saddr . ip saddr != @${NIC_IDS_MAP} counter name ${counters.unregistered} drop`,
+            `meta mark set iifname . ether saddr . ip saddr map @${NIC_IDS_MAP}`,
+            `meta mark @${REVOKED_SET} counter name ${counters.unregistered} drop`,
+            `meta mark set meta mark | ${bit} accept`,
+          ]
+        : [
+            `ip saddr ${subnet} meta mark set meta mark | ${bit} accept`,
+            dhcpDiscover,
+            'meta nfproto != ipv4 accept',
+            `counter name ${counters.spoofed} drop`,
+          ];
+    return chain(sourceChainName(n), rules);
+  });
+  const dispatch = site.networks
+    .map((n) => `"${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}" : goto ${sourceChainName(n)}`)
+    .join(', ');
+  return [
+    chain(SOURCE_CHAIN, [
+      'type filter hook prerouting priority mangle; policy accept;',
+      `iifname vmap { ${dispatch} }`,
+      `iifname != "lo" ip saddr { ${site.networks.map((n) => subnetText(n.subnet)).join(', ')} } counter name ${COUNTERS.spoofedElsewhere} drop`,
+      `iifname "${uplink}" meta mark set meta mark | ${bit}`,
+    ]),
+    ...perNetwork,
+  ];
+}
+
 function renderChains(site: Site, state: GatewayState, options: RulesetOptions): string[] {
   const uplink = nftCheck.interfaceName('backend.uplink', site.backend.uplink);
   const management = nftCheck.ipv4('backend.management.address', site.backend.management.address);
@@ -126,16 +235,30 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
   const log = (what: string) =>
     options.log === true ? [`limit rate ${rate} log prefix "${LOG_PREFIX} ${what}: " level info`] : [];
   const drop = (counter: string) => `counter name ${counter} drop`;
+  const idMask = markText(NIC_ID_MASK);
+  const ssh = markText(SSH_FLOW_MARK);
+  const established = 'ct state established,related';
   const domains = registeredDomains(state);
   const gatewayRules = vm.flatMap((n) => {
     const at = `iifname "${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}" ip daddr ${nftCheck.ipv4('gateway', n.gateway)}`;
     return [`${at} meta l4proto { tcp, udp } th dport 53 accept`, `${at} meta l4proto icmp accept`];
   });
+  const onAllowList = (rules: string[]) => (allowList.length > 0 ? rules : []);
+  const onOpen = (rules: string[]) => (open.length > 0 ? rules : []);
   return [
+    ...sourceChains(site, options),
     chain('input', ['type filter hook input priority filter; policy accept;', `iifname ${ifaceSet(vm)} jump vm_input`]),
     chain('vm_input', [
-      'ct state established,related accept',
       'meta nfproto ipv4 udp sport 68 udp dport 67 accept',
+      // Flows the backend itself opened (dnsmasq pings an address before offering it).
+      `${established} ct direction reply accept`,
+      ...onAllowList([
+        `iifname ${ifaceSet(allowList)} ${established} iifname . ip saddr . ct mark @${NIC_FLOWS_SET} accept`,
+      ]),
+      ...onOpen([`iifname ${ifaceSet(open)} ${established} accept`]),
+      `${established} ${drop(COUNTERS.unowned)}`,
+      // The NIC's id (from the source chain) becomes the flow's mark; conntrack keeps it only if a rule accepts.
+      ...onAllowList([`iifname ${ifaceSet(allowList)} ct mark set meta mark & ${idMask}`]),
       ...gatewayRules,
       ...log('input drop'),
       drop(COUNTERS.input),
@@ -146,18 +269,6 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
       `oifname ${ifaceSet(vm)} jump to_vm`,
     ]),
     chain('from_vm', [
-      // Every packet from an allow-list network, established ones too, must come from a registered NIC
-      // that is not revoked: a deregistration cuts open connections at their next packet.
-      ...(allowList.length > 0
-        ? [
-            `iifname ${ifaceSet(allowList)} iifname . ether saddr . ip saddr @${REVOKED_SET} ${drop(COUNTERS.unregistered)}`,
-            ...log('unregistered').map(
-              (rule) => `iifname ${ifaceSet(allowList)} iifname . ether saddr . ip saddr != @${REGISTERED_SET} ${rule}`,
-            ),
-            `iifname ${ifaceSet(allowList)} iifname . ether saddr . ip saddr != @${REGISTERED_SET} ${drop(COUNTERS.unregistered)}`,
-          ]
-        : []),
-      'ct state established,related accept',
       `oifname != "${uplink}" ${drop(COUNTERS.cross)}`,
       `ip daddr ${management} ${drop(COUNTERS.cross)}`,
       `meta nfproto != ipv4 ${drop(COUNTERS.cross)}`,
@@ -165,23 +276,44 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
       ...(controlled.length > 0
         ? [`iifname ${ifaceSet(controlled)} meta l4proto { tcp, udp } th dport 53 ${drop(COUNTERS.dns)}`]
         : []),
-      ...(open.length > 0 ? [`iifname ${ifaceSet(open)} accept`] : []),
-      ...(allowList.length > 0 ? [`iifname ${ifaceSet(allowList)} jump allow_egress`] : []),
+      ...onAllowList([`iifname ${ifaceSet(allowList)} goto allow_egress`]),
+      `${established} accept`,
+      ...onOpen([`iifname ${ifaceSet(open)} accept`]),
       drop(COUNTERS.egress),
     ]),
-    chain('allow_egress', [
-      ...allowShapes().map((shape) => `${keyExpression(shape)} @${allowSetName(shape)} accept`),
-      `jump ${DOMAINS_CHAIN}`,
-      ...log('egress drop'),
-      drop(COUNTERS.egress),
+    ...onAllowList([
+      chain('allow_egress', [
+        `ct mark @${REVOKED_SET} ${drop(COUNTERS.unowned)}`,
+        // An established flow is this NIC's only if the table accepted it for this NIC: its ct mark is the NIC's id.
+        `${established} iifname . ip saddr . ct mark @${NIC_FLOWS_SET} accept`,
+        `${established} ct direction reply ct mark ${ssh} accept`,
+        `${established} ${drop(COUNTERS.unowned)}`,
+        `ct mark set meta mark & ${idMask}`,
+        ...allowShapes().map((shape) => `${keyExpression(shape)} @${allowSetName(shape)} accept`),
+        `jump ${DOMAINS_CHAIN}`,
+        ...log('egress drop'),
+        drop(COUNTERS.egress),
+      ]),
     ]),
     chain(DOMAINS_CHAIN, domainRules(domains)),
     chain('to_vm', [
-      'ct state established,related accept',
       `iifname != "${uplink}" ${drop(COUNTERS.cross)}`,
+      ...onAllowList([`oifname ${ifaceSet(allowList)} goto allow_ingress`]),
+      `${established} accept`,
       'ct status dnat tcp dport 22 accept',
       ...log('inbound drop'),
       drop(COUNTERS.inbound),
+    ]),
+    ...onAllowList([
+      chain('allow_ingress', [
+        `ct mark @${REVOKED_SET} ${drop(COUNTERS.unowned)}`,
+        `${established} oifname . ip daddr . ct mark @${NIC_FLOWS_SET} accept`,
+        `${established} ct direction original ct mark ${ssh} accept`,
+        `${established} ${drop(COUNTERS.unowned)}`,
+        `ct status dnat tcp dport 22 ct mark set ${ssh} accept`,
+        ...log('inbound drop'),
+        drop(COUNTERS.inbound),
+      ]),
     ]),
     chain('prerouting', [
       'type nat hook prerouting priority dstnat; policy accept;',
@@ -189,7 +321,11 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
     ]),
     chain('postrouting', [
       'type nat hook postrouting priority srcnat; policy accept;',
-      `oifname "${uplink}" ip saddr { ${vm.map((n) => subnetText(n.subnet)).join(', ')} } masquerade`,
+      // Each network's own subnet, arriving on its own interface (the source chains guarantee the pair).
+      ...vm.map(
+        (n) =>
+          `oifname "${uplink}" iifname "${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}" ip saddr ${subnetText(n.subnet)} masquerade`,
+      ),
     ]),
   ];
 }

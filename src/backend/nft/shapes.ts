@@ -5,7 +5,8 @@
  * sets are O(n) to update (see DESIGN-NOTES.md). So every destination is
  * written as aligned blocks, and each block size has its own hash set, looked
  * up with the packet's fields masked to that size:
- * `ether saddr . ip daddr & 255.255.240.0 . meta l4proto . th dport & 0xfff0 @allow_20_p12`.
+ * `ct mark . ip daddr & 255.255.240.0 . meta l4proto . th dport & 0xfff0 @allow_20_p12`,
+ * where `ct mark` holds the sending NIC's id.
  * Address blocks come in prefix lengths that are multiples of 4 (a /17 is
  * eight /20s), port blocks in 16^k (1, 16, 256, 4096 ports, or all ports).
  */
@@ -49,18 +50,21 @@ export function allowShapes(): Shape[] {
   return IP_LEVELS.flatMap((ipBits) => PORT_SHAPES.map((port) => ({ ipBits, port })));
 }
 
-/** The nft type of a key of this shape, e.g. `ether_addr . ipv4_addr . inet_proto . inet_service`. */
+/** The nft type of a key of this shape, e.g. `mark . ipv4_addr . inet_proto . inet_service` (the NIC id first). */
 export function keyType(shape: Shape): string {
-  const parts = ['ether_addr'];
+  const parts = ['mark'];
   if (shape.ipBits > 0) parts.push('ipv4_addr');
   if (shape.port !== 'any') parts.push('inet_proto');
   if (portBits(shape.port) !== undefined) parts.push('inet_service');
   return parts.join(' . ');
 }
 
-/** The packet expression a key of this shape is looked up with. */
+/**
+ * The packet expression a key of this shape is looked up with: the flow's
+ * `ct mark` (set to the sending NIC's id just before the lookups) first.
+ */
 export function keyExpression(shape: Shape): string {
-  const parts = ['ether saddr'];
+  const parts = ['ct mark'];
   if (shape.ipBits === 32) parts.push('ip daddr');
   else if (shape.ipBits > 0) parts.push(`ip daddr & ${ipMask(shape.ipBits)}`);
   if (shape.port !== 'any') parts.push('meta l4proto');

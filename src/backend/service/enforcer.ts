@@ -28,6 +28,11 @@ export interface EnforcedState {
 export interface Enforcer {
   /** Make the kernel and dnsmasq equal to `state` (daemon start). */
   rebuild(state: EnforcedState): Promise<void>;
+  /**
+   * Make only the firewall equal to `state` (after the table was lost: dnsmasq
+   * was not touched). Absent: {@link Enforcer.rebuild} is used.
+   */
+  rebuildFirewall?(state: EnforcedState): Promise<void>;
   /** Apply one change as one transaction; reject, having changed nothing, when it cannot. */
   change(change: EnforcedChange): Promise<void>;
 }

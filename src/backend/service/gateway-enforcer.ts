@@ -23,6 +23,10 @@ export class GatewayEnforcer implements Enforcer {
     await this.dnsmasq.start(state.registrations, state.domains);
   }
 
+  async rebuildFirewall(state: EnforcedState): Promise<void> {
+    await this.nft.rebuild({ registrations: state.registrations, allowLists: state.allowLists });
+  }
+
   async change(change: EnforcedChange): Promise<void> {
     await this.nft.change(change.domains, change.before, change.after);
     try {

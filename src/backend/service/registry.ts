@@ -28,13 +28,33 @@ export interface RegisterResult {
 /** The outcome of a deregister call: what the API answers. */
 export type DeregisterResult = DeregisterAnswer;
 
+/** A NIC a reconcile left out, and why (`E_NOT_PLACED`, `E_QUOTA_EXCEEDED`). */
+export type RefusedNic = ReconcileAnswer['refused'][number];
+
 /** The outcome of a reconcile call: what the API answers. */
 export type ReconcileResult = ReconcileAnswer;
 
+/** The outcome of a placement change. */
+export interface PlacementResult {
+  readonly vmUuid: string;
+  readonly hosts: readonly string[];
+  /** Registrations of hosts no longer in the placement, removed (revoked). */
+  readonly revoked: readonly Registration[];
+}
+
 /** One audit event: what changed, for whom. */
 export interface AuditEvent {
-  readonly event: 'register' | 'deregister' | 'reconcile' | 'allow-list';
+  readonly event:
+    'register' | 'deregister' | 'reconcile' | 'allow-list' | 'placement' | 'expire' | 'prune' | 'refused' | 'guard';
   readonly [key: string]: unknown;
+}
+
+/** What else a {@link Registry} runs with. */
+export interface RegistryOptions {
+  /** The audit trail: one call per change. */
+  readonly audit?: (event: AuditEvent) => void;
+  /** The clock, in ms (tests move it). Default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /**
@@ -48,35 +68,70 @@ export interface AuditEvent {
  * from the same host never overrides a newer one; a host may only remove
  * what it holds, so the source's stop after a migration leaves the
  * destination's registration in place; a MAC held by another VM is refused.
+ *
+ * Trust rules: on a network whose placement is `enforced`, a host registers
+ * only NICs of VMs the launcher placed on it; only an edge register (never a
+ * reconcile) takes a registration over from another host; a VM removed from
+ * a host's placement loses that host's registrations; a host that has not
+ * reconciled for `expireAfter` loses all of its registrations; a host holds
+ * at most `perHost` registrations and a VM at most `perVm` NICs.
  */
 export class Registry {
   private readonly queue = new SerialQueue();
   private readonly domains = new DomainIndex();
+  private readonly lastReconcile = new Map<string, number>();
+  private readonly counts = new Map<string, number>();
+  private readonly audit: (event: AuditEvent) => void;
+  private readonly now: () => number;
+  private startedAt = 0;
 
   constructor(
     private readonly site: Site,
     private readonly store: Store,
     private readonly enforcer: Enforcer,
-    private readonly audit: (event: AuditEvent) => void = () => {},
-  ) {}
+    options: RegistryOptions | ((event: AuditEvent) => void) = {},
+  ) {
+    const resolved = typeof options === 'function' ? { audit: options } : options;
+    this.audit = resolved.audit ?? (() => {});
+    this.now = resolved.now ?? Date.now;
+  }
 
   /** Build the domain index and make kernel and dnsmasq equal to the store. Call once at start. */
   async start(): Promise<void> {
-    await this.queue.run(async () => {
+    this.startedAt = this.now();
+    await this.rebuild();
+  }
+
+  /**
+   * Make kernel and dnsmasq equal to the store again, in the serial queue;
+   * with `firewallOnly`, only the firewall (after the table was lost).
+   */
+  rebuild(options: { readonly firewallOnly?: boolean } = {}): Promise<void> {
+    return this.queue.run(async () => {
       const registrations = this.store.registrations.list();
       const allowLists = this.store.allowLists.list();
       const registered = new Set(registrations.map((r) => r.vmUuid));
       let index = new DomainIndex();
       for (const list of allowLists) if (registered.has(list.vmUuid)) index = index.with([], list.entries);
+      const state = { registrations, allowLists, domains: index.list() };
+      if (options.firewallOnly === true && this.enforcer.rebuildFirewall) await this.enforcer.rebuildFirewall(state);
+      else await this.enforcer.rebuild(state);
       this.domains.adopt(index);
-      await this.enforcer.rebuild({ registrations, allowLists, domains: index.list() });
+      this.counts.clear();
+      for (const r of registrations) this.counts.set(r.network, (this.counts.get(r.network) ?? 0) + 1);
     });
+  }
+
+  /** Run `task` in the serial queue: no change runs while it does. */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    return this.queue.run(task);
   }
 
   /** Register a NIC for `hostId`; reserves (or reuses) its address. */
   register(hostId: string, nic: NicReport, generation: number): Promise<RegisterResult> {
     return this.queue.run(async () => {
       const network = this.network(nic.network);
+      this.requirePlaced(network, nic.vmUuid, hostId);
       const existing = this.store.registrations.get(nic.network, nic.mac);
       if (existing && existing.vmUuid !== nic.vmUuid) throw this.conflict(nic, existing);
       if (existing && existing.hostId === hostId && existing.generation > generation) {
@@ -89,9 +144,11 @@ export class Registry {
         if (existing.generation !== generation) this.store.registrations.put({ ...existing, generation });
         return { status: 'unchanged', registration: { ...existing, generation } };
       }
+      const quota = this.quotaProblem(hostId, nic.vmUuid, existing, 0);
+      if (quota !== undefined) throw new RegistryError('E_QUOTA_EXCEEDED', quota);
       const { added } = await this.commit(existing ? [existing] : [], (txn) => {
         const ip = this.store.addresses.allocate(network, nic.mac);
-        txn.put({ ...nic, hostId, ip, generation });
+        txn.put({ ...nic, hostId, ip, generation, nicId: existing?.nicId ?? this.store.registrations.allocateNicId() });
       });
       const registration = added[0];
       if (!registration) {
@@ -100,26 +157,35 @@ export class Registry {
           `The store holds no registration of ${nic.mac} on ${network.name} after storing it`,
         );
       }
-      this.audit({ event: 'register', hostId, ...pick(registration), took: existing ? 'over' : 'new' });
+      this.audit({
+        event: 'register',
+        hostId,
+        ...pick(registration),
+        took: existing ? 'over' : 'new',
+        ...(existing && existing.hostId !== hostId ? { from: existing.hostId } : {}),
+      });
       return { status: 'registered', registration };
     });
   }
 
-  /** Deregister a NIC for `hostId`, if it holds it and the generation is not older. */
+  /**
+   * Deregister a NIC for `hostId`, if it holds it and the generation is not
+   * older. Only then is a tombstone kept (so a late, older register of this
+   * host's stays out); a NIC it does not hold changes nothing.
+   */
   deregister(hostId: string, key: { network: string; mac: string }, generation: number): Promise<DeregisterResult> {
     return this.queue.run(async () => {
       this.network(key.network);
       const existing = this.store.registrations.get(key.network, key.mac);
-      // Remembered even when nothing is removed: a register of this host's that arrives later but is older stays out.
-      const remember = () => this.store.deregistrations.record(key.network, key.mac, hostId, generation);
-      if (!existing || existing.hostId !== hostId) {
-        remember();
-        return { status: existing ? 'kept-other-host' : 'absent' };
+      if (!existing) return { status: 'absent' };
+      if (existing.hostId !== hostId) {
+        this.audit({ event: 'deregister', hostId, outcome: 'kept-other-host', holder: existing.hostId, ...key });
+        return { status: 'kept-other-host' };
       }
       if (existing.generation > generation) return { status: 'kept-newer' };
       await this.commit([existing], (txn) => {
         txn.delete(existing);
-        remember();
+        this.store.deregistrations.record(key.network, key.mac, hostId, generation, this.now());
       });
       this.audit({ event: 'deregister', hostId, ...pick(existing) });
       return { status: 'removed' };
@@ -129,29 +195,52 @@ export class Registry {
   /**
    * Converge a host's registrations to the NICs it says it runs now: add the
    * missing, remove what it no longer runs (unless newer than `generation`),
-   * in one transaction.
+   * in one transaction. NICs of VMs not placed on the host (on enforced
+   * networks), beyond a cap, or held by another host are left out and reported.
    */
   reconcile(hostId: string, nics: readonly NicReport[], generation: number): Promise<ReconcileResult> {
     return this.queue.run(async () => {
       for (const nic of nics) this.network(nic.network);
+      this.lastReconcile.set(hostId, this.now());
       const key = (n: { network: string; mac: string }) => `${n.network}/${n.mac}`;
       const held = new Map(this.store.registrations.ofHost(hostId).map((r) => [key(r), r]));
       const wanted = new Map(nics.map((n) => [key(n), n]));
       const conflicts: NicReport[] = [];
+      const refused: RefusedNic[] = [];
+      const heldElsewhere: NicReport[] = [];
       const touched: Registration[] = [];
       const toAdd: NicReport[] = [];
+      let newForHost = 0;
+      const newForVm = new Map<string, number>();
       for (const nic of wanted.values()) {
         const existing = this.store.registrations.get(nic.network, nic.mac);
         // A deregistration newer than this snapshot of the host wins: the NIC stopped after the list was taken.
         if ((this.store.deregistrations.latest(nic.network, nic.mac, hostId) ?? -1) > generation) continue;
         if (existing && existing.vmUuid !== nic.vmUuid) conflicts.push(nic);
-        else if (!existing || existing.hostId !== hostId || existing.vmName !== nic.vmName) {
-          if (existing) touched.push(existing);
+        else if (!this.isPlaced(this.network(nic.network), nic.vmUuid, hostId))
+          refused.push({ ...nic, code: 'E_NOT_PLACED' });
+        else if (existing && existing.hostId !== hostId) heldElsewhere.push(nic);
+        else if (!existing) {
+          const vmAdds = newForVm.get(nic.vmUuid) ?? 0;
+          if (this.quotaProblem(hostId, nic.vmUuid, undefined, newForHost, vmAdds) !== undefined) {
+            refused.push({ ...nic, code: 'E_QUOTA_EXCEEDED' });
+            continue;
+          }
+          newForHost += 1;
+          newForVm.set(nic.vmUuid, vmAdds + 1);
+          toAdd.push(nic);
+        } else if (existing.vmName !== nic.vmName) {
+          touched.push(existing);
           toAdd.push(nic);
         }
       }
       const toRemove = [...held.values()].filter((r) => !wanted.has(key(r)) && r.generation <= generation);
-      if (toAdd.length === 0 && toRemove.length === 0) return { added: [], removed: [], conflicts };
+      const outcome = { conflicts, refused, heldElsewhere };
+      if (toAdd.length === 0 && toRemove.length === 0) {
+        if (refused.length + heldElsewhere.length > 0) this.auditReconcile(hostId, [], [], outcome);
+        return { added: [], removed: [], ...outcome };
+      }
+      const ids = new Map(touched.map((r) => [key(r), r.nicId]));
       const { added } = await this.commit([...touched, ...toRemove], (txn) => {
         for (const registration of toRemove) txn.delete(registration);
         for (const nic of toAdd) {
@@ -160,17 +249,76 @@ export class Registry {
             hostId,
             generation,
             ip: this.store.addresses.allocate(this.network(nic.network), nic.mac),
+            nicId: ids.get(key(nic)) ?? this.store.registrations.allocateNicId(),
           });
         }
       });
-      this.audit({
-        event: 'reconcile',
-        hostId,
-        added: added.map(pick),
-        removed: toRemove.map(pick),
-        conflicts: conflicts.length,
-      });
-      return { added, removed: toRemove, conflicts };
+      this.auditReconcile(hostId, added, toRemove, outcome);
+      return { added, removed: toRemove, ...outcome };
+    });
+  }
+
+  /**
+   * Set where a VM may run (the VM launcher, at start and around a
+   * migration). On networks that enforce placement, registrations held by a
+   * host no longer in `hosts` are removed (revoked) in the same transaction.
+   */
+  setPlacement(vmUuid: string, hosts: readonly string[], actor: string): Promise<PlacementResult> {
+    return this.queue.run(async () => {
+      const before = this.store.placements.get(vmUuid);
+      const after = [...new Set(hosts)];
+      const revoke = this.store.registrations
+        .ofVm(vmUuid)
+        .filter((r) => this.network(r.network).placement === 'enforced' && !after.includes(r.hostId));
+      if (revoke.length === 0) this.store.placements.set(vmUuid, after);
+      else {
+        await this.commit(revoke, (txn) => {
+          for (const registration of revoke) txn.delete(registration);
+          this.store.placements.set(vmUuid, after);
+        });
+      }
+      this.audit({ event: 'placement', actor, vmUuid, before, after, revoked: revoke.map(pick) });
+      return { vmUuid, hosts: after, revoked: revoke };
+    });
+  }
+
+  /** The hosts a VM is placed on (empty: nowhere). */
+  placement(vmUuid: string): string[] {
+    return this.store.placements.get(vmUuid);
+  }
+
+  /**
+   * Periodic upkeep: remove the registrations of every host that has not
+   * reconciled for `expireAfter` (not before `expireGrace` after start), and
+   * forget tombstones older than `tombstoneRetention`. Returns the hosts
+   * expired and how many registrations they lost.
+   */
+  sweep(): Promise<{ hosts: string[]; removed: number }> {
+    return this.queue.run(async () => {
+      const now = this.now();
+      const limits = this.site.backend.registrations;
+      const pruned = this.store.deregistrations.pruneBefore(now - limits.tombstoneRetention);
+      if (pruned > 0) this.audit({ event: 'prune', tombstones: pruned });
+      if (now < this.startedAt + limits.expireGrace) return { hosts: [], removed: 0 };
+      const expired: string[] = [];
+      let removed = 0;
+      for (const hostId of this.store.registrations.countByHost().keys()) {
+        const last = Math.max(this.lastReconcile.get(hostId) ?? 0, this.startedAt);
+        if (now - last <= limits.expireAfter) continue;
+        const held = this.store.registrations.ofHost(hostId);
+        await this.commit(held, (txn) => {
+          for (const registration of held) txn.delete(registration);
+        });
+        expired.push(hostId);
+        removed += held.length;
+        this.audit({
+          event: 'expire',
+          hostId,
+          lastReconcile: this.lastReconcile.has(hostId) ? new Date(last).toISOString() : 'never since start',
+          removed: held.map(pick),
+        });
+      }
+      return { hosts: expired, removed };
     });
   }
 
@@ -206,6 +354,11 @@ export class Registry {
   /** Every registration, or one host's. */
   registrations(hostId?: string): Registration[] {
     return hostId === undefined ? this.store.registrations.list() : this.store.registrations.ofHost(hostId);
+  }
+
+  /** Registered NICs per network, kept in memory (no store read). */
+  registrationCounts(): ReadonlyMap<string, number> {
+    return this.counts;
   }
 
   /**
@@ -250,6 +403,8 @@ export class Registry {
       });
       db.exec('COMMIT');
       this.domains.adopt(next);
+      for (const r of before) this.counts.set(r.network, (this.counts.get(r.network) ?? 0) - 1);
+      for (const r of added) this.counts.set(r.network, (this.counts.get(r.network) ?? 0) + 1);
       return { added };
     } catch (error) {
       if (db.inTransaction) db.exec('ROLLBACK');
@@ -272,6 +427,61 @@ export class Registry {
     return now - addedHere + removedHere > 0;
   }
 
+  /**
+   * Why one more registration would exceed a cap, if it would: the host's
+   * (`perHost`, unless it takes over a NIC it already counts) or the VM's
+   * (`perVm`, for a NIC not yet registered). `pending*` count additions of
+   * the same reconcile not stored yet.
+   */
+  private quotaProblem(
+    hostId: string,
+    vmUuid: string,
+    existing: Registration | undefined,
+    pendingForHost: number,
+    pendingForVm = 0,
+  ): string | undefined {
+    const limits = this.site.backend.registrations;
+    const hostHolds = this.store.registrations.countOfHost(hostId) + pendingForHost;
+    if (existing?.hostId !== hostId && hostHolds >= limits.perHost) {
+      return `Host ${hostId} holds ${hostHolds} registrations: expected fewer than backend.registrations.perHost (${limits.perHost})`;
+    }
+    const vmHas = this.store.registrations.countOfVm(vmUuid) + pendingForVm;
+    if (existing === undefined && vmHas >= limits.perVm) {
+      return `VM ${vmUuid} has ${vmHas} registered NICs: expected fewer than backend.registrations.perVm (${limits.perVm})`;
+    }
+    return undefined;
+  }
+
+  private isPlaced(network: Network, vmUuid: string, hostId: string): boolean {
+    return network.placement !== 'enforced' || this.store.placements.get(vmUuid).includes(hostId);
+  }
+
+  private requirePlaced(network: Network, vmUuid: string, hostId: string): void {
+    if (this.isPlaced(network, vmUuid, hostId)) return;
+    const hosts = this.store.placements.get(vmUuid);
+    throw new RegistryError(
+      'E_NOT_PLACED',
+      `VM ${vmUuid} is not placed on host ${hostId}: network ${network.name} enforces placement, and the VM launcher placed it on ${hosts.length === 0 ? 'no host' : hosts.join(', ')}`,
+    );
+  }
+
+  private auditReconcile(
+    hostId: string,
+    added: readonly Registration[],
+    removed: readonly Registration[],
+    outcome: { conflicts: readonly NicReport[]; refused: readonly RefusedNic[]; heldElsewhere: readonly NicReport[] },
+  ): void {
+    this.audit({
+      event: 'reconcile',
+      hostId,
+      added: added.map(pick),
+      removed: removed.map(pick),
+      conflicts: outcome.conflicts.length,
+      refused: outcome.refused.map((n) => ({ vmUuid: n.vmUuid, mac: n.mac, network: n.network, code: n.code })),
+      heldElsewhere: outcome.heldElsewhere.map((n) => ({ vmUuid: n.vmUuid, mac: n.mac, network: n.network })),
+    });
+  }
+
   private network(name: string): Network {
     const network = this.site.networks.find((n) => n.name === name);
     if (!network) {
@@ -292,5 +502,13 @@ export class Registry {
 }
 
 function pick(r: Registration) {
-  return { vmUuid: r.vmUuid, vmName: r.vmName, mac: r.mac, network: r.network, ip: r.ip, generation: r.generation };
+  return {
+    vmUuid: r.vmUuid,
+    vmName: r.vmName,
+    mac: r.mac,
+    network: r.network,
+    ip: r.ip,
+    generation: r.generation,
+    nicId: r.nicId,
+  };
 }

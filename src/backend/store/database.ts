@@ -2,13 +2,16 @@ import Database from 'better-sqlite3';
 import { StoreError } from '../../errors/store-error.js';
 
 /** The schema version this code reads and writes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
-const SCHEMA = `
+const META = `
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
+`;
+
+const SCHEMA = `
 -- One row per registered VM NIC; the store is the truth the firewall and dnsmasq are rebuilt from.
 CREATE TABLE IF NOT EXISTS registrations (
   network TEXT NOT NULL,
@@ -19,18 +22,30 @@ CREATE TABLE IF NOT EXISTS registrations (
   vm_name TEXT NOT NULL,
   generation INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
+  -- The NIC's id in the firewall (its elements' key, its flows' ct mark); unique, not reused soon.
+  nic_id INTEGER NOT NULL,
   PRIMARY KEY (network, mac)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS registrations_by_host ON registrations (host_id);
 CREATE INDEX IF NOT EXISTS registrations_by_vm ON registrations (vm_uuid);
--- The newest deregistration each host sent for a NIC: a register from that host with an older generation is
--- stale (it was spooled or reordered), so a stopped VM is never re-opened by a late event.
+CREATE UNIQUE INDEX IF NOT EXISTS registrations_by_nic_id ON registrations (nic_id);
+-- The newest deregistration each host sent for a NIC it held: a register from that host with an older generation
+-- is stale (it was spooled or reordered), so a stopped VM is never re-opened by a late event. Pruned after the
+-- retention period (backend.registrations.tombstoneRetention).
 CREATE TABLE IF NOT EXISTS deregistrations (
   network TEXT NOT NULL,
   mac TEXT NOT NULL,
   host_id TEXT NOT NULL,
   generation INTEGER NOT NULL,
+  recorded_at INTEGER NOT NULL,
   PRIMARY KEY (network, mac, host_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deregistrations_by_age ON deregistrations (recorded_at);
+-- Where the VM launcher says each VM may run: the hosts allowed to register its NICs on enforced networks.
+CREATE TABLE IF NOT EXISTS placements (
+  vm_uuid TEXT PRIMARY KEY,
+  hosts TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 -- Addresses handed out, kept after deregistration so a MAC gets the same IP back.
 CREATE TABLE IF NOT EXISTS addresses (
@@ -46,14 +61,35 @@ CREATE TABLE IF NOT EXISTS allow_lists (
   entries TEXT NOT NULL,
   updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
--- API principals: one per host, plus admins. Only a SHA-256 of each token is kept.
+-- API principals: one per host, admins, and metrics scrapers. Only a SHA-256 of each token is kept.
 CREATE TABLE IF NOT EXISTS tokens (
   principal TEXT PRIMARY KEY,
-  role TEXT NOT NULL CHECK (role IN ('host', 'admin')),
+  role TEXT NOT NULL CHECK (role IN ('host', 'admin', 'metrics')),
   hash BLOB NOT NULL,
   created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 `;
+
+/** Version 1 to 2: NIC ids, tombstone ages, placements, the metrics role. */
+function migrateFrom1(db: Database.Database): void {
+  const now = Date.now();
+  db.exec('ALTER TABLE registrations ADD COLUMN nic_id INTEGER NOT NULL DEFAULT 0');
+  const keys = db.prepare<[], { network: string; mac: string }>('SELECT network, mac FROM registrations').all();
+  const setId = db.prepare('UPDATE registrations SET nic_id = ? WHERE network = ? AND mac = ?');
+  keys.forEach((k, i) => setId.run(i + 1, k.network, k.mac));
+  db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_nic_id', ?)").run(String(keys.length + 1));
+  db.exec('ALTER TABLE deregistrations ADD COLUMN recorded_at INTEGER NOT NULL DEFAULT 0');
+  db.prepare('UPDATE deregistrations SET recorded_at = ?').run(now);
+  db.exec(`CREATE TABLE tokens_v2 (
+    principal TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('host', 'admin', 'metrics')),
+    hash BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO tokens_v2 SELECT principal, role, hash, created_at FROM tokens;
+  DROP TABLE tokens;
+  ALTER TABLE tokens_v2 RENAME TO tokens;`);
+}
 
 /**
  * Open (creating if needed) the backend's SQLite store: WAL journal, full
@@ -68,11 +104,24 @@ export function openDatabase(path: string): Database.Database {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
-  db.exec(SCHEMA);
+  db.exec(META);
   const version = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get();
+  const setVersion = () =>
+    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
   if (version === undefined) {
-    db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
-  } else if (Number(version.value) !== SCHEMA_VERSION) {
+    db.transaction(() => {
+      db.exec(SCHEMA);
+      setVersion();
+    })();
+  } else if (Number(version.value) === 1) {
+    db.transaction(() => {
+      migrateFrom1(db);
+      db.exec(SCHEMA);
+      setVersion();
+    })();
+  } else if (Number(version.value) === SCHEMA_VERSION) {
+    db.exec(SCHEMA);
+  } else {
     db.close();
     throw new StoreError('E_STORE', `Store ${path}: expected schema version ${SCHEMA_VERSION}, found ${version.value}`);
   }

@@ -3,6 +3,7 @@ import { AddressTable } from './addresses.js';
 import { AllowListTable } from './allow-lists.js';
 import { openDatabase } from './database.js';
 import { DeregistrationTable } from './deregistrations.js';
+import { PlacementTable } from './placements.js';
 import { RegistrationTable } from './registrations.js';
 import { TokenTable } from './tokens.js';
 
@@ -20,6 +21,7 @@ export class Store {
   readonly allowLists: AllowListTable;
   readonly tokens: TokenTable;
   readonly deregistrations: DeregistrationTable;
+  readonly placements: PlacementTable;
 
   constructor(readonly db: Database.Database) {
     this.registrations = new RegistrationTable(db);
@@ -27,6 +29,7 @@ export class Store {
     this.allowLists = new AllowListTable(db);
     this.tokens = new TokenTable(db);
     this.deregistrations = new DeregistrationTable(db);
+    this.placements = new PlacementTable(db);
   }
 
   /** Run `fn` in one SQLite transaction: all of it is stored, or none (also when `fn` throws). */

@@ -3,10 +3,13 @@ import type Database from 'better-sqlite3';
 
 /** Who an API token speaks for. */
 export interface Principal {
-  /** A host id (role `host`) or an admin name (role `admin`). */
+  /** A host id (role `host`), an admin name (role `admin`) or a metrics scraper's name (role `metrics`). */
   readonly name: string;
-  readonly role: 'host' | 'admin';
+  readonly role: Role;
 }
+
+/** What a token may do: `host` register its NICs, `admin` allow-lists and placements, `metrics` read /metrics. */
+export type Role = 'host' | 'admin' | 'metrics';
 
 const hash = (secret: string) => createHash('sha256').update(secret).digest();
 
@@ -22,17 +25,20 @@ export class TokenTable {
   private readonly all;
 
   constructor(db: Database.Database) {
-    this.one = db.prepare<[string], { role: 'host' | 'admin'; hash: Buffer }>(
-      'SELECT role, hash FROM tokens WHERE principal = ?',
-    );
+    this.one = db.prepare<[string], { role: Role; hash: Buffer }>('SELECT role, hash FROM tokens WHERE principal = ?');
     this.upsert = db.prepare(
       `INSERT INTO tokens (principal, role, hash, created_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (principal) DO UPDATE SET role = excluded.role, hash = excluded.hash, created_at = excluded.created_at`,
     );
     this.remove = db.prepare('DELETE FROM tokens WHERE principal = ?');
-    this.all = db.prepare<[], { principal: string; role: 'host' | 'admin' }>(
+    this.all = db.prepare<[], { principal: string; role: Role }>(
       'SELECT principal, role FROM tokens ORDER BY principal',
     );
+  }
+
+  /** The role of a principal's token, if it has one. */
+  roleOf(name: string): Role | undefined {
+    return this.one.get(name)?.role;
   }
 
   /** Issue a new token for a principal and return it; it is shown once and stored only hashed. */

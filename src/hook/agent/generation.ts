@@ -4,9 +4,10 @@
  * one. Used by every hook run and by reconcile. May not: block a VM start for
  * long (the lock is given up after 250 ms) or call the network.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { lockSync } from './lock.js';
+import { createExclusive } from './safe-write.js';
 import { syncDir } from './sync-dir.js';
 
 /** The wall clock in microseconds since the epoch (about 1.8e15: well inside 2^53). */
@@ -107,7 +108,7 @@ function readNumber(file: string): number {
 
 function writeFile(file: string, text: string, durable: boolean): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
+  const fd = createExclusive(tmp);
   try {
     writeSync(fd, text);
     if (durable) fsyncSync(fd);

@@ -4,21 +4,11 @@
  * next run, `host flush` and the timer. May not: send anything (that is
  * `deliver.ts`).
  */
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { HookSpoolError } from '../../errors/hook-spool-error.js';
 import { type HookEvent, nicKey } from './events.js';
+import { createExclusive, writeExclusive } from './safe-write.js';
 import { syncDir } from './sync-dir.js';
 
 /** One spooled event and its file. */
@@ -34,7 +24,7 @@ const ENTRY = /^[0-9]{16}-[0-9a-f]{12}-[a-z][a-z0-9_-]{0,31}-(register|deregiste
  * `<spoolDir>/events/<generation>-<mac>-<network>-<op>.json`, one file per
  * event, written to a temporary name, fsynced, renamed into place, and the
  * directory fsynced, so an entry survives a crash or reboot once `append`
- * returns. File names sort in generation order, which is the delivery order.
+ * returns. Files are created without following symlinks (`O_EXCL | O_NOFOLLOW`). File names sort in generation order, which is the delivery order.
  * Entries the backend refuses for good (a MAC conflict, an unknown network)
  * move to `<spoolDir>/failed/` with the reason, so they neither block later
  * events nor vanish.
@@ -64,7 +54,7 @@ export class Spool {
     const tmp = join(this.events, `.${name}.${process.pid}.tmp`);
     try {
       mkdirSync(this.events, { recursive: true, mode: 0o700 });
-      const fd = openSync(tmp, 'w', 0o600);
+      const fd = createExclusive(tmp);
       try {
         writeSync(fd, `${JSON.stringify({ format: 1, ...event, spooledAt: new Date().toISOString() })}\n`);
         fsyncSync(fd);
@@ -139,7 +129,7 @@ export class Spool {
     const name = file.slice(this.events.length + 1);
     try {
       mkdirSync(this.failed, { recursive: true, mode: 0o700 });
-      writeFileSync(join(this.failed, `${name}.reason`), `${reason}\n`, { mode: 0o600 });
+      writeExclusive(join(this.failed, `${name}.reason`), `${reason}\n`);
       renameSync(file, join(this.failed, name));
       syncDir(this.failed);
     } catch {

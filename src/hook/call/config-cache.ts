@@ -4,13 +4,14 @@
  * valid configuration when the file is broken. May not: validate itself (it is
  * handed the validator) or block a VM on a broken file.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isTicryptNetError } from '../../errors/ticrypt-net-error.js';
+import { writeExclusive } from '../agent/safe-write.js';
 import type { HookConfig } from '../setup/config-types.js';
 
 /** Bump when {@link HookConfig}'s shape changes, so an old cache is not trusted. */
-const CACHE_FORMAT = 1;
+const CACHE_FORMAT = 2;
 
 /** The configuration a hook run acts on, and where it came from. */
 export interface ConfigLoad {
@@ -78,7 +79,7 @@ function writeCache(cachePath: string, data: CacheFile): void {
   try {
     mkdirSync(dirname(cachePath), { recursive: true, mode: 0o700 });
     const tmp = `${cachePath}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(data), { mode: 0o600 });
+    writeExclusive(tmp, JSON.stringify(data));
     renameSync(tmp, cachePath);
   } catch {
     // A cache that cannot be written only costs the next run a validation.

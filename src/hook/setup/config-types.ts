@@ -31,8 +31,10 @@ export interface HookConfig {
     readonly url: string;
     /** PEM CA file to trust for an https URL (default: the system's CAs). */
     readonly caFile?: string;
-    /** File holding this host's token `<hostId>.<secret>`. */
+    /** File holding this host's token `<hostId>.<secret>`; readable by its owner only. */
     readonly tokenFile: string;
+    /** Allow a plain `http://` URL (default: only https). */
+    readonly insecure?: boolean;
   };
   readonly networks: readonly HookNetwork[];
   readonly timeouts: {

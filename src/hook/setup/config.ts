@@ -50,8 +50,9 @@ export const HookConfigSchema = z
           url: Url,
           caFile: AbsolutePath.optional(),
           tokenFile: AbsolutePath,
+          insecure: z.boolean(expectMsg('true or false')).default(false),
         },
-        expectMsg('a mapping with url, tokenFile and optionally caFile'),
+        expectMsg('a mapping with url, tokenFile and optionally caFile and insecure'),
       ),
       networks: z.array(NetworkEntry, expectMsg('a list of networks')).min(1, expectMsg('at least one network')),
       timeouts: z
@@ -84,6 +85,13 @@ export const HookConfigSchema = z
         seen.set(`${kind}:${key}`, `networks[${index}]`);
       }
     });
+    if (config.backend.url.startsWith('http:') && !config.backend.insecure) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backend', 'url'],
+        message: `expected an https URL (plain http only with backend.insecure: true), found ${JSON.stringify(config.backend.url)}`,
+      });
+    }
     if (config.timeouts.requestMs >= config.timeouts.hookMs) {
       ctx.addIssue({
         code: 'custom',
@@ -115,6 +123,7 @@ export function parseHookConfigText(text: string, file: string): HookConfig {
       url: backend.url,
       tokenFile: backend.tokenFile,
       ...(backend.caFile === undefined ? {} : { caFile: backend.caFile }),
+      ...(backend.insecure ? { insecure: true } : {}),
     },
     networks: networks.map((n): HookNetwork => ({
       name: n.name,
@@ -154,8 +163,10 @@ backend:
   url: ${DEFAULT_BACKEND_URL}
   # CA certificate that signed the backend's TLS certificate (omit for the system's CAs).
   caFile: /etc/ticrypt-net/backend-ca.pem
-  # This host's token, readable by root only (chmod 600).
+  # This host's token, readable by root only (chmod 600): the hook refuses a file group or others can read.
   tokenFile: /etc/ticrypt-net/host.token
+  # Plain http:// is refused unless this is true (a protected management network, or tests).
+  # insecure: true
 
 # The libvirt networks whose NICs are registered; NICs on any other network are ignored.
 # requireRegistration: true refuses to start a VM whose registration fails (default:

@@ -1,5 +1,7 @@
 /** The backend role's doctor checks: pure functions of {@link BackendFacts}. */
 import type { Site } from '../../site/model.js';
+import { ARP_SETTINGS, effectiveArp, type ArpKey } from '../../backend/guard/arp.js';
+import { describeRule, failClosedRules, missingRules, ruleArgs } from '../../backend/guard/rules.js';
 import type { BackendFacts } from './backend-facts.js';
 import { checkRoutes } from './host-checks.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
@@ -88,7 +90,84 @@ export function checkBackend(site: Site, facts: BackendFacts): CheckResult[] {
   );
   const gatewayOf = new Map(site.networks.map((n) => [n.name, n.gatewayInterface]));
   results.push(...checkRoutes(site, facts.routes, (network, route) => route.dev !== gatewayOf.get(network)));
+  results.push(checkFailClosedRules(site, facts), ...checkArp(site, facts), checkNftablesService(facts));
   return results;
+}
+
+/** The fail-closed ip rules the backend service installs: without them, a lost table forwards unfiltered. */
+function checkFailClosedRules(site: Site, facts: BackendFacts): CheckResult {
+  const id = 'guard.ip-rules';
+  if (facts.ipRules === undefined)
+    return fail(id, 'ip rule', 'ip -j rule show failed', 'install iproute2 and run doctor as root');
+  const wanted = failClosedRules(site);
+  const missing = [
+    ...missingRules(
+      wanted.filter((r) => r.family === 4),
+      facts.ipRules.v4,
+    ),
+    ...(facts.ipRules.v6 === undefined
+      ? []
+      : missingRules(
+          wanted.filter((r) => r.family === 6),
+          facts.ipRules.v6,
+        )),
+  ];
+  if (missing.length === 0)
+    return ok(
+      id,
+      'ip rule',
+      `${wanted.length} fail-closed rules in place (mark bit 0x${site.backend.failClosedMark.toString(16)})`,
+    );
+  return fail(
+    id,
+    'ip rule',
+    `missing: ${missing.map(describeRule).join('; ')}: if table inet ticrypt is lost, VM networks forward unfiltered`,
+    `restart the backend service (it installs them at start and keeps them), or: ${missing.map((r) => `ip ${ruleArgs(r).join(' ')}`).join('; ')}`,
+  );
+}
+
+/** Each gateway interface answers ARP only for its own addresses (never the management or uplink ones). */
+function checkArp(site: Site, facts: BackendFacts): CheckResult[] {
+  if (facts.arp === undefined) return [];
+  const all = facts.arp.all.values;
+  return site.networks.map((network) => {
+    const own = facts.arp?.interfaces.find((f) => f.iface === network.gatewayInterface)?.values ?? {};
+    const wrong = (Object.keys(ARP_SETTINGS) as ArpKey[]).flatMap((key) => {
+      const value = own[key];
+      if (value === undefined) return [`${key} unreadable`];
+      const effective = effectiveArp(key, all[key] ?? 0, value);
+      return effective >= ARP_SETTINGS[key] ? [] : [`${key} ${effective} (expected ${ARP_SETTINGS[key]})`];
+    });
+    return wrong.length === 0
+      ? ok('arp.gateway', network.gatewayInterface, 'answers ARP only for its own addresses')
+      : fail(
+          'arp.gateway',
+          network.gatewayInterface,
+          `${wrong.join(', ')}: the backend answers ARP on network ${network.name} for its management and uplink addresses`,
+          `restart the backend service (it sets them), or: ${(Object.keys(ARP_SETTINGS) as ArpKey[])
+            .map(
+              (key) =>
+                `sysctl -w net.ipv4.conf.${network.gatewayInterface.replaceAll('.', '/')}.${key}=${ARP_SETTINGS[key]}`,
+            )
+            .join('; ')}`,
+        );
+  });
+}
+
+/** Debian's `nftables.service` loads a config that starts with `flush ruleset`: at boot and reload it deletes the table. */
+function checkNftablesService(facts: BackendFacts): CheckResult {
+  const id = 'nft.nftables-service';
+  const service = facts.nftablesService;
+  if (service === undefined) return ok(id, 'nftables.service', 'no systemd here');
+  if (!service.enabled) return ok(id, 'nftables.service', 'not enabled');
+  if (!service.flushesRuleset)
+    return ok(id, 'nftables.service', `enabled; ${service.configFile} does not flush the ruleset`);
+  return warn(
+    id,
+    'nftables.service',
+    `enabled, and ${service.configFile} runs flush ruleset: every boot or reload deletes table inet ticrypt (nothing forwards until the backend rebuilds it, seconds later)`,
+    `in ${service.configFile}, replace 'flush ruleset' with a delete of each table it defines (e.g. 'table inet filter' then 'delete table inet filter' before its definition), or disable nftables.service`,
+  );
 }
 
 function checkRegistered(site: Site, facts: BackendFacts): CheckResult {

@@ -7,6 +7,8 @@ import type { Site } from '../../site/model.js';
 import { programRunner, type ProgramRunner } from '../../exec/run.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
 import { DEFAULT_STATE_DIR, NFT_TABLE } from '../../names.js';
+import { ARP_SETTINGS, arpPath, type ArpKey } from '../../backend/guard/arp.js';
+import { NIC_IDS_MAP, REVOKED_SET } from '../../backend/nft/names.js';
 
 /** A base chain of the ruleset. */
 export interface ChainFact {
@@ -35,12 +37,37 @@ export type StoreFact =
   | { readonly ok: true; readonly registrations: readonly { network: string; mac: string; ip: string }[] }
   | { readonly ok: false; readonly message: string };
 
+/** One interface's ARP settings as `/proc/sys/net/ipv4/conf/<iface>/` shows them (absent: unreadable). */
+export interface ArpFact {
+  readonly iface: string;
+  readonly values: Partial<Record<ArpKey, number>>;
+}
+
+/** What `nftables.service` would do at boot or reload. */
+export interface NftablesServiceFact {
+  /** `systemctl is-enabled nftables.service` said `enabled`. */
+  readonly enabled: boolean;
+  /** The config it loads (`/etc/nftables.conf`). */
+  readonly configFile: string;
+  /** The config has an uncommented `flush ruleset` (Debian's default does). */
+  readonly flushesRuleset: boolean;
+}
+
 /** Everything the backend checks look at. */
 export interface BackendFacts {
   /** Whether `nft list table inet ticrypt` found it. */
   readonly tablePresent: boolean;
-  /** The `registered` set's elements not also in `revoked`, as `iface . mac . ip` (absent when the table is missing). */
+  /**
+   * The registered NICs (`nic_ids` keys) whose id is not in `revoked`, as
+   * `iface . mac . ip` (absent when the table is missing).
+   */
   readonly registered?: readonly string[];
+  /** `ip -4 -j rule show` and `ip -6 -j rule show` output (absent: `ip` failed). */
+  readonly ipRules?: { readonly v4: string; readonly v6?: string };
+  /** `conf/all` and each gateway interface's ARP settings. */
+  readonly arp?: { readonly all: ArpFact; readonly interfaces: readonly ArpFact[] };
+  /** Absent when systemctl is not there to ask. */
+  readonly nftablesService?: NftablesServiceFact;
   /** Absent when no admin token was given. */
   readonly store?: StoreFact;
   readonly dnsmasq: readonly DnsmasqFact[];
@@ -66,13 +93,33 @@ export async function gatherBackendFacts(site: Site, options: BackendGatherOptio
   const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
   const table = await run('nft', ['list', 'table', NFT_TABLE.family, NFT_TABLE.name]);
   const tablePresent = table.exitCode === 0;
-  const elements = async (set: string) => {
-    const listed = await run('nft', ['-j', 'list', 'set', NFT_TABLE.family, NFT_TABLE.name, set]);
+  const elements = async (kind: 'set' | 'map', name: string) => {
+    const listed = await run('nft', ['-j', 'list', kind, NFT_TABLE.family, NFT_TABLE.name, name]);
     return listed.exitCode === 0 ? parseSetElements(listed.stdout) : [];
   };
   // A revoked NIC (deregistered, its elements awaiting the batched delete) does not count as registered.
-  const revoked = tablePresent ? new Set(await elements('revoked')) : new Set<string>();
-  const registered = tablePresent ? (await elements('registered')).filter((e) => !revoked.has(e)) : undefined;
+  const revoked = tablePresent ? new Set((await elements('set', REVOKED_SET)).map(Number)) : new Set<number>();
+  const registered = tablePresent
+    ? (await elements('map', NIC_IDS_MAP)).flatMap((e) => {
+        const [key, id] = e.split(' : ');
+        return key !== undefined && !revoked.has(Number(id)) ? [key] : [];
+      })
+    : undefined;
+  const rules4 = await run('ip', ['-4', '-j', 'rule', 'show']);
+  const rules6 = await run('ip', ['-6', '-j', 'rule', 'show']);
+  const arpOf = async (iface: string): Promise<ArpFact> => {
+    const values: Partial<Record<ArpKey, number>> = {};
+    for (const key of Object.keys(ARP_SETTINGS) as ArpKey[]) {
+      const read = await run('cat', [arpPath(iface, key)]);
+      if (read.exitCode === 0 && /^\d+$/.test(read.stdout.trim())) values[key] = Number(read.stdout.trim());
+    }
+    return { iface, values };
+  };
+  const arp = {
+    all: await arpOf('all'),
+    interfaces: await Promise.all(site.networks.map((n) => arpOf(n.gatewayInterface))),
+  };
+  const nftablesService = await nftablesServiceFact(run);
   const ruleset = await run('nft', ['-j', 'list', 'ruleset']);
   const forward = await run('cat', ['/proc/sys/net/ipv4/ip_forward']);
   const routes = parseRoutes((await run('ip', ['-j', 'route', 'show'])).stdout);
@@ -86,18 +133,53 @@ export async function gatherBackendFacts(site: Site, options: BackendGatherOptio
     ...(forward.exitCode === 0 ? { ipForward: forward.stdout.trim() === '1' } : {}),
     chains: parseChains(ruleset.stdout),
     routes,
+    ...(rules4.exitCode === 0
+      ? { ipRules: { v4: rules4.stdout, ...(rules6.exitCode === 0 ? { v6: rules6.stdout } : {}) } }
+      : {}),
+    arp,
+    ...(nftablesService === undefined ? {} : { nftablesService }),
   };
 }
 
-/** A set's elements from `nft -j list set`, each as `a . b . c`. */
+/** The config Debian's `nftables.service` loads (`ExecStart=/usr/sbin/nft -f /etc/nftables.conf`). */
+export const NFTABLES_CONF = '/etc/nftables.conf';
+
+/** Whether `nftables.service` is enabled and its config flushes the whole ruleset; absent without systemctl. */
+async function nftablesServiceFact(run: ProgramRunner): Promise<NftablesServiceFact | undefined> {
+  const enabled = await run('systemctl', ['is-enabled', 'nftables.service']);
+  if (enabled.exitCode === undefined) return undefined;
+  const config = await run('cat', [NFTABLES_CONF]);
+  return {
+    enabled: enabled.stdout.trim() === 'enabled',
+    configFile: NFTABLES_CONF,
+    flushesRuleset: config.exitCode === 0 && flushesRuleset(config.stdout),
+  };
+}
+
+/** Whether an nft config has an uncommented `flush ruleset` statement. */
+export function flushesRuleset(config: string): boolean {
+  return config
+    .split('\n')
+    .map((line) => line.replace(/#.*/, '').trim())
+    .some((line) => /(^|;)\s*flush\s+ruleset\b/.test(line));
+}
+
+/** A set's or map's elements from `nft -j list set|map`, each as `a . b . c` (a map's as `a . b : value`). */
 export function parseSetElements(text: string): string[] {
-  const json = safeJson(text) as { nftables?: { set?: { elem?: unknown[] } }[] } | undefined;
-  const elems = json?.nftables?.find((item) => item.set !== undefined)?.set?.elem ?? [];
-  return elems.map((elem) => {
+  const json = safeJson(text) as
+    { nftables?: { set?: { elem?: unknown[] }; map?: { elem?: unknown[] } }[] } | undefined;
+  const found = json?.nftables?.find((item) => item.set !== undefined || item.map !== undefined);
+  const elems = (found?.set ?? found?.map)?.elem ?? [];
+  const text1 = (elem: unknown) => {
     const value = (elem as { elem?: { val?: unknown } }).elem?.val ?? elem;
     const concat = (value as { concat?: unknown[] }).concat;
     return Array.isArray(concat) ? concat.map(String).join(' . ') : String(value);
-  });
+  };
+  return elems.map((elem) =>
+    found?.map !== undefined && Array.isArray(elem) && elem.length === 2
+      ? `${text1(elem[0])} : ${String(elem[1])}`
+      : text1(elem),
+  );
 }
 
 /** The chains of `nft -j list ruleset`. */

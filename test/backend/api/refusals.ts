@@ -3,8 +3,8 @@ export interface Refusal {
   readonly name: string;
   readonly method: 'GET' | 'POST' | 'PUT';
   readonly url: string;
-  /** Which token to send: a host's, the other host's, the admin's, a forged one, or none. */
-  readonly auth: 'host' | 'other-host' | 'admin' | 'none' | 'forged' | 'malformed';
+  /** Which token to send: a host's, the other host's, the admin's, the metrics scraper's, a forged one, or none. */
+  readonly auth: 'host' | 'other-host' | 'admin' | 'metrics' | 'none' | 'forged' | 'malformed';
   readonly body?: unknown;
   /** Raw payload instead of JSON (for bad JSON and oversized bodies). */
   readonly raw?: string;
@@ -13,11 +13,24 @@ export interface Refusal {
 }
 
 const VM = '0b1d2c3e-0000-4000-8000-000000000001';
+const OTHER_VM = '0b1d2c3e-0000-4000-8000-000000000099';
+const UNPLACED_VM = '0b1d2c3e-0000-4000-8000-000000000077';
 const nic = { vmUuid: VM, vmName: 'vm-1', mac: '52:54:00:00:00:01', network: 'secure', generation: 1 };
 
 /**
- * At least 20 refused requests. The tests that use it first register `nic`
- * from "host", then check each refusal leaves store and firewall unchanged.
+ * Where the VM launcher placed the refusals' VMs: `nic`'s VM on kvm-1 (the
+ * "host" token), another VM on kvm-2 (the "other-host" token). The tests set
+ * these before registering `nic`.
+ */
+export const PLACEMENTS: readonly (readonly [string, readonly string[]])[] = [
+  [VM, ['kvm-1']],
+  [OTHER_VM, ['kvm-2']],
+];
+
+/**
+ * At least 20 refused requests. The tests that use it first place the VMs
+ * ({@link PLACEMENTS}) and register `nic` from "host", then check each
+ * refusal leaves store and firewall unchanged.
  */
 export const REFUSALS: readonly Refusal[] = [
   {
@@ -70,9 +83,36 @@ export const REFUSALS: readonly Refusal[] = [
     method: 'POST',
     url: '/v1/register',
     auth: 'other-host',
-    body: { ...nic, vmUuid: '0b1d2c3e-0000-4000-8000-000000000099' },
+    body: { ...nic, vmUuid: OTHER_VM },
     status: 409,
     code: 'E_MAC_CONFLICT',
+  },
+  {
+    name: 'another host registering a NIC of a VM placed elsewhere',
+    method: 'POST',
+    url: '/v1/register',
+    auth: 'other-host',
+    body: { ...nic, generation: 99 },
+    status: 403,
+    code: 'E_NOT_PLACED',
+  },
+  {
+    name: 'another host registering its own MAC under a VM placed elsewhere',
+    method: 'POST',
+    url: '/v1/register',
+    auth: 'other-host',
+    body: { ...nic, mac: '52:54:00:00:00:66' },
+    status: 403,
+    code: 'E_NOT_PLACED',
+  },
+  {
+    name: 'a host registering a VM placed nowhere',
+    method: 'POST',
+    url: '/v1/register',
+    auth: 'host',
+    body: { ...nic, vmUuid: UNPLACED_VM, mac: '52:54:00:00:00:77' },
+    status: 403,
+    code: 'E_NOT_PLACED',
   },
   {
     name: 'bad MAC',
@@ -248,8 +288,52 @@ export const REFUSALS: readonly Refusal[] = [
         ports: 1 + i,
       })),
     },
+    status: 422,
+    code: 'E_ALLOW_LIST_TOO_LARGE',
+  },
+  {
+    name: 'an allow entry that expands to too many elements',
+    method: 'PUT',
+    url: `/v1/vms/${VM}/allow-list`,
+    auth: 'admin',
+    body: { entries: [{ address: '0.0.0.0/1', protocol: 'tcp', ports: '2-65534' }] },
+    status: 422,
+    code: 'E_ALLOW_LIST_TOO_LARGE',
+  },
+  {
+    name: 'a placement with an injected host name',
+    method: 'PUT',
+    url: `/v1/vms/${VM}/placement`,
+    auth: 'admin',
+    body: { hosts: ['kvm-1; flush ruleset'] },
     status: 400,
     code: 'E_REQUEST_INVALID',
+  },
+  {
+    name: 'a host token setting a placement',
+    method: 'PUT',
+    url: `/v1/vms/${VM}/placement`,
+    auth: 'other-host',
+    body: { hosts: ['kvm-2'] },
+    status: 403,
+    code: 'E_FORBIDDEN',
+  },
+  {
+    name: 'metrics without a token',
+    method: 'GET',
+    url: '/metrics',
+    auth: 'none',
+    status: 401,
+    code: 'E_UNAUTHENTICATED',
+  },
+  {
+    name: 'a metrics token on a host route',
+    method: 'POST',
+    url: '/v1/register',
+    auth: 'metrics',
+    body: nic,
+    status: 403,
+    code: 'E_FORBIDDEN',
   },
   {
     name: 'bad VM UUID in the path',

@@ -16,6 +16,7 @@ export function registration(n: number, network = 'secure', vmUuid = `vm-${n}`):
     network,
     ip,
     generation: 1,
+    nicId: network === 'secure' ? n + 1 : 100_000 + n,
   };
 }
 

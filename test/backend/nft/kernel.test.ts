@@ -92,7 +92,7 @@ describe.skipIf(!lab)('table inet ticrypt in a real kernel', () => {
     await apply(renderRuleset(site, { registrations: [registration(1)], allowLists: [] }));
     const before = await tableContents(ns.name);
     const bad =
-      'add element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:09 . 192.168.129.9 }\ndelete element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:08 . 192.168.129.8 }\n';
+      'add element inet ticrypt nic_ids { "bond0.1081" . 52:54:00:00:00:09 . 192.168.129.9 : 0x00000009 }\ndelete element inet ticrypt nic_ids { "bond0.1081" . 52:54:00:00:00:08 . 192.168.129.8 }\n';
     await expect(apply(bad)).rejects.toThrowError(
       expect.objectContaining({
         code: 'E_NFT_APPLY',
@@ -161,9 +161,9 @@ describe.skipIf(!lab)('table inet ticrypt in a real kernel', () => {
     await apply(renderChange(ctx, [], [{ registration: r, entries }]));
     await apply(renderSshForwardChange(undefined, { port: 2207, ip: r.ip }));
     const listed = (await ns.run('nft', ['list', 'set', 'inet', 'ticrypt', 'allow_24_p16'])).stdout;
-    expect(listed).toContain('elements = { 52:54:00:00:00:07 . 203.0.113.0 . tcp . 443 }');
-    expect((await ns.run('nft', ['list', 'set', 'inet', 'ticrypt', 'registered'])).stdout).toContain(
-      `elements = { "bond0.1081" . 52:54:00:00:00:07 . ${r.ip} }`,
+    expect(listed).toContain('elements = { 0x00000008 . 203.0.113.0 . tcp . 443 }');
+    expect((await ns.run('nft', ['list', 'map', 'inet', 'ticrypt', 'nic_ids'])).stdout).toContain(
+      `elements = { "bond0.1081" . 52:54:00:00:00:07 . ${r.ip} : 0x00000008 }`,
     );
     expect((await ns.run('nft', ['list', 'map', 'inet', 'ticrypt', 'ssh_forwards'])).stdout).toContain(
       `2207 : ${r.ip}`,

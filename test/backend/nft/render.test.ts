@@ -9,6 +9,8 @@ import {
   nftCommand,
   portBlocks,
   renderChange,
+  renderCleanup,
+  renderRevoke,
   renderRuleset,
   renderSshForwardChange,
 } from '../../../src/backend/nft/index.js';
@@ -16,7 +18,9 @@ import { defaultSite, parseSite } from '../../../src/site/parse.js';
 import { registration, SAMPLE_ENTRIES } from './fixtures.js';
 
 const site = defaultSite();
-const MAC = '52:54:00:00:00:01';
+/** A NIC id, and the same id as nft writes it. */
+const ID = 1;
+const MARK = '0x00000001';
 const noDomains = { before: [], after: [] };
 
 describe('renderRuleset for the default site', () => {
@@ -40,23 +44,46 @@ describe('renderRuleset for the default site', () => {
       'iifname { "bond0.1081" } meta l4proto { tcp, udp } th dport 53 counter name dropped_dns drop',
     ],
     ['open networks unrestricted', 'iifname { "bond0.1082", "bond0.1083" } accept'],
-    ['secure egress checked', 'iifname { "bond0.1081" } jump allow_egress'],
+    ['secure egress checked', 'iifname { "bond0.1081" } goto allow_egress'],
     [
-      'registered MAC and IP pairs, on every packet',
-      'iifname { "bond0.1081" } iifname . ether saddr . ip saddr != @registered counter name dropped_unregistered drop',
+      'each interface to its own source chain',
+      'iifname vmap { "bond0.1081" : goto source_secure, "bond0.1082" : goto source_service, "bond0.1083" : goto source_datain }',
     ],
     [
-      'revoked NICs dropped first',
-      'iifname { "bond0.1081" } iifname . ether saddr . ip saddr @revoked counter name dropped_unregistered drop',
+      'an open network: only its own subnet, marked',
+      'ip saddr 192.168.122.0/24 meta mark set meta mark | 0x10000000 accept',
     ],
-    ['exact address and port', 'ether saddr . ip daddr . meta l4proto . th dport @allow_32_p16 accept'],
+    ['anything else counted per network', 'counter name dropped_spoofed_service drop'],
+    ['an allow-list network: its subnet', 'ip saddr != 192.168.128.0/17 counter name dropped_spoofed_secure drop'],
+    [
+      'registered interface, MAC and IP, on every packet',
+      'iifname . ether saddr . ip saddr != @nic_ids counter name dropped_unregistered_secure drop',
+    ],
+    ['the NIC id into the packet mark', 'meta mark set iifname . ether saddr . ip saddr map @nic_ids'],
+    ['revoked NICs dropped', 'meta mark @revoked counter name dropped_unregistered_secure drop'],
+    [
+      'a VM subnet arriving elsewhere dropped',
+      'iifname != "lo" ip saddr { 192.168.128.0/17, 192.168.122.0/24, 192.168.123.0/24 } counter name dropped_spoofed_other drop',
+    ],
+    ['the uplink marked', 'iifname "eth0" meta mark set meta mark | 0x10000000'],
+    [
+      'established only for flows accepted for this NIC',
+      'ct state established,related iifname . ip saddr . ct mark @nic_flows accept',
+    ],
+    ['other established flows dropped', 'ct state established,related counter name dropped_unowned_flow drop'],
+    ['the NIC id becomes the flow mark', 'ct mark set meta mark & 0x00ffffff'],
+    [
+      'replies only for flows accepted for that NIC',
+      'ct state established,related oifname . ip daddr . ct mark @nic_flows accept',
+    ],
+    ['exact address and port', 'ct mark . ip daddr . meta l4proto . th dport @allow_32_p16 accept'],
     [
       'CIDR and port block',
-      'ether saddr . ip daddr & 255.255.240.0 . meta l4proto . th dport & 0xfff0 @allow_20_p12 accept',
+      'ct mark . ip daddr & 255.255.240.0 . meta l4proto . th dport & 0xfff0 @allow_20_p12 accept',
     ],
     [
-      'masquerade out of the uplink',
-      'oifname "eth0" ip saddr { 192.168.128.0/17, 192.168.122.0/24, 192.168.123.0/24 } masquerade',
+      'masquerade: each subnet from its own interface',
+      'oifname "eth0" iifname "bond0.1082" ip saddr 192.168.122.0/24 masquerade',
     ],
     ['DNS to the gateway', 'iifname "bond0.1081" ip daddr 192.168.128.1 meta l4proto { tcp, udp } th dport 53 accept'],
     ['DHCP', 'meta nfproto ipv4 udp sport 68 udp dport 67 accept'],
@@ -65,6 +92,13 @@ describe('renderRuleset for the default site', () => {
     ['no VM to VM', 'iifname != "eth0" counter name dropped_cross drop'],
   ])('%s', (_what, line) => {
     expect(text).toContain(`    ${line}\n`);
+  });
+
+  it("uses the site's fail-closed mark bit", () => {
+    const other = parseSite({ backend: { failClosedMark: '0x02000000' } });
+    expect(renderRuleset(other, { registrations: [], allowLists: [] })).toContain(
+      'iifname "eth0" meta mark set meta mark | 0x02000000\n',
+    );
   });
 
   it('logs with the ticrypt prefix, rate-limited, only when asked', () => {
@@ -79,9 +113,10 @@ describe('renderRuleset for the default site', () => {
       registrations: [r],
       allowLists: [{ vmUuid: r.vmUuid, entries: SAMPLE_ENTRIES }],
     });
-    expect(full).toContain('"bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1');
+    expect(full).toContain('"bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 : 0x00000002');
+    expect(full).toContain('"bond0.1081" . 192.168.129.1 . 0x00000002');
     expect(full).toContain(`set ${domainSetName('pypi.org')} {\n    type ipv4_addr\n    flags timeout\n    timeout 1d`);
-    expect(full).toContain(`ip daddr @${domainSetName('pypi.org')} ether saddr . meta l4proto . th dport @`);
+    expect(full).toContain(`ip daddr @${domainSetName('pypi.org')} ct mark . meta l4proto . th dport @`);
   });
 });
 
@@ -99,22 +134,22 @@ describe('element encodings', () => {
   });
 
   it('splits a /17 into eight /20 elements', () => {
-    const elements = entryElements(MAC, {
+    const elements = entryElements(ID, {
       type: 'address',
       address: '10.0.128.0/17',
       protocol: 'tcp',
       ports: { from: 22, to: 22 },
     });
     expect(elements.map((e) => e.set)).toEqual(Array(8).fill('allow_20_p16'));
-    expect(elements[1]?.key).toBe(`${MAC} . 10.0.144.0 . tcp . 22`);
+    expect(elements[1]?.key).toBe(`${MARK} . 10.0.144.0 . tcp . 22`);
   });
 
   it.each([
-    [{ type: 'address', address: '0.0.0.0/0', protocol: 'any' }, 'allow_0_any', MAC],
-    [{ type: 'address', address: '203.0.113.7', protocol: 'icmp' }, 'allow_32_proto', `${MAC} . 203.0.113.7 . icmp`],
-    [{ type: 'address', address: '203.0.113.7/24', protocol: 'udp' }, 'allow_24_proto', `${MAC} . 203.0.113.0 . udp`],
+    [{ type: 'address', address: '0.0.0.0/0', protocol: 'any' }, 'allow_0_any', MARK],
+    [{ type: 'address', address: '203.0.113.7', protocol: 'icmp' }, 'allow_32_proto', `${MARK} . 203.0.113.7 . icmp`],
+    [{ type: 'address', address: '203.0.113.7/24', protocol: 'udp' }, 'allow_24_proto', `${MARK} . 203.0.113.0 . udp`],
   ] as const)('%j', (entry, set, key) => {
-    expect(entryElements(MAC, entry)).toEqual([{ set, key }]);
+    expect(entryElements(ID, entry)).toEqual([{ set, key }]);
   });
 
   it('names domain sets deterministically and safely', () => {
@@ -125,19 +160,19 @@ describe('element encodings', () => {
   });
 
   it.each([
-    ['a bad MAC', () => entryElements('52:54:00:00:00', SAMPLE_ENTRIES[0]!), 'mac'],
+    ['a NIC id out of range', () => entryElements(0x01000000, SAMPLE_ENTRIES[0]!), 'nicId'],
     ['a quote in a domain', () => domainSetName('x".org'), 'domain'],
     [
       'ports with icmp',
-      () => entryElements(MAC, { type: 'address', address: '1.2.3.4', protocol: 'icmp', ports: { from: 1, to: 2 } }),
+      () => entryElements(ID, { type: 'address', address: '1.2.3.4', protocol: 'icmp', ports: { from: 1, to: 2 } }),
       'ports',
     ],
     [
       'port 70000',
-      () => entryElements(MAC, { type: 'address', address: '1.2.3.4', protocol: 'tcp', ports: { from: 1, to: 70000 } }),
+      () => entryElements(ID, { type: 'address', address: '1.2.3.4', protocol: 'tcp', ports: { from: 1, to: 70000 } }),
       'ports.to',
     ],
-    ['a bad CIDR', () => entryElements(MAC, { type: 'address', address: '1.2.3.4/33', protocol: 'tcp' }), 'address'],
+    ['a bad CIDR', () => entryElements(ID, { type: 'address', address: '1.2.3.4/33', protocol: 'tcp' }), 'address'],
     [
       'an injected interface',
       () => renderRuleset(parseSiteWithUplink(), { registrations: [], allowLists: [] }),
@@ -156,20 +191,23 @@ describe('incremental transactions', () => {
   const r = registration(1);
   const ctx = { site, domains: noDomains };
 
-  it('registers with element adds only', () => {
+  const ids = 'add element inet ticrypt nic_ids { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 : 0x00000002 }';
+  const flows = 'add element inet ticrypt nic_flows { "bond0.1081" . 192.168.129.1 . 0x00000002 }';
+
+  it('registers with element adds only: identity, then entries keyed by the NIC id', () => {
     const entries = [SAMPLE_ENTRIES[0]!];
     expect(renderChange(ctx, [], [{ registration: r, entries }])).toBe(
-      [
-        'add element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }',
-        'add element inet ticrypt allow_32_p16 { 52:54:00:00:00:01 . 203.0.113.10 . tcp . 443 }',
-        '',
-      ].join('\n'),
+      [ids, flows, 'add element inet ticrypt allow_32_p16 { 0x00000002 . 203.0.113.10 . tcp . 443 }', ''].join('\n'),
     );
   });
 
-  it('deregisters with plain deletes', () => {
+  it('deregisters with plain deletes (map elements by key)', () => {
     expect(renderChange(ctx, [{ registration: r, entries: [] }], [])).toBe(
-      'delete element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }\n',
+      [
+        'delete element inet ticrypt nic_ids { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }',
+        'delete element inet ticrypt nic_flows { "bond0.1081" . 192.168.129.1 . 0x00000002 }',
+        '',
+      ].join('\n'),
     );
   });
 
@@ -177,18 +215,38 @@ describe('incremental transactions', () => {
     const text = renderChange({ ...ctx, idempotent: true }, [{ registration: r, entries: [] }], []);
     expect(text).toBe(
       [
-        'add element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }',
-        'delete element inet ticrypt registered { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }',
+        ids,
+        flows,
+        'delete element inet ticrypt nic_ids { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 }',
+        'delete element inet ticrypt nic_flows { "bond0.1081" . 192.168.129.1 . 0x00000002 }',
         '',
       ].join('\n'),
     );
+  });
+
+  it('revokes by NIC id, and cleans up with the id', () => {
+    expect(renderRevoke(site, [{ registration: r, entries: [] }])).toBe(
+      'add element inet ticrypt revoked { 0x00000002 }\n',
+    );
+    expect(renderCleanup(site, [{ registration: r, entries: [] }])).toMatch(
+      /delete element inet ticrypt revoked \{ 0x00000002 \}\n$/,
+    );
+  });
+
+  it('moves a NIC to a new id: the old map element deleted before the new one is added', () => {
+    const moved = { ...r, nicId: 9 };
+    const text = renderChange(ctx, [{ registration: r, entries: [] }], [{ registration: moved, entries: [] }]);
+    expect(text.indexOf('delete element inet ticrypt nic_ids')).toBeLessThan(
+      text.indexOf('add element inet ticrypt nic_ids'),
+    );
+    expect(text).toContain(': 0x00000009 }');
   });
 
   it('keeps an element another entry still needs', () => {
     const a = { type: 'address', address: '203.0.113.10', protocol: 'tcp', ports: { from: 443, to: 443 } } as const;
     const b = { type: 'address', address: '203.0.113.10', protocol: 'tcp', ports: { from: 440, to: 450 } } as const;
     const text = renderChange(ctx, [{ registration: r, entries: [a, b] }], [{ registration: r, entries: [a] }]);
-    expect(text).toContain('delete element inet ticrypt allow_32_p16 { 52:54:00:00:00:01 . 203.0.113.10 . tcp . 440,');
+    expect(text).toContain('delete element inet ticrypt allow_32_p16 { 0x00000002 . 203.0.113.10 . tcp . 440,');
     expect(text).not.toMatch(/delete.*443/);
   });
 

@@ -5,7 +5,16 @@ import { GatewayEnforcer } from '../../../src/backend/service/gateway-enforcer.j
 import type { NicView } from '../../../src/backend/service/enforcer.js';
 
 const nic = (mac: string): NicView => ({
-  registration: { hostId: 'h', vmUuid: 'vm', vmName: 'vm', mac, network: 'secure', ip: '192.168.129.1', generation: 1 },
+  registration: {
+    hostId: 'h',
+    vmUuid: 'vm',
+    vmName: 'vm',
+    mac,
+    network: 'secure',
+    ip: '192.168.129.1',
+    generation: 1,
+    nicId: 1,
+  },
   entries: [],
 });
 

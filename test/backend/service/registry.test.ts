@@ -4,7 +4,7 @@ import type { EnforcedChange, EnforcedState, Enforcer, NicView } from '../../../
 import { Registry } from '../../../src/backend/service/registry.js';
 import { openStore } from '../../../src/backend/store/store.js';
 import type { AllowEntry } from '../../../src/protocol/api.js';
-import { defaultSite } from '../../../src/site/parse.js';
+import { parseSite } from '../../../src/site/parse.js';
 
 /** What the kernel and dnsmasq hold of a NIC: everything but the generation, which only orders events. */
 const enforced = (nic: NicView) => ({ ...nic, registration: { ...nic.registration, generation: 0 } });
@@ -70,17 +70,31 @@ const op = fc.oneof(
     gen: fc.nat(20),
   }),
   fc.record({ kind: fc.constant('allow'), vm: fc.nat(2), set: fc.nat(2) }),
+  fc.record({
+    kind: fc.constant('place'),
+    vm: fc.nat(2),
+    hosts: fc.subarray(['h1', 'h2']),
+  }),
+  fc.record({ kind: fc.constant('sweep'), minutes: fc.nat(20) }),
   fc.record({ kind: fc.constant('restart') }),
 );
+
+/** Small caps, so random sequences reach them; secure enforces placement, service trusts hosts. */
+const site = parseSite({
+  backend: { registrations: { perHost: 3, perVm: 2, expireAfter: '10m', expireGrace: '5m' } },
+  networks: { secure: { preset: 'secure' }, service: { preset: 'service', placement: 'trust-hosts' } },
+});
+const REFUSED = ['E_MAC_CONFLICT', 'E_NOT_PLACED', 'E_QUOTA_EXCEEDED'];
 
 describe('Registry', () => {
   it('sends changes whose composition always equals the store (random operation sequences)', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
-        const site = defaultSite();
         const store = openStore(':memory:');
         const kernel = new ModelEnforcer();
-        let registry = new Registry(site, store, kernel);
+        let clock = 1_000_000;
+        const options = { now: () => clock };
+        let registry = new Registry(site, store, kernel, options);
         await registry.start();
         for (const o of ops) {
           try {
@@ -103,14 +117,29 @@ describe('Registry', () => {
               await registry.reconcile(o.host, unique, o.gen);
             } else if (o.kind === 'allow') {
               await registry.setAllowList(vms[o.vm]!, allowSets[o.set]!, 'ops');
+            } else if (o.kind === 'place') {
+              await registry.setPlacement(vms[o.vm]!, o.hosts, 'ops');
+            } else if (o.kind === 'sweep') {
+              clock += o.minutes * 60_000;
+              await registry.sweep();
             } else {
-              registry = new Registry(site, store, kernel);
+              registry = new Registry(site, store, kernel, options);
               await registry.start();
             }
           } catch (error) {
-            expect((error as { code?: string }).code).toBe('E_MAC_CONFLICT');
+            expect(REFUSED).toContain((error as { code?: string }).code);
           }
         }
+        // The trust rules hold whatever happened: placement on the enforcing network, the caps, unique NIC ids.
+        const all = store.registrations.list();
+        for (const r of all.filter((r) => r.network === 'secure')) {
+          expect(store.placements.get(r.vmUuid)).toContain(r.hostId);
+        }
+        for (const count of store.registrations.countByHost().values()) expect(count).toBeLessThanOrEqual(3);
+        for (const vm of vms) expect(store.registrations.countOfVm(vm)).toBeLessThanOrEqual(2);
+        expect(new Set(all.map((r) => r.nicId)).size).toBe(all.length);
+        const counted = [...registry.registrationCounts()].filter(([, n]) => n !== 0);
+        expect(Object.fromEntries(counted)).toEqual(Object.fromEntries(store.registrations.countByNetwork()));
         const expected = new ModelEnforcer();
         const registered = new Set(store.registrations.list().map((r) => r.vmUuid));
         const domains = [

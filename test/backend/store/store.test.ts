@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,7 @@ const register = (store: ReturnType<typeof openStore>, i: number, ip: string) =>
     network: 'lab',
     ip,
     generation: 1,
+    nicId: i + 1,
   });
 
 describe('address allocation', () => {
@@ -95,7 +97,41 @@ describe('the store file', () => {
       expect(again.allowLists.get('vm-1')).toHaveLength(1);
       again.db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema_version'").run();
       again.close();
-      expect(() => openStore(path)).toThrow(`Store ${path}: expected schema version 1, found 99`);
+      expect(() => openStore(path)).toThrow(`Store ${path}: expected schema version 2, found 99`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('migrates a version 1 store: NIC ids given, tombstones dated, tokens keep their roles', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ticrypt-store-'));
+    try {
+      const path = join(dir, 'backend.db');
+      const old = new Database(path);
+      old.exec(`
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE registrations (network TEXT NOT NULL, mac TEXT NOT NULL, ip TEXT NOT NULL, host_id TEXT NOT NULL,
+          vm_uuid TEXT NOT NULL, vm_name TEXT NOT NULL, generation INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+          PRIMARY KEY (network, mac)) WITHOUT ROWID;
+        CREATE TABLE deregistrations (network TEXT NOT NULL, mac TEXT NOT NULL, host_id TEXT NOT NULL,
+          generation INTEGER NOT NULL, PRIMARY KEY (network, mac, host_id)) WITHOUT ROWID;
+        CREATE TABLE tokens (principal TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('host', 'admin')),
+          hash BLOB NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO registrations VALUES ('lab', '${mac(1)}', '10.90.0.10', 'h', 'vm-1', 'vm', 1, 0);
+        INSERT INTO registrations VALUES ('lab', '${mac(2)}', '10.90.0.11', 'h', 'vm-2', 'vm', 1, 0);
+        INSERT INTO deregistrations VALUES ('lab', '${mac(3)}', 'h', 5);
+        INSERT INTO tokens VALUES ('ops', 'admin', x'00', 0);
+      `);
+      old.close();
+      const store = openStore(path);
+      expect(store.registrations.list().map((r) => r.nicId)).toEqual([1, 2]);
+      expect(store.registrations.allocateNicId()).toBe(3);
+      expect(store.deregistrations.pruneBefore(Date.now() - 60_000)).toBe(0);
+      expect(store.tokens.list()).toEqual([{ name: 'ops', role: 'admin' }]);
+      store.tokens.issue({ name: 'prometheus', role: 'metrics' });
+      expect(store.tokens.roleOf('prometheus')).toBe('metrics');
+      store.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
