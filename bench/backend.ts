@@ -47,7 +47,7 @@ import { renderRuleset } from '../src/backend/nft/ruleset.js';
 import type { AllowList, Registration } from '../src/protocol/api.js';
 import type { Network } from '../src/site/model.js';
 import { defaultSite } from '../src/site/parse.js';
-import { entries, vm } from './fixtures.js';
+import { entries, seedVms, vm } from './fixtures.js';
 
 const NETNS_ENV = 'TICRYPT_BENCH_NETNS';
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -93,14 +93,7 @@ function seedStore(path: string, vms: number): { host: string; metrics: string }
     const host = store.tokens.issue({ name: HOST, role: 'host' });
     const metrics = store.tokens.issue({ name: 'bench-metrics', role: 'metrics' });
     store.transaction(() => {
-      for (let n = 0; n < vms; n += 1) {
-        const v = vm(n);
-        const ip = store.addresses.allocate(secure, v.mac);
-        const nicId = store.registrations.allocateNicId();
-        store.registrations.put({ ...v, hostId: `kvm-${n % 50}`, network: 'secure', ip, generation: 1, nicId });
-        store.allowLists.set(v.vmUuid, entries(n));
-        store.placements.set(v.vmUuid, [`kvm-${n % 50}`]);
-      }
+      seedVms(store, secure, vms);
       for (let i = 0; i < sampleCount; i += 1) {
         store.allowLists.set(vm(SAMPLE_BASE + i).vmUuid, entries(SAMPLE_BASE + i));
         store.placements.set(vm(SAMPLE_BASE + i).vmUuid, [HOST]);

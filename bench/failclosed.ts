@@ -17,7 +17,7 @@ import { findNetwork } from '../src/site/lookup.js';
 import { API_URL, BackendLab, UPLINK_IPS } from '../test/lab/backend-lab.js';
 import { configure } from '../test/lab/probes.js';
 import { Receiver, sendUdp } from '../test/lab/receiver.js';
-import { entries, vm } from './fixtures.js';
+import { seedVms } from './fixtures.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const VMS = Number(args[0] ?? 10_000);
@@ -71,16 +71,7 @@ async function main(): Promise<void> {
     const store = openStore(lab.paths.store);
     const secure = findNetwork(lab.site, 'secure');
     try {
-      store.transaction(() => {
-        for (let n = 0; n < VMS; n += 1) {
-          const v = vm(n);
-          const ip = store.addresses.allocate(secure, v.mac);
-          const nicId = store.registrations.allocateNicId();
-          store.registrations.put({ ...v, hostId: `kvm-${n % 50}`, network: 'secure', ip, generation: 1, nicId });
-          store.allowLists.set(v.vmUuid, entries(n));
-          store.placements.set(v.vmUuid, [`kvm-${n % 50}`]);
-        }
-      });
+      store.transaction(() => seedVms(store, secure, VMS));
     } finally {
       store.close();
     }

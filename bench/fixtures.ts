@@ -3,6 +3,8 @@
  * entries each gets (bench/backend.ts and bench/failclosed.ts).
  */
 import type { AllowEntry } from '../src/protocol/api.js';
+import type { Store } from '../src/backend/store/store.js';
+import type { Network } from '../src/site/model.js';
 
 /** VM n's UUID, name and MAC (n < 2^24). */
 export function vm(n: number) {
@@ -35,4 +37,21 @@ export function entries(n: number): AllowEntry[] {
     { type: 'address', address: `10.${a}.${b}.201`, protocol: 'udp', ports: { from: 60000, to: 60100 } },
   );
   return list;
+}
+
+/**
+ * Store `count` registered VMs (0 to count-1) on `network`, each with its
+ * address, NIC id, 20 allow entries and a placement on its host
+ * (`kvm-<n % 50>`, its holder). Call inside a transaction.
+ */
+export function seedVms(store: Store, network: Network, count: number): void {
+  for (let n = 0; n < count; n += 1) {
+    const v = vm(n);
+    const host = `kvm-${n % 50}`;
+    const ip = store.addresses.allocate(network, v.mac);
+    const nicId = store.registrations.allocateNicId();
+    store.registrations.put({ ...v, hostId: host, network: network.name, ip, generation: 1, nicId });
+    store.allowLists.set(v.vmUuid, entries(n));
+    store.placements.set(v.vmUuid, [host]);
+  }
 }

@@ -71,24 +71,41 @@ function fakes() {
   return { state, run, watch, sysctl };
 }
 
+/** A guard over the fakes, auditing into `audits`, with `rebuild` as given and no periodic check in the way. */
+function guardOver(
+  fake: ReturnType<typeof fakes>,
+  rebuild: () => Promise<void>,
+  audits: AuditEvent[] = [],
+  retryMs?: number,
+): TableGuard {
+  const { run, watch, sysctl } = fake;
+  return new TableGuard({
+    site,
+    run,
+    watch,
+    sysctl,
+    audit: (e) => audits.push(e),
+    rebuild,
+    checkIntervalMs: 60_000,
+    ...(retryMs === undefined ? {} : { retryMs }),
+  });
+}
+
 describe('TableGuard', () => {
   it('installs the rules and ARP settings before the table; a foreign change is a loss, repaired and audited', async () => {
-    const { state, run, watch, sysctl } = fakes();
+    const fake = fakes();
+    const { state } = fake;
     const audits: AuditEvent[] = [];
     let rebuilds = 0;
     let release: () => void = () => {};
-    const guard = new TableGuard({
-      site,
-      run,
-      watch,
-      sysctl,
-      audit: (e) => audits.push(e),
-      rebuild: () => {
+    const guard = guardOver(
+      fake,
+      () => {
         rebuilds += 1;
         return new Promise<void>((resolve) => (release = resolve));
       },
-      checkIntervalMs: 60_000,
-    });
+      audits,
+    );
     await guard.prepare();
     expect(state.rules['4']).toHaveLength(6);
     expect(state.rules['6']).toHaveLength(3);
@@ -124,21 +141,18 @@ describe('TableGuard', () => {
   });
 
   it('sees chains missing and rules deleted in its check, and puts the rules back', async () => {
-    const { state, run, watch, sysctl } = fakes();
+    const fake = fakes();
+    const { state } = fake;
     const audits: AuditEvent[] = [];
     let rebuilds = 0;
-    const guard = new TableGuard({
-      site,
-      run,
-      watch,
-      sysctl,
-      audit: (e) => audits.push(e),
-      rebuild: async () => {
+    const guard = guardOver(
+      fake,
+      async () => {
         rebuilds += 1;
         state.chainsPresent = true;
       },
-      checkIntervalMs: 60_000,
-    });
+      audits,
+    );
     await guard.prepare();
     await guard.watch();
     state.rules['4']!.splice(0, 1);
@@ -175,21 +189,12 @@ describe('TableGuard', () => {
 
 describe('TableGuard when the table keeps vanishing', () => {
   it('rebuilds at most once per retry period, not in a loop', async () => {
-    const { state, run, watch, sysctl } = fakes();
+    const fake = fakes();
     let rebuilds = 0;
-    const guard = new TableGuard({
-      site,
-      run,
-      watch,
-      sysctl,
-      audit: () => {},
-      rebuild: async () => void (rebuilds += 1),
-      checkIntervalMs: 60_000,
-      retryMs: 200,
-    });
+    const guard = guardOver(fake, async () => void (rebuilds += 1), [], 200);
     await guard.prepare();
     await guard.watch();
-    state.chainsPresent = false; // every rebuild "succeeds", and the chains are still not there
+    fake.state.chainsPresent = false; // every rebuild "succeeds", and the chains are still not there
     await guard.check('test');
     await sleep(500);
     expect(rebuilds).toBeGreaterThanOrEqual(2);
