@@ -15,14 +15,15 @@ for fd in /proc/$$/fd/*; do
   [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
 done
 
-running() { pgrep -x "$1" >/dev/null 2>&1; }
+# Live processes only: a zombie daemon whose parent (pid 1 here) reaps late must not count.
+running() { pgrep -r R,S,D,T,I -x "$1" >/dev/null 2>&1; }
 
 # Record the pid of daemon $1 once it is the only process of that name: right after `NAME -d`, the
 # daemonizing parent may still be there, and a record of two pids matches neither.
 record() {
   local pids
   for _ in $(seq 50); do
-    pids=$(pgrep -x "$1" || true)
+    pids=$(pgrep -r R,S,D,T,I -x "$1" || true)
     [ -n "$pids" ] && [ "$(wc -l <<<"$pids")" -eq 1 ] && break
     sleep 0.1
   done
@@ -127,7 +128,7 @@ stop() {
 # Restart libvirtd (so it discovers hooks) only if it is the one `start` recorded: never someone else's.
 restart_libvirtd() {
   local pid
-  pid=$(pgrep -x libvirtd || true)
+  pid=$(pgrep -r R,S,D,T,I -x libvirtd || true)
   if [ -z "$pid" ] || [ ! -f "$state/libvirtd.pid" ] || [ "$pid" != "$(cat "$state/libvirtd.pid")" ]; then
     echo "lab-daemons: libvirtd (pid ${pid:-none}) was not started by this script; restart it yourself" >&2
     return 1
@@ -136,7 +137,7 @@ restart_libvirtd() {
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fix_caps_cache
   libvirtd -d
-  for _ in $(seq 50); do [ -S /run/libvirt/libvirt-sock ] && pgrep -x libvirtd >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 50); do [ -S /run/libvirt/libvirt-sock ] && pgrep -r R,S,D,T,I -x libvirtd >/dev/null && break; sleep 0.1; done
   record libvirtd
   echo "lab-daemons: restarted libvirtd" >&2
 }

@@ -47,7 +47,7 @@ const HOOKS = '/etc/libvirt/hooks';
 const CONFIG = '/etc/ticrypt-net/hook.yaml';
 const virsh = (...args: string[]) => execa('virsh', ['-q', '-c', 'qemu:///system', ...args], { timeout: 150_000 });
 const pidOf = async (name: string) =>
-  Number((await execa('pgrep', ['-x', name], { reject: false })).stdout.split('\n')[0]) || undefined;
+  Number((await execa('pgrep', ['-r', 'R,S,D,T,I', '-x', name], { reject: false })).stdout.split('\n')[0]) || undefined;
 
 async function restartLibvirtd(): Promise<void> {
   const pid = await pidOf('libvirtd');
