@@ -13,9 +13,11 @@ import type { Action } from './model.js';
 export function describeAction(action: Action): string {
   switch (action.kind) {
     case 'create-vlan-interface':
-      return `create VLAN interface ${action.interface} (parent ${action.parent}, VLAN ${action.vlan}) with ${action.method === 'nmcli' ? 'NetworkManager' : 'ip link'}`;
+      return `create VLAN interface ${action.interface} (parent ${action.parent}, VLAN ${action.vlan}${action.mtu === undefined ? '' : `, mtu ${action.mtu}`}) with ${action.method === 'nmcli' ? 'NetworkManager' : 'ip link'}`;
     case 'set-link-up':
       return `set interface ${action.interface} up`;
+    case 'set-link-mtu':
+      return `set interface ${action.interface} mtu ${action.mtu} (was ${action.was})`;
     case 'create-bridge':
       return `create bridge ${action.bridge} (datapath_type=${action.datapathType})`;
     case 'add-port':
@@ -54,6 +56,7 @@ export function actionSubject(action: Action): string {
   switch (action.kind) {
     case 'create-vlan-interface':
     case 'set-link-up':
+    case 'set-link-mtu':
       return `interface ${action.interface}`;
     case 'create-bridge':
       return `bridge ${action.bridge}`;

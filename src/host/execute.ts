@@ -61,6 +61,7 @@ export function commandsFor(action: Action, uri: string = DEFAULT_LIBVIRT_URI): 
             'nmcli',
             ...['connection', 'add', 'type', 'vlan', 'con-name', name, 'ifname', action.interface],
             ...['dev', action.parent, 'id', String(action.vlan)],
+            ...(action.mtu === undefined ? [] : ['mtu', String(action.mtu)]),
             ...['ipv4.method', 'disabled', 'ipv6.method', 'disabled', 'connection.autoconnect', 'yes'],
           ],
           ['nmcli', 'connection', 'up', name],
@@ -79,10 +80,13 @@ export function commandsFor(action: Action, uri: string = DEFAULT_LIBVIRT_URI): 
           'vlan',
           'id',
           String(action.vlan),
+          ...(action.mtu === undefined ? [] : ['mtu', String(action.mtu)]),
         ],
       ];
     case 'set-link-up':
       return [['ip', 'link', 'set', 'dev', action.interface, 'up']];
+    case 'set-link-mtu':
+      return [['ip', 'link', 'set', 'dev', action.interface, 'mtu', String(action.mtu)]];
     case 'create-bridge':
       return [
         vsctl(

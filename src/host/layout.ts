@@ -9,6 +9,8 @@ export interface VlanInterface {
   readonly vlan: number;
   /** The network it carries. */
   readonly network: string;
+  /** The network's MTU, when the site sets one: the interface and its parent need at least this. */
+  readonly mtu?: number;
 }
 
 /** A port ticrypt-net puts on a bridge (marked managed). */
@@ -29,6 +31,8 @@ export interface HostLayout {
   readonly vlanInterfaces: readonly VlanInterface[];
   /** Kernel interfaces that must exist and be up, carrying tagged frames (trunk-mode parents). */
   readonly trunkParents: readonly string[];
+  /** The least MTU each uplink interface (VLAN interface, its parent, trunk parent) needs: the largest MTU the site sets for a network it carries. */
+  readonly minMtu: Readonly<Record<string, number>>;
   /** Bridges the site manages: each network's, plus the shared uplink bridge when a network is in trunk mode. */
   readonly bridges: readonly string[];
   readonly ports: readonly DesiredPort[];
@@ -89,15 +93,22 @@ export function hostLayout(site: Site, host: string | undefined, options: PlanOp
   const ports: DesiredPort[] = [];
   const bridges: string[] = [];
   const trunkVlans = new Map<string, Set<number>>();
+  const minMtu: Record<string, number> = {};
+  const needMtu = (iface: string, mtu: number | undefined) => {
+    if (mtu !== undefined) minMtu[iface] = Math.max(minMtu[iface] ?? 0, mtu);
+  };
   for (const network of site.networks) {
     bridges.push(network.bridge);
     const uplink = hostUplink(site, host, network);
+    needMtu(uplink.interface, network.mtu);
+    needMtu(uplink.parent, network.mtu);
     if (uplink.mode === 'vlan') {
       vlanInterfaces.push({
         interface: uplink.interface,
         parent: uplink.parent,
         vlan: network.vlan,
         network: network.name,
+        ...(network.mtu === undefined ? {} : { mtu: network.mtu }),
       });
       ports.push({ bridge: network.bridge, port: uplink.interface, tag: network.vlan, trunks: [], role: 'uplink' });
     } else {
@@ -129,6 +140,7 @@ export function hostLayout(site: Site, host: string | undefined, options: PlanOp
     host: host ?? '',
     vlanInterfaces,
     trunkParents: [...trunkVlans.keys()],
+    minMtu,
     bridges,
     ports,
     networks: site.networks,

@@ -42,6 +42,8 @@ export interface ObservedLink {
   readonly up: boolean;
   /** Global-scope IPv4/IPv6 addresses (`a.b.c.d/len`). */
   readonly addresses: readonly string[];
+  /** The link's MTU (absent when `ip` did not say). */
+  readonly mtu?: number;
 }
 
 /** A libvirt network as virsh shows it. */
@@ -80,8 +82,11 @@ export type Action =
       readonly parent: string;
       readonly vlan: number;
       readonly method: VlanMethod;
+      /** The MTU the site's network needs (absent: the parent's). */
+      readonly mtu?: number;
     }
   | { readonly kind: 'set-link-up'; readonly interface: string }
+  | { readonly kind: 'set-link-mtu'; readonly interface: string; readonly mtu: number; readonly was: number }
   | { readonly kind: 'create-bridge'; readonly bridge: string; readonly datapathType: string }
   | {
       readonly kind: 'add-port';

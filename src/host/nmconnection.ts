@@ -42,6 +42,7 @@ export function renderNmKeyfile(siteName: string, vlan: VlanInterface): string {
     `parent=${vlan.parent}`,
     `id=${vlan.vlan}`,
     '',
+    ...(vlan.mtu === undefined ? [] : ['[ethernet]', `mtu=${vlan.mtu}`, '']),
     '[ipv4]',
     'method=disabled',
     '',

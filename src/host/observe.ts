@@ -110,6 +110,7 @@ export function parseOvsState(
 export function parseIpAddr(text: string): ObservedLink[] {
   type Entry = {
     ifname?: string;
+    mtu?: number;
     flags?: string[];
     addr_info?: { local?: string; prefixlen?: number; scope?: string }[];
   };
@@ -128,6 +129,7 @@ export function parseIpAddr(text: string): ObservedLink[] {
       addresses: (entry.addr_info ?? [])
         .filter((a) => a.scope === 'global' && a.local !== undefined)
         .map((a) => `${a.local}/${a.prefixlen ?? ''}`),
+      ...(typeof entry.mtu === 'number' ? { mtu: entry.mtu } : {}),
     }));
 }
 

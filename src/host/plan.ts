@@ -67,10 +67,21 @@ export function planOvs(observed: ObservedHost): Action[] {
   ];
 }
 
-/** The kernel interfaces: VLAN interfaces to create or bring up (never with an address), trunk parents to bring up. */
+/**
+ * The kernel interfaces: VLAN interfaces to create or bring up (never with an
+ * address) at the site's MTU, trunk parents to bring up (never with an
+ * address: OVS would take their traffic from the host). A parent whose MTU is
+ * below a network's is the operator's to raise.
+ */
 export function planLinks(layout: HostLayout, observed: ObservedHost): Action[] {
   const actions: Action[] = [];
   const link = (name: string) => observed.links.find((l) => l.name === name);
+  const ours = new Set(layout.vlanInterfaces.map((v) => v.interface));
+  const mtuTooSmall = (name: string) => {
+    const found = link(name);
+    const need = layout.minMtu[name];
+    return found?.mtu !== undefined && need !== undefined && found.mtu < need ? { found: found.mtu, need } : undefined;
+  };
   for (const vlan of layout.vlanInterfaces) {
     const found = link(vlan.interface);
     if (found === undefined) {
@@ -80,12 +91,34 @@ export function planLinks(layout: HostLayout, observed: ObservedHost): Action[] 
         parent: vlan.parent,
         vlan: vlan.vlan,
         method: observed.networkManager ? 'nmcli' : 'ip',
+        ...(vlan.mtu === undefined ? {} : { mtu: vlan.mtu }),
       });
       actions.push({ kind: 'set-link-up', interface: vlan.interface });
       continue;
     }
     if (!found.up) actions.push({ kind: 'set-link-up', interface: vlan.interface });
-    actions.push(...addressBlocked(vlan.interface, found.addresses));
+    const small = mtuTooSmall(vlan.interface);
+    // A VLAN interface cannot exceed its parent's MTU: the parent's block says so instead.
+    if (small !== undefined && mtuTooSmall(vlan.parent) === undefined) {
+      actions.push({ kind: 'set-link-mtu', interface: vlan.interface, mtu: small.need, was: small.found });
+    }
+    actions.push(
+      ...addressBlocked(
+        vlan.interface,
+        found.addresses,
+        'a bridge port must have none (the host would sit on a VM network)',
+      ),
+    );
+  }
+  for (const name of Object.keys(layout.minMtu)) {
+    const small = mtuTooSmall(name);
+    if (ours.has(name) || small === undefined) continue;
+    actions.push({
+      kind: 'blocked',
+      subject: `interface ${name}`,
+      reason: `its MTU is ${small.found}, below the ${small.need} the site's networks on it need (larger frames would be dropped)`,
+      fix: `raise it (ip link set dev ${name} mtu ${small.need}, and in its NetworkManager/ifupdown config; the switch ports too), then run host apply again`,
+    });
   }
   for (const parent of layout.trunkParents) {
     const found = link(parent);
@@ -96,7 +129,17 @@ export function planLinks(layout: HostLayout, observed: ObservedHost): Action[] 
         reason: 'the trunk uplink does not exist',
         fix: `create ${parent} (the bond or NIC that carries the site's VLANs tagged), then run host apply again`,
       });
-    } else if (!found.up) actions.push({ kind: 'set-link-up', interface: parent });
+      continue;
+    }
+    if (!found.up) actions.push({ kind: 'set-link-up', interface: parent });
+    actions.push(
+      ...addressBlocked(
+        parent,
+        found.addresses,
+        'a trunk port of Open vSwitch hands every frame to OVS, so the host would lose these addresses (its management link, if one of them is)',
+        'move them to another interface (or to an OVS internal port), or put these networks in uplink.mode vlan',
+      ),
+    );
   }
   return actions;
 }
@@ -236,14 +279,19 @@ function planPort(desired: DesiredPort, ports: readonly ObservedPort[]): Action[
   return [];
 }
 
-function addressBlocked(iface: string, addresses: readonly string[]): Action[] {
+function addressBlocked(
+  iface: string,
+  addresses: readonly string[],
+  why: string,
+  fix = `remove them (ip addr flush dev ${iface}, and from its NetworkManager/ifupdown config)`,
+): Action[] {
   if (addresses.length === 0) return [];
   return [
     {
       kind: 'blocked',
       subject: `interface ${iface}`,
-      reason: `it has address(es) ${addresses.join(', ')}; a bridge port must have none (the host would sit on a VM network)`,
-      fix: `remove them (ip addr flush dev ${iface}, and from its NetworkManager/ifupdown config), then run host apply again`,
+      reason: `it has address(es) ${addresses.join(', ')}; ${why}`,
+      fix: `${fix}, then run host apply again`,
     },
   ];
 }

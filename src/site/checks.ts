@@ -83,6 +83,16 @@ function checkPortgroups(network: Network, at: (...keys: PropertyKey[]) => strin
   const seen = new Map<string, number>();
   let defaultAt: number | undefined;
   network.portgroups.forEach((group, index) => {
+    if (group.vlan !== network.vlan) {
+      const why =
+        network.uplink.mode === 'vlan'
+          ? `on a vlan-mode uplink nothing carries VLAN ${group.vlan} off the host (${network.uplink.interface} carries only ${network.vlan})`
+          : `the backend serves this network (DHCP, gateway, DNS) only on VLAN ${network.vlan} (${network.gatewayInterface}), so VMs on VLAN ${group.vlan} would reach nothing`;
+      issues.push({
+        path: at('portgroups', index, 'vlan'),
+        message: `expected the network's VLAN ${network.vlan} (or no vlan), found ${group.vlan}: ${why}`,
+      });
+    }
     const first = seen.get(group.name);
     if (first !== undefined) {
       issues.push({
@@ -150,17 +160,20 @@ function checkCollisions(networks: readonly Network[]): SiteIssue[] {
       });
     } else unique.set(key, owner);
   };
+  const reservedMacs = new Map<string, string>();
   networks.forEach((network, index) => {
     const base = ['networks', network.name] as const;
     claimVlan(network.vlan, `networks.${network.name}`, formatPath([...base, 'vlan']));
-    network.portgroups.forEach((group, g) => {
-      if (group.vlan !== network.vlan) {
-        claimVlan(
-          group.vlan,
-          `networks.${network.name}.portgroups[${g}]`,
-          formatPath([...base, 'portgroups', g, 'vlan']),
-        );
-      }
+    network.reservations.forEach((reservation, r) => {
+      const owner = `networks.${network.name}.reservations[${r}]`;
+      const first = reservedMacs.get(reservation.mac);
+      // Within one network the reservation check reports it; across networks the backend would refuse the second NIC.
+      if (first !== undefined && !first.startsWith(`networks.${network.name}.`)) {
+        issues.push({
+          path: formatPath([...base, 'reservations', r, 'mac']),
+          message: `expected a MAC no other network reserves (the backend holds one registration per MAC), found ${reservation.mac}, already reserved by ${first}`,
+        });
+      } else if (first === undefined) reservedMacs.set(reservation.mac, owner);
     });
     claim('a bridge', network.bridge, `networks.${network.name}`, formatPath([...base, 'bridge']));
     claim(

@@ -14,9 +14,10 @@ export interface Uplink {
   readonly interface: string;
 }
 
-/** A named VLAN on a network's bridge that a NIC may select. */
+/** A named group on a network's bridge that a NIC may select. */
 export interface Portgroup {
   readonly name: string;
+  /** Always the network's VLAN (validation refuses another: nothing would serve it). */
   readonly vlan: number;
   readonly default: boolean;
 }

@@ -122,7 +122,7 @@ function resolveNetwork(
     egress,
     dns,
     placement: data.placement,
-    portgroups: data.portgroups,
+    portgroups: data.portgroups.map((g) => ({ name: g.name, vlan: g.vlan ?? data.vlan, default: g.default })),
     reservations: data.reservations.map((r) =>
       r.name === undefined ? { mac: r.mac, ip: r.ip } : { ...r, name: r.name },
     ),

@@ -49,14 +49,19 @@ export const UplinkSchema = z.strictObject(
   expect('a map with parent, mode and optionally interface'),
 );
 
-/** A portgroup: a named VLAN a VM NIC may select on the network's bridge. */
+/**
+ * A portgroup: a name a VM NIC may select on the network's bridge. Its VLAN
+ * defaults to the network's and may not differ from it: the backend serves the
+ * network (DHCP, gateway, DNS) on the network's VLAN only, and in vlan mode
+ * nothing carries another VLAN off the host.
+ */
 export const PortgroupSchema = z.strictObject(
   {
     name: Name,
-    vlan: VlanId,
+    vlan: VlanId.optional(),
     default: z.boolean(expect('true or false')).default(false),
   },
-  expect('a map with name, vlan and optionally default'),
+  expect('a map with name and optionally vlan and default'),
 );
 
 /** A fixed address for a known MAC, served by DHCP like a registered VM's. */

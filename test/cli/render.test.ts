@@ -9,7 +9,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ticrypt-cli-'));
   await writeFile(
     join(dir, 'site.yaml'),
-    'networks:\n  secure: { preset: secure, vlan: 2081, portgroups: [{ name: batch, vlan: 2090 }] }\n',
+    'networks:\n  secure: { preset: secure, vlan: 2081, portgroups: [{ name: batch }] }\n',
   );
   await writeFile(
     join(dir, 'bad.yaml'),
@@ -83,7 +83,7 @@ describe('render interface', () => {
     expect(code).toBe(0);
     expect(stdout).toContain('<mac address="52:54:00:aa:00:01"/>');
     expect(stdout).toContain('<source network="secure" portgroup="batch"/>');
-    expect(stdout).toContain('<tag id="2090"/>');
+    expect(stdout).toContain('<tag id="2081"/>');
     expect(stdout).toContain('<boot order="2"/>');
   });
 

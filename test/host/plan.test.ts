@@ -20,7 +20,8 @@ networks:
   datain:
     preset: datain
     uplink: { mode: trunk }
-    portgroups: [{ name: extra, vlan: 1090 }]
+    portgroups: [{ name: extra }]
+    mtu: 9000
 `);
 
 const bare: ObservedHost = { ovsRunning: true, bridges: [], ports: [], links: [], networks: [], networkManager: false };
@@ -52,13 +53,13 @@ function converged(): ObservedHost {
       port('bond0.1081', 'br-secure', { tag: 1081 }),
       port('br-service-up', 'br-service', { trunks: [1082], type: 'patch' }),
       port('br-service-dn', 'br-uplink', { trunks: [1082], type: 'patch' }),
-      port('br-datain-up', 'br-datain', { trunks: [1083, 1090], type: 'patch' }),
-      port('br-datain-dn', 'br-uplink', { trunks: [1083, 1090], type: 'patch' }),
-      port('bond0', 'br-uplink', { trunks: [1082, 1083, 1090] }),
+      port('br-datain-up', 'br-datain', { trunks: [1083], type: 'patch' }),
+      port('br-datain-dn', 'br-uplink', { trunks: [1083], type: 'patch' }),
+      port('bond0', 'br-uplink', { trunks: [1082, 1083] }),
     ],
     links: [
-      { name: 'bond0', up: true, addresses: ['10.0.0.5/24'] },
-      { name: 'bond0.1081', up: true, addresses: [] },
+      { name: 'bond0', up: true, addresses: [], mtu: 9000 },
+      { name: 'bond0.1081', up: true, addresses: [], mtu: 1500 },
     ],
     networks: site.networks.map((n) => ({
       name: n.name,
@@ -85,13 +86,13 @@ describe('hostLayout', () => {
     expect(layout.ports).toContainEqual({
       bridge: 'br-uplink',
       port: 'bond0',
-      trunks: [1082, 1083, 1090],
+      trunks: [1082, 1083],
       role: 'uplink',
     });
     expect(layout.ports).toContainEqual({
       bridge: 'br-datain',
       port: 'br-datain-up',
-      trunks: [1083, 1090],
+      trunks: [1083],
       peer: 'br-datain-dn',
       role: 'patch',
     });
@@ -113,7 +114,7 @@ describe('planHost', () => {
     const actions = planHost(
       site,
       'kvm1',
-      { ...bare, links: [{ name: 'bond0', up: true, addresses: [] }] },
+      { ...bare, links: [{ name: 'bond0', up: true, addresses: [], mtu: 9000 }] },
       { datapathType: 'netdev' },
     );
     expect(actions.map(describeAction)).toEqual([
@@ -126,9 +127,9 @@ describe('planHost', () => {
       'add port bond0.1081 to bridge br-secure tag=1081',
       'add port br-service-up to bridge br-service trunks=1082 (patch, peer br-service-dn)',
       'add port br-service-dn to bridge br-uplink trunks=1082 (patch, peer br-service-up)',
-      'add port br-datain-up to bridge br-datain trunks=1083,1090 (patch, peer br-datain-dn)',
-      'add port br-datain-dn to bridge br-uplink trunks=1083,1090 (patch, peer br-datain-up)',
-      'add port bond0 to bridge br-uplink trunks=1082,1083,1090',
+      'add port br-datain-up to bridge br-datain trunks=1083 (patch, peer br-datain-dn)',
+      'add port br-datain-dn to bridge br-uplink trunks=1083 (patch, peer br-datain-up)',
+      'add port bond0 to bridge br-uplink trunks=1082,1083',
       'define network secure',
       'start network secure',
       'autostart network secure',
@@ -150,7 +151,7 @@ describe('planHost', () => {
     expect(actions[0]).toMatchObject({ kind: 'create-vlan-interface', method: 'nmcli' });
   });
 
-  it('a converged host needs nothing (the trunk parent may keep its own address)', () => {
+  it('a converged host needs nothing', () => {
     expect(planHost(site, 'kvm1', converged())).toEqual([]);
   });
 
@@ -259,6 +260,22 @@ describe('planHost', () => {
     ],
     ['a bridge on another datapath', converged(), 'BLOCKED bridge br-uplink: datapath_type is system, expected netdev'],
     [
+      'an address on the trunk parent (the host would lose it to OVS)',
+      {
+        ...converged(),
+        links: converged().links.map((l) => (l.name === 'bond0' ? { ...l, addresses: ['10.0.0.5/24'] } : l)),
+      },
+      'BLOCKED interface bond0: it has address(es) 10.0.0.5/24; a trunk port of Open vSwitch hands every frame to OVS, so the host would lose these addresses (its management link, if one of them is). Instead: move them to another interface (or to an OVS internal port), or put these networks in uplink.mode vlan, then run host apply again',
+    ],
+    [
+      "an uplink MTU below the network's",
+      {
+        ...converged(),
+        links: converged().links.map((l) => (l.name === 'bond0' ? { ...l, mtu: 1500 } : l)),
+      },
+      "BLOCKED interface bond0: its MTU is 1500, below the 9000 the site's networks on it need (larger frames would be dropped). Instead: raise it (ip link set dev bond0 mtu 9000, and in its NetworkManager/ifupdown config; the switch ports too), then run host apply again",
+    ],
+    [
       'no trunk parent',
       { ...converged(), links: [{ name: 'bond0.1081', up: true, addresses: [] }] },
       'BLOCKED interface bond0: the trunk uplink does not exist',
@@ -354,6 +371,29 @@ describe('observer parsing', () => {
         },
       ],
     });
+  });
+
+  it("sets a VLAN interface's MTU when its parent allows it", () => {
+    const mtuSite = parseSiteText('networks:\n  secure: { preset: secure, mtu: 9000 }\n');
+    const observed: ObservedHost = {
+      ...bare,
+      links: [
+        { name: 'bond0', up: true, addresses: [], mtu: 9000 },
+        { name: 'bond0.1081', up: true, addresses: [], mtu: 1500 },
+      ],
+    };
+    const links = planHost(mtuSite, undefined, observed).filter((a) => a.kind.includes('link'));
+    expect(links.map(describeAction)).toEqual(['set interface bond0.1081 mtu 9000 (was 1500)']);
+    expect(commandsFor(links[0]!)).toEqual([['ip', 'link', 'set', 'dev', 'bond0.1081', 'mtu', '9000']]);
+    const smallParent = planHost(mtuSite, undefined, {
+      ...observed,
+      links: observed.links.map((l) => (l.name === 'bond0' ? { ...l, mtu: 1500 } : l)),
+    });
+    expect(smallParent.map(describeAction).filter((d) => d.includes('mtu') || d.includes('MTU'))).toEqual([
+      expect.stringContaining('BLOCKED interface bond0: its MTU is 1500, below the 9000'),
+    ]);
+    const created = planHost(mtuSite, undefined, { ...bare, links: [observed.links[0]!] })[0]!;
+    expect(commandsFor(created)[0]).toContain('mtu');
   });
 
   it('reads ip -j addr and live network connections', () => {

@@ -42,15 +42,13 @@ describe('renderInterfaceXml', () => {
 `);
   });
 
-  it('takes the VLAN of the named portgroup, else the default portgroup, else the network', () => {
+  it("names the portgroup, on the network's VLAN (the only one a portgroup may have)", () => {
     const custom = parseSite({
       networks: {
         secure: {
           preset: 'secure',
-          portgroups: [
-            { name: 'batch', vlan: 2001 },
-            { name: 'interactive', vlan: 2002, default: true },
-          ],
+          vlan: 2001,
+          portgroups: [{ name: 'batch' }, { name: 'interactive', default: true }],
         },
       },
     });
@@ -58,7 +56,7 @@ describe('renderInterfaceXml', () => {
     const xml = renderInterfaceXml({ network, mac: '52:54:00:00:00:01', portgroup: 'batch' });
     expect(xml).toContain('<source network="secure" portgroup="batch"/>');
     expect(xml).toContain('<tag id="2001"/>');
-    expect(renderInterfaceXml({ network, mac: '52:54:00:00:00:01' })).toContain('<tag id="2002"/>');
+    expect(renderInterfaceXml({ network, mac: '52:54:00:00:00:01' })).toContain('<tag id="2001"/>');
     expect(effectiveVlan(secure)).toBe(1081);
   });
 

@@ -28,15 +28,13 @@ describe('renderNetworkXml', () => {
 `);
   });
 
-  it('renders portgroups with their VLANs and the default flag', () => {
+  it("renders portgroups on the network's VLAN, with the default flag", () => {
     const custom = parseSite({
       networks: {
         secure: {
           preset: 'secure',
-          portgroups: [
-            { name: 'batch', vlan: 2001 },
-            { name: 'interactive', vlan: 2002, default: true },
-          ],
+          vlan: 2001,
+          portgroups: [{ name: 'batch' }, { name: 'interactive', vlan: 2001, default: true }],
         },
       },
     });
@@ -48,7 +46,7 @@ describe('renderNetworkXml', () => {
   </portgroup>
   <portgroup name="interactive" default="yes">
     <vlan>
-      <tag id="2002"/>
+      <tag id="2001"/>
     </vlan>
   </portgroup>
 `);

@@ -154,23 +154,35 @@ const cases: [string, unknown, string, string][] = [
     'two default portgroups',
     secure({
       portgroups: [
-        { name: 'a', vlan: 2001, default: true },
-        { name: 'b', vlan: 2002, default: true },
+        { name: 'a', default: true },
+        { name: 'b', default: true },
       ],
     }),
     'networks.secure.portgroups[1].default',
     'expected at most one default portgroup, found a second (first at portgroups[0])',
   ],
   [
-    "portgroup on another network's VLAN",
+    'portgroup on another VLAN, vlan-mode uplink (nothing carries it)',
+    secure({ portgroups: [{ name: 'batch', vlan: 2090 }] }),
+    'networks.secure.portgroups[0].vlan',
+    "expected the network's VLAN 1081 (or no vlan), found 2090: on a vlan-mode uplink nothing carries VLAN 2090 off the host (bond0.1081 carries only 1081)",
+  ],
+  [
+    'portgroup on another VLAN, trunk-mode uplink (the backend serves only the network VLAN)',
+    secure({ uplink: { mode: 'trunk' }, portgroups: [{ name: 'batch', vlan: 2090 }] }),
+    'networks.secure.portgroups[0].vlan',
+    "expected the network's VLAN 1081 (or no vlan), found 2090: the backend serves this network (DHCP, gateway, DNS) only on VLAN 1081 (bond0.1081), so VMs on VLAN 2090 would reach nothing",
+  ],
+  [
+    'the same MAC reserved on two networks',
     {
       networks: {
-        secure: { preset: 'secure', portgroups: [{ name: 'x', vlan: 1082 }] },
-        service: { preset: 'service' },
+        secure: { preset: 'secure', reservations: [{ mac: '52:54:00:00:00:10', ip: '192.168.129.10' }] },
+        service: { preset: 'service', reservations: [{ mac: '52:54:00:00:00:10', ip: '192.168.122.10' }] },
       },
     },
-    'networks.service.vlan',
-    'expected a VLAN no other network uses, found 1082, already used by networks.secure.portgroups[0]',
+    'networks.service.reservations[0].mac',
+    'expected a MAC no other network reserves (the backend holds one registration per MAC), found 52:54:00:00:00:10, already reserved by networks.secure.reservations[0]',
   ],
   [
     'management address inside a VM network',

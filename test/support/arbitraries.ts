@@ -71,8 +71,12 @@ export const arbSiteInput = fc
             gateway: intToIpv4(gateway),
             dhcp: { start: intToIpv4(start), end: intToIpv4(end) },
             ...(shape.mtu === undefined ? {} : { mtu: shape.mtu }),
-            portgroups: pgVlans.map((vlan, g) => ({ name: `pg${g}`, vlan, default: shape.defaultGroup && g === 0 })),
-            reservations: shape.reservation === undefined ? [] : [{ mac: shape.reservation, ip: intToIpv4(end) }],
+            portgroups: pgVlans.map((_vlan, g) => ({ name: `pg${g}`, default: shape.defaultGroup && g === 0 })),
+            // The last byte is the network's index: no MAC is reserved on two networks.
+            reservations:
+              shape.reservation === undefined
+                ? []
+                : [{ mac: `${shape.reservation.slice(0, 15)}${i.toString(16).padStart(2, '0')}`, ip: intToIpv4(end) }],
           };
         });
         return { name: names[0]!, networks };

@@ -87,23 +87,46 @@ export function portChecks(layout: HostLayout, observed: ObservedHost): CheckRes
   return results;
 }
 
-/** `uplink.interface`: each VLAN interface and trunk parent exists, is up, and (a VLAN interface) has no address. */
+/**
+ * `uplink.interface`: each VLAN interface and trunk parent exists, is up, has
+ * no address, and (with a parent) an MTU no smaller than its networks'.
+ */
 export function linkChecks(layout: HostLayout, observed: ObservedHost): CheckResult[] {
-  const of = bySubject(planLinks(layout, observed));
-  const names = [...layout.vlanInterfaces.map((v) => v.interface), ...layout.trunkParents];
-  return names.map((name) => {
-    const [action] = of(`interface ${name}`);
-    if (action === undefined) return ok('uplink.interface', name, 'up');
-    if (action.kind === 'blocked') return blockedResult('uplink.interface', name, action);
-    if (action.kind === 'create-vlan-interface') {
-      return fail(
-        'uplink.interface',
-        name,
-        'the interface does not exist',
-        `${APPLY} (creates VLAN ${action.vlan} on ${action.parent}), or host plan --format nmconnection for NetworkManager`,
-      );
+  const actions = planLinks(layout, observed);
+  const of = bySubject(actions);
+  const names = [
+    ...new Set([
+      ...layout.vlanInterfaces.map((v) => v.interface),
+      ...layout.trunkParents,
+      ...actions.map((a) => actionSubject(a).replace(/^interface /, '')),
+    ]),
+  ];
+  return names.flatMap((name): CheckResult[] => {
+    const found = of(`interface ${name}`);
+    if (found.length === 0) return [ok('uplink.interface', name, 'up')];
+    const create = found.find((a) => a.kind === 'create-vlan-interface');
+    if (create?.kind === 'create-vlan-interface') {
+      return [
+        fail(
+          'uplink.interface',
+          name,
+          'the interface does not exist',
+          `${APPLY} (creates VLAN ${create.vlan} on ${create.parent}), or host plan --format nmconnection for NetworkManager`,
+        ),
+      ];
     }
-    return fail('uplink.interface', name, 'the interface is down', `ip link set dev ${name} up`);
+    return found.map((action) => {
+      if (action.kind === 'blocked') return blockedResult('uplink.interface', name, action);
+      if (action.kind === 'set-link-mtu') {
+        return fail(
+          'uplink.interface',
+          name,
+          `its MTU is ${action.was}, below the site's ${action.mtu}`,
+          `${APPLY} (or ip link set dev ${name} mtu ${action.mtu})`,
+        );
+      }
+      return fail('uplink.interface', name, 'the interface is down', `ip link set dev ${name} up`);
+    });
   });
 }
 
