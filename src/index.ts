@@ -85,7 +85,15 @@ export {
 export { renderNetworkXml } from './libvirt/network-xml.js';
 export { renderInterfaceXml, type InterfaceOptions } from './libvirt/interface-xml.js';
 export { parseDomainXml, type DomainInfo, type DomainNic } from './libvirt/domain-nics.js';
-export { parseNetworkXml, type LibvirtNetwork } from './libvirt/network-parse.js';
+export {
+  describeVirtualport,
+  describeVlan,
+  parseNetworkXml,
+  type LibvirtNetwork,
+  type LibvirtPortgroup,
+  type LibvirtVirtualport,
+  type LibvirtVlan,
+} from './libvirt/network-parse.js';
 export { networkUuid, uuidV5 } from './libvirt/uuid.js';
 
 // The backend API's wire format: paths, bodies, answers, and the records they carry

@@ -77,9 +77,13 @@ describe('renderNetworkXml', () => {
             uuid: networkUuid(random.name, network.name),
             forwardMode: 'bridge',
             bridge: network.bridge,
-            virtualport: 'openvswitch',
-            vlan: network.vlan,
-            portgroups: network.portgroups.map((g) => ({ name: g.name, vlan: g.vlan, default: g.default })),
+            virtualport: { type: 'openvswitch', parameters: {} },
+            vlan: { trunk: false, tags: [{ id: network.vlan }] },
+            portgroups: network.portgroups.map((g) => ({
+              name: g.name,
+              vlan: { trunk: false, tags: [{ id: g.vlan }] },
+              default: g.default,
+            })),
           });
         }
       }),
@@ -103,8 +107,8 @@ describe('parseNetworkXml', () => {
     expect(parseNetworkXml(xml)).toMatchObject({
       name: 'secure',
       bridge: 'br-secure',
-      vlan: 1081,
-      virtualport: 'openvswitch',
+      vlan: { trunk: false, tags: [{ id: 1081 }] },
+      virtualport: { type: 'openvswitch', parameters: {} },
     });
   });
 
