@@ -16,6 +16,9 @@ export const LIBVIRT_HOOKS_DIR = '/etc/libvirt/hooks';
 /** The file name ticrypt-net's hooks take in `qemu.d/` and `network.d/` (installed beside other hooks). */
 export const HOOK_DROP_IN_NAME = 'ticrypt-net';
 
+/** The prefix of every NetworkManager connection ticrypt-net creates (`ticrypt-net-bond0.1081`). */
+export const NM_CONNECTION_PREFIX = 'ticrypt-net-';
+
 /** The nftables table every ticrypt rule lives in (family, name), and nothing else touches. */
 export const NFT_TABLE = { family: 'inet', name: 'ticrypt' } as const;
 

@@ -8,7 +8,8 @@ import { checkHost } from '../host/doctor/host-checks.js';
 import { gatherHostFacts } from '../host/doctor/host-facts.js';
 import { doctorExitCode, formatResults } from '../host/doctor/result.js';
 import { DEFAULT_UPLINK_BRIDGE } from '../host/model.js';
-import { programRunner } from '../exec/run.js';
+import { withPackageUnit } from '../backend/setup/apply.js';
+import { backendRunOptions } from './backend.js';
 import { resolveHost } from '../host/this-host.js';
 import { loadSite } from '../site/load.js';
 import { runOptions } from './host.js';
@@ -30,6 +31,8 @@ interface DoctorOptions {
   backendUrl?: string;
   adminTokenFile?: string;
   netns?: string;
+  root: string;
+  service: boolean;
 }
 
 /** Some doctor check failed: the results are already printed; this only sets the exit code. */
@@ -59,6 +62,8 @@ export function addDoctorCommand(program: Command, io: CliIo): void {
     .option('--backend-url <url>', 'backend API, to compare the store with the nft set (with --admin-token-file)')
     .option('--admin-token-file <file>', 'file holding an admin token')
     .option('--netns <name>', 'gather the backend facts inside this network namespace')
+    .option('--root <dir>', "where the backend's files are (/etc/sysctl.d/, /etc/systemd/system/)", '/')
+    .option('--no-service', "the backend's systemd unit is not checked (another service manager runs it)")
     .action(async (options: DoctorOptions) => {
       const json = options.json === true || program.opts<GlobalOptions>().json === true;
       const site = await loadSite(options.site);
@@ -77,14 +82,15 @@ export function addDoctorCommand(program: Command, io: CliIo): void {
         if ((token === undefined) !== (options.backendUrl === undefined)) {
           throw new UsageError('--backend-url and --admin-token-file: expected both or neither, found one');
         }
+        const setup = await withPackageUnit(backendRunOptions(options));
         const facts = await gatherBackendFacts(site, {
-          run: programRunner(options.netns === undefined ? {} : { netns: options.netns }),
+          ...setup,
           stateDir: options.stateDir,
           ...(token === undefined || options.backendUrl === undefined
             ? {}
             : { api: { url: options.backendUrl, token } }),
         });
-        results = checkBackend(site, facts);
+        results = checkBackend(site, facts, setup);
       } else {
         throw new UsageError(`--role: expected 'host' or 'backend', found ${JSON.stringify(options.role)}`);
       }

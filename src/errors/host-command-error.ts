@@ -1,11 +1,12 @@
 import { ProgramError } from './program-error.js';
 
 /**
- * A program host set-up runs (ovs-vsctl, virsh, ip, nmcli) failed, while
- * observing the host or applying an action. Carries the command, its exit
- * code and stderr; the message says what was being done. Each of those
- * programs has its own kind ({@link OvsVsctlError}, {@link IpError},
- * {@link NmcliError}, {@link VirshError}), all with this code.
+ * A program host or backend set-up runs (ovs-vsctl, virsh, ip, nmcli, sysctl,
+ * systemctl) failed, while observing or applying an action. Carries the
+ * command, its exit code and stderr; the message says what was being done.
+ * Each of those programs has its own kind ({@link OvsVsctlError},
+ * {@link IpError}, {@link NmcliError}, {@link VirshError}, {@link SysctlError},
+ * {@link SystemctlError}), all with this code.
  */
 export class HostCommandError extends ProgramError {
   constructor(

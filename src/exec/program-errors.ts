@@ -10,6 +10,8 @@ import { IpError } from '../errors/ip-error.js';
 import { NftError } from '../errors/nft-error.js';
 import { NmcliError } from '../errors/nmcli-error.js';
 import { OvsVsctlError } from '../errors/ovs-vsctl-error.js';
+import { SysctlError } from '../errors/sysctl-error.js';
+import { SystemctlError } from '../errors/systemctl-error.js';
 import type { ProgramError, ProgramFailure } from '../errors/program-error.js';
 import { VirshError } from '../errors/virsh-error.js';
 
@@ -29,6 +31,8 @@ const BY_PROGRAM: Readonly<Record<string, Make>> = {
   ip: host(IpError),
   nmcli: host(NmcliError),
   virsh: host(VirshError),
+  sysctl: host(SysctlError),
+  systemctl: host(SystemctlError),
 };
 
 /**

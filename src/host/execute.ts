@@ -5,7 +5,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_LIBVIRT_URI } from '../names.js';
+import { DEFAULT_LIBVIRT_URI, NM_CONNECTION_PREFIX } from '../names.js';
 import { describeAction } from './describe.js';
 import { MANAGED_KEY, MANAGED_VALUE, type Action } from './model.js';
 import { programRunner, runChecked, type ProgramRunner } from '../exec/run.js';
@@ -23,7 +23,7 @@ const MARK = `external_ids:${MANAGED_KEY}=${MANAGED_VALUE}`;
 
 /** The NetworkManager connection name ticrypt-net gives a VLAN interface. */
 export function nmConnectionName(iface: string): string {
-  return `ticrypt-net-${iface}`;
+  return `${NM_CONNECTION_PREFIX}${iface}`;
 }
 
 /**

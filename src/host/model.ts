@@ -3,6 +3,7 @@
  * (actions). Plain data: the observer fills {@link ObservedHost}, the planner
  * turns it into {@link Action}s, the executor runs them.
  */
+import type { IpLink } from '../exec/ip-json.js';
 
 /** The OVS `external_ids` key and value that mark what ticrypt-net created. */
 export const MANAGED_KEY = 'ticrypt-net';
@@ -36,15 +37,7 @@ export interface ObservedBridge {
 }
 
 /** A kernel network interface, as `ip -j addr` shows it. */
-export interface ObservedLink {
-  readonly name: string;
-  /** Administratively up (`UP` flag). */
-  readonly up: boolean;
-  /** Global-scope IPv4/IPv6 addresses (`a.b.c.d/len`). */
-  readonly addresses: readonly string[];
-  /** The link's MTU (absent when `ip` did not say). */
-  readonly mtu?: number;
-}
+export type ObservedLink = IpLink;
 
 /** A libvirt network as virsh shows it. */
 export interface ObservedNetwork {

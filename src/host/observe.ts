@@ -3,11 +3,11 @@
  * side-effecting half of planning; everything it returns is plain data.
  * May not: change anything on the host (`./execute.ts` does).
  */
-import { ProgramOutputError } from '../errors/program-output-error.js';
+import { parseIpAddr } from '../exec/ip-json.js';
 import { programError } from '../exec/program-errors.js';
 import { DEFAULT_LIBVIRT_URI } from '../names.js';
 import type { Site } from '../site/model.js';
-import type { ObservedBridge, ObservedHost, ObservedLink, ObservedNetwork, ObservedPort } from './model.js';
+import type { ObservedBridge, ObservedHost, ObservedNetwork, ObservedPort } from './model.js';
 import { ovsMap, ovsOptionalInt, ovsOptionalString, ovsSet, ovsUuid, parseOvsTable } from './ovs-json.js';
 import { programRunner, runChecked, type ProgramRunner } from '../exec/run.js';
 
@@ -102,36 +102,8 @@ export function parseOvsState(
   return { ovsRunning: true, bridges, ports };
 }
 
-/**
- * Interfaces from `ip -j addr show`: name, the UP flag, global addresses.
- *
- * @throws {ProgramOutputError} `E_PROGRAM_OUTPUT` when the text is not that JSON list.
- */
-export function parseIpAddr(text: string): ObservedLink[] {
-  type Entry = {
-    ifname?: string;
-    mtu?: number;
-    flags?: string[];
-    addr_info?: { local?: string; prefixlen?: number; scope?: string }[];
-  };
-  let list: Entry[];
-  try {
-    list = JSON.parse(text || '[]') as Entry[];
-  } catch (error) {
-    throw new ProgramOutputError('ip', 'the JSON list of `ip -j addr show`', text, { cause: error });
-  }
-  if (!Array.isArray(list)) throw new ProgramOutputError('ip', 'the JSON list of `ip -j addr show`', text);
-  return list
-    .filter((entry) => typeof entry.ifname === 'string')
-    .map((entry) => ({
-      name: entry.ifname as string,
-      up: (entry.flags ?? []).includes('UP'),
-      addresses: (entry.addr_info ?? [])
-        .filter((a) => a.scope === 'global' && a.local !== undefined)
-        .map((a) => `${a.local}/${a.prefixlen ?? ''}`),
-      ...(typeof entry.mtu === 'number' ? { mtu: entry.mtu } : {}),
-    }));
-}
+/** Interfaces from `ip -j addr show` (`../exec/ip-json.ts`; re-exported for the host's callers). */
+export { parseIpAddr };
 
 /** One libvirt network (`undefined` when virsh does not know it). */
 export async function observeNetwork(

@@ -16,6 +16,7 @@ import { actionSubject } from '../../src/host/describe.js';
 import type { ObservedHost, ObservedPort } from '../../src/host/model.js';
 import { planHost } from '../../src/host/plan.js';
 import { parseSiteText } from '../../src/site/load.js';
+import { convergedBackend } from '../support/backend-setup.js';
 
 const site = parseSiteText(`
 name: lab
@@ -90,7 +91,7 @@ function healthyBackend(): BackendFacts {
       confFound: true,
       leaseMax: 40000,
     })),
-    ipForward: true,
+    setup: convergedBackend(site),
     chains: [{ family: 'inet', table: 'ticrypt', name: 'forward', hook: 'forward', policy: 'drop' }],
     routes: [
       { dst: '192.168.128.0/17', dev: 'bond0.1081' },
@@ -314,7 +315,7 @@ describe('backend checks on fixture facts', () => {
     ],
     [
       'forwarding off',
-      () => ({ ...b(), ipForward: false }),
+      () => ({ ...b(), setup: { ...b().setup, sysctls: { ...b().setup.sysctls, 'net/ipv4/ip_forward': 0 } } }),
       'fail sysctl.ip-forward net.ipv4.ip_forward',
       'sysctl -w net.ipv4.ip_forward=1',
     ],

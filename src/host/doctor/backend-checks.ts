@@ -1,8 +1,10 @@
 /** The backend role's doctor checks: pure functions of {@link BackendFacts}. */
+import type { BackendPlanOptions } from '../../backend/setup/model.js';
 import type { Site } from '../../site/model.js';
 import { ARP_SETTINGS, effectiveArp, type ArpKey } from '../../backend/guard/arp.js';
 import { describeRule, failClosedRules, missingRules, ruleArgs } from '../../backend/guard/rules.js';
 import type { BackendFacts } from './backend-facts.js';
+import { backendSetupChecks } from './backend-plan-checks.js';
 import { checkRoutes } from './host-checks.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
 import { NFT_TABLE, NFT_TABLE_REF } from '../../names.js';
@@ -11,12 +13,14 @@ import { NFT_TABLE, NFT_TABLE_REF } from '../../names.js';
 const DNSMASQ_DEFAULT_LEASE_MAX = 1000;
 
 /**
- * Every backend check: the ticrypt table and its registered set against the
- * store, dnsmasq per network and its lease limit, IP forwarding, forward
- * chains of other tables that would drop what ticrypt accepts, routes.
+ * Every backend check: what `backend apply` manages (gateway interfaces,
+ * forwarding and the gateway sysctls, the boot-time file, the unit: built from
+ * its planner, `./backend-plan-checks.ts`), the ticrypt table and its
+ * registered set against the store, dnsmasq per network and its lease limit,
+ * forward chains of other tables that would drop what ticrypt accepts, routes.
  */
-export function checkBackend(site: Site, facts: BackendFacts): CheckResult[] {
-  const results: CheckResult[] = [];
+export function checkBackend(site: Site, facts: BackendFacts, options: BackendPlanOptions = {}): CheckResult[] {
+  const results: CheckResult[] = [...backendSetupChecks(site, facts.setup, options)];
   results.push(
     facts.tablePresent
       ? ok('nft.table', NFT_TABLE_REF, 'present')
@@ -64,16 +68,6 @@ export function checkBackend(site: Site, facts: BackendFacts): CheckResult[] {
           ),
     );
   }
-  results.push(
-    facts.ipForward === true
-      ? ok('sysctl.ip-forward', 'net.ipv4.ip_forward', '1')
-      : fail(
-          'sysctl.ip-forward',
-          'net.ipv4.ip_forward',
-          facts.ipForward === undefined ? 'unreadable' : '0: the backend forwards nothing',
-          'sysctl -w net.ipv4.ip_forward=1, and persist it in /etc/sysctl.d/',
-        ),
-  );
   const blocking = facts.chains.filter(
     (c) =>
       c.hook === 'forward' && c.policy === 'drop' && !(c.family === NFT_TABLE.family && c.table === NFT_TABLE.name),

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { BackendClient } from '../../backend/api/client.js';
 import { API_PATHS, type RegistrationsAnswer } from '../../protocol/api.js';
 import type { Site } from '../../site/model.js';
+import type { BackendPlanOptions, ObservedBackend } from '../../backend/setup/model.js';
+import { observeBackend } from '../../backend/setup/observe.js';
 import { programRunner, type ProgramRunner } from '../../exec/run.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
 import { DEFAULT_STATE_DIR, NFT_TABLE } from '../../names.js';
@@ -71,15 +73,15 @@ export interface BackendFacts {
   /** Absent when no admin token was given. */
   readonly store?: StoreFact;
   readonly dnsmasq: readonly DnsmasqFact[];
-  /** `/proc/sys/net/ipv4/ip_forward` is 1 (absent when unreadable). */
-  readonly ipForward?: boolean;
+  /** What `backend apply` manages, as its observer sees it (links, sysctls, files, the unit). */
+  readonly setup: ObservedBackend;
   readonly chains: readonly ChainFact[];
   readonly routes: readonly RouteFact[];
 }
 
 /** Where the backend gatherer looks. */
-export interface BackendGatherOptions {
-  /** Runs nft, ip and cat (in a namespace for the lab). */
+export interface BackendGatherOptions extends Pick<BackendPlanOptions, 'root' | 'netns' | 'noService'> {
+  /** Runs nft, ip and grep (default: the real ones, in `netns` when given). */
   readonly run?: ProgramRunner;
   /** Default `/var/lib/ticrypt-net`. */
   readonly stateDir?: string;
@@ -89,7 +91,7 @@ export interface BackendGatherOptions {
 
 /** Gather the backend facts (a missing piece is a fact, not an error). */
 export async function gatherBackendFacts(site: Site, options: BackendGatherOptions = {}): Promise<BackendFacts> {
-  const run = options.run ?? programRunner();
+  const run = options.run ?? programRunner(options.netns === undefined ? {} : { netns: options.netns });
   const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
   const table = await run('nft', ['list', 'table', NFT_TABLE.family, NFT_TABLE.name]);
   const tablePresent = table.exitCode === 0;
@@ -121,7 +123,7 @@ export async function gatherBackendFacts(site: Site, options: BackendGatherOptio
   };
   const nftablesService = await nftablesServiceFact(run);
   const ruleset = await run('nft', ['-j', 'list', 'ruleset']);
-  const forward = await run('cat', ['/proc/sys/net/ipv4/ip_forward']);
+  const setup = await observeBackend(site, { ...options, run });
   const routes = parseRoutes((await run('ip', ['-j', 'route', 'show'])).stdout);
   const dnsmasq = await Promise.all(site.networks.map((n) => dnsmasqFact(join(stateDir, 'dnsmasq', n.name), n.name)));
   const store = options.api === undefined ? undefined : await storeFact(options.api);
@@ -130,7 +132,7 @@ export async function gatherBackendFacts(site: Site, options: BackendGatherOptio
     ...(registered === undefined ? {} : { registered }),
     ...(store === undefined ? {} : { store }),
     dnsmasq,
-    ...(forward.exitCode === 0 ? { ipForward: forward.stdout.trim() === '1' } : {}),
+    setup,
     chains: parseChains(ruleset.stdout),
     routes,
     ...(rules4.exitCode === 0

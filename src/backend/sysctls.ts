@@ -1,0 +1,73 @@
+/**
+ * The kernel settings the backend needs as the VM networks' gateway, one home
+ * for `backend apply` (which sets and persists them), doctor (which checks
+ * them) and the backend service (which may re-assert them at start): IPv4
+ * forwarding, and on each gateway interface strict reverse-path filtering
+ * (a VM cannot send from an address its network does not route) and ARP
+ * answered only for that interface's own address (never the management or
+ * uplink addresses, which Linux answers on any interface by default).
+ *
+ * Pure: names, values, paths, and how the kernel combines `conf/all` with
+ * `conf/<interface>`. May not: read or write a setting.
+ */
+import type { Site } from '../site/model.js';
+
+/** IPv4 forwarding, machine-wide (per network namespace). */
+export const IP_FORWARD = { key: 'net/ipv4/ip_forward', value: 1 } as const;
+
+/** What each gateway interface needs (`net.ipv4.conf.<interface>.<key>`). */
+export const GATEWAY_INTERFACE_SETTINGS = {
+  /** 1, strict: a packet is accepted only if its source is routed back out the interface it came in on. */
+  rp_filter: 1,
+  /** 1: answer ARP only for an address configured on the interface the request came in on. */
+  arp_ignore: 1,
+  /** 2: in ARP requests it sends, use the interface's own address as the sender. */
+  arp_announce: 2,
+  /** 1: answer ARP only if the kernel would route the reply out the interface the request came in on. */
+  arp_filter: 1,
+} as const;
+
+/** One of {@link GATEWAY_INTERFACE_SETTINGS}. */
+export type GatewaySettingKey = keyof typeof GATEWAY_INTERFACE_SETTINGS;
+
+/** The keys of {@link GATEWAY_INTERFACE_SETTINGS}, in a fixed order. */
+export const GATEWAY_SETTING_KEYS = Object.keys(GATEWAY_INTERFACE_SETTINGS) as GatewaySettingKey[];
+
+/** One setting: its key in `/`-separated form (interface names may hold dots) and its value. */
+export interface SysctlSetting {
+  /** e.g. `net/ipv4/conf/bond0.1081/rp_filter`; `sysctl -w` and sysctl.d accept this form. */
+  readonly key: string;
+  readonly value: number;
+}
+
+/** `net/ipv4/conf/<iface>/<key>`. */
+export function interfaceKey(iface: string, key: GatewaySettingKey): string {
+  return `net/ipv4/conf/${iface}/${key}`;
+}
+
+/** The file that holds a setting: `/proc/sys/<key>`. */
+export function sysctlPath(key: string): string {
+  return `/proc/sys/${key}`;
+}
+
+/** Every setting the site's backend needs: forwarding, then each gateway interface's, in network order. */
+export function gatewaySysctls(site: Pick<Site, 'networks'>): SysctlSetting[] {
+  return [
+    IP_FORWARD,
+    ...site.networks.flatMap((n) =>
+      GATEWAY_SETTING_KEYS.map((key) => ({
+        key: interfaceKey(n.gatewayInterface, key),
+        value: GATEWAY_INTERFACE_SETTINGS[key],
+      })),
+    ),
+  ];
+}
+
+/**
+ * The value the kernel acts on for an interface, given `conf/all` and
+ * `conf/<iface>` (Documentation/networking/ip-sysctl.rst): the larger for
+ * `rp_filter`, `arp_ignore` and `arp_announce`; either set for `arp_filter`.
+ */
+export function effectiveSetting(key: GatewaySettingKey, all: number, iface: number): number {
+  return key === 'arp_filter' ? (all !== 0 || iface !== 0 ? 1 : 0) : Math.max(all, iface);
+}
