@@ -199,10 +199,52 @@ export { IpError } from './errors/ip-error.js';
 export { NmcliError } from './errors/nmcli-error.js';
 export { VirshError } from './errors/virsh-error.js';
 export { HostApplyError } from './errors/host-apply-error.js';
+export { BackendApplyError } from './errors/backend-apply-error.js';
+export { SysctlError } from './errors/sysctl-error.js';
+export { SystemctlError } from './errors/systemctl-error.js';
+
+// Backend set-up: the gateway interfaces, forwarding and sysctls, the unit
+export type {
+  BackendAction,
+  BackendPlanOptions,
+  ObservedBackend,
+  ObservedUnit,
+  BackendVlanMethod,
+} from './backend/setup/model.js';
+export {
+  planBackend,
+  planGatewayLinks,
+  planEdges,
+  planSysctls,
+  planSysctlFile,
+  planUnit,
+  gatewayInterfaces,
+  renderSysctlFile,
+  type GatewayInterface,
+} from './backend/setup/plan.js';
+export { observeBackend, type BackendObserveOptions } from './backend/setup/observe.js';
+export { executeBackendActions, backendCommandsFor, type BackendExecuteOptions } from './backend/setup/execute.js';
+export {
+  applyBackend,
+  planBackendNow,
+  backendUnconvergedError,
+  type BackendApplyResult,
+  type BackendRunOptions,
+} from './backend/setup/apply.js';
+export { describeBackendAction, backendActionSubject } from './backend/setup/describe.js';
+export { renderBackendNmKeyfiles } from './backend/setup/nmconnection.js';
+export {
+  GATEWAY_INTERFACE_SETTINGS,
+  IP_FORWARD,
+  gatewaySysctls,
+  effectiveSetting,
+  type GatewaySettingKey,
+  type SysctlSetting,
+} from './backend/sysctls.js';
+export { backendSetupChecks } from './host/doctor/backend-plan-checks.js';
 
 // VM launcher helpers: NICs and the allow-list in a domain definition
 export { addDomainInterface, removeDomainInterface, domainInterfaceMacs } from './libvirt/domain-edit.js';
-export { setDomainAllowList, readDomainAllowList, renderAllowMetadata, TICRYPT_XMLNS } from './libvirt/metadata.js';
 
 // The libvirt hooks (the executables are hooks/qemu and hooks/network; see `ticrypt-net hook install`)
 export type { HookConfig, HookNetwork } from './hook/setup/config-types.js';

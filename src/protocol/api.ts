@@ -175,7 +175,7 @@ export interface PortRange {
  * One entry of a VM's egress allow-list: a destination by address (IPv4 or
  * CIDR) or by domain name, a protocol, and for tcp/udp an optional port range
  * (omitted: every port). The form the backend stores, renders into nftables
- * and the domain XML's metadata carries; {@link AllowEntryBody} is its JSON form.
+ * and the admin API carries; {@link AllowEntryBody} is its JSON form.
  */
 export type AllowEntry =
   | {

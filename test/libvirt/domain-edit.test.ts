@@ -1,10 +1,7 @@
-import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AllowEntry } from '../../src/protocol/api.js';
 import { addDomainInterface, domainInterfaceMacs, removeDomainInterface } from '../../src/libvirt/domain-edit.js';
 import { parseDomainXml } from '../../src/libvirt/domain-nics.js';
 import { renderInterfaceXml } from '../../src/libvirt/interface-xml.js';
-import { readDomainAllowList, renderAllowMetadata, setDomainAllowList } from '../../src/libvirt/metadata.js';
 import { defaultSite } from '../../src/site/parse.js';
 import { findNetwork } from '../../src/site/lookup.js';
 import { libvirtRejects } from '../support/libvirt-judges.js';
@@ -83,95 +80,11 @@ describe('addDomainInterface / removeDomainInterface', () => {
   });
 });
 
-const arbEntry: fc.Arbitrary<AllowEntry> = fc.oneof(
-  fc.record({
-    type: fc.constant('address' as const),
-    address: fc
-      .tuple(
-        fc.nat(255),
-        fc.nat(255),
-        fc.nat(255),
-        fc.nat(255),
-        fc.option(fc.integer({ min: 8, max: 32 }), { nil: undefined }),
-      )
-      .map(([a, b, c, d, len]) => `${a}.${b}.${c}.${d}${len === undefined ? '' : `/${len}`}`),
-    protocol: fc.constantFrom('tcp' as const, 'udp' as const),
-    ports: fc
-      .tuple(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 0, max: 100 }))
-      .map(([from, span]) => ({ from, to: Math.min(65535, from + span) })),
-  }),
-  fc.record({
-    type: fc.constant('domain' as const),
-    domain: fc.domain().map((d) => d.toLowerCase()),
-    protocol: fc.constantFrom('icmp' as const, 'any' as const, 'tcp' as const),
-  }),
-);
-
-describe('allow-list in <metadata>', () => {
-  it('renders the project namespace', () => {
-    expect(
-      renderAllowMetadata([
-        { type: 'address', address: '203.0.113.10', protocol: 'tcp', ports: { from: 443, to: 443 } },
-      ]),
-    ).toBe(
-      '<ticrypt:net xmlns:ticrypt="https://ticrypt.org/xmlns/ticrypt-net/1.0">\n  <ticrypt:allow protocol="tcp" address="203.0.113.10" ports="443"/>\n</ticrypt:net>\n',
-    );
-  });
-
-  it('round-trips any allow-list, and setting again replaces rather than adds (property)', () => {
-    fc.assert(
-      fc.property(fc.array(arbEntry, { maxLength: 6 }), fc.array(arbEntry, { maxLength: 3 }), (first, second) => {
-        const once = setDomainAllowList(DOMAIN, first);
-        expect(readDomainAllowList(once)).toEqual(first);
-        const twice = setDomainAllowList(once, second);
-        expect(readDomainAllowList(twice)).toEqual(second);
-        expect(twice.match(/<ticrypt:net/g)).toHaveLength(1);
-        expect(domainInterfaceMacs(twice)).toEqual(['52:54:00:aa:bb:01']);
-      }),
-      { numRuns: 150 },
-    );
-  });
-
-  it('keeps foreign metadata and reads any prefix bound to the namespace', () => {
-    const withForeign = DOMAIN.replace(
-      '  <memory',
-      "  <metadata>\n    <app:info xmlns:app='https://example.org/app'>keep</app:info>\n    <tn:net xmlns:tn='https://ticrypt.org/xmlns/ticrypt-net/1.0'><tn:allow protocol='udp' domain='ntp.org' ports='123'/></tn:net>\n  </metadata>\n  <memory",
-    );
-    expect(readDomainAllowList(withForeign)).toEqual([
-      { type: 'domain', domain: 'ntp.org', protocol: 'udp', ports: { from: 123, to: 123 } },
-    ]);
-    const replaced = setDomainAllowList(withForeign, []);
-    expect(replaced).toContain("<app:info xmlns:app='https://example.org/app'>keep</app:info>");
-    expect(replaced).not.toContain('tn:net');
-    expect(readDomainAllowList(replaced)).toEqual([]);
-    expect(readDomainAllowList(DOMAIN)).toBeUndefined();
-  });
-
-  it('rejects malformed entries with the reason', () => {
-    const bad = setDomainAllowList(DOMAIN, [{ type: 'address', address: '1.2.3.4', protocol: 'tcp' }]).replace(
-      'protocol="tcp"',
-      'protocol="gre"',
-    );
-    expect(() => readDomainAllowList(bad)).toThrow(
-      "metadata allow entry 1: expected protocol 'tcp', 'udp', 'icmp' or 'any', found \"gre\"",
-    );
-  });
-});
-
 describe.skipIf(!programsAvailable('virsh', 'virt-xml-validate'))('libvirt accepts the edited domains', () => {
-  it('virt-xml-validate and the virsh test driver accept added NICs, removals and metadata', async () => {
-    const entries: AllowEntry[] = [
-      { type: 'address', address: '203.0.113.10', protocol: 'tcp', ports: { from: 443, to: 443 } },
-      { type: 'domain', domain: 'pypi.org', protocol: 'tcp', ports: { from: 8000, to: 8100 } },
-    ];
+  it('virt-xml-validate and the virsh test driver accept added NICs and removals', async () => {
     const added = addDomainInterface(DOMAIN, iface('52:54:00:12:34:56'));
-    const withMeta = setDomainAllowList(added, entries);
-    const removed = removeDomainInterface(withMeta, '52:54:00:aa:bb:01');
-    const noDevices = setDomainAllowList(
-      "<domain type='qemu'>\n  <name>vm-b</name>\n  <memory unit='MiB'>64</memory>\n  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n</domain>\n",
-      entries,
-    );
-    const docs = [added, withMeta, removed, noDevices].map((d, i) =>
+    const removed = removeDomainInterface(added, '52:54:00:aa:bb:01');
+    const docs = [added, removed].map((d, i) =>
       d
         .replace(/<name>[^<]+<\/name>/, `<name>vm-${i}</name>`)
         .replace(/<uuid>[^<]+<\/uuid>/, `<uuid>2b1f2c44-6f58-4b6f-9d35-6a6a8b7f6c0${i}</uuid>`),
