@@ -3,9 +3,11 @@
  * for `backend apply` (which sets and persists them), doctor (which checks
  * them) and the backend service (which may re-assert them at start): IPv4
  * forwarding, and on each gateway interface strict reverse-path filtering
- * (a VM cannot send from an address its network does not route) and ARP
+ * (a VM cannot send from an address its network does not route), ARP
  * answered only for that interface's own address (never the management or
- * uplink addresses, which Linux answers on any interface by default).
+ * uplink addresses, which Linux answers on any interface by default), and no
+ * IPv6 (not even a link-local address: the interface carries the gateway's
+ * IPv4 address and nothing else).
  *
  * Pure: names, values, paths, and how the kernel combines `conf/all` with
  * `conf/<interface>`. May not: read or write a setting.
@@ -25,6 +27,8 @@ export const GATEWAY_INTERFACE_SETTINGS = {
   arp_announce: 2,
   /** 1: answer ARP only if the kernel would route the reply out the interface the request came in on. */
   arp_filter: 1,
+  /** 1: no IPv6 on the interface (`net.ipv6.conf.<interface>.disable_ipv6`). */
+  disable_ipv6: 1,
 } as const;
 
 /** One of {@link GATEWAY_INTERFACE_SETTINGS}. */
@@ -40,9 +44,9 @@ export interface SysctlSetting {
   readonly value: number;
 }
 
-/** `net/ipv4/conf/<iface>/<key>`. */
+/** `net/ipv4/conf/<iface>/<key>` (`net/ipv6/...` for `disable_ipv6`). */
 export function interfaceKey(iface: string, key: GatewaySettingKey): string {
-  return `net/ipv4/conf/${iface}/${key}`;
+  return `net/${key === 'disable_ipv6' ? 'ipv6' : 'ipv4'}/conf/${iface}/${key}`;
 }
 
 /** The file that holds a setting: `/proc/sys/<key>`. */
@@ -66,8 +70,10 @@ export function gatewaySysctls(site: Pick<Site, 'networks'>): SysctlSetting[] {
 /**
  * The value the kernel acts on for an interface, given `conf/all` and
  * `conf/<iface>` (Documentation/networking/ip-sysctl.rst): the larger for
- * `rp_filter`, `arp_ignore` and `arp_announce`; either set for `arp_filter`.
+ * `rp_filter`, `arp_ignore` and `arp_announce`; either set for `arp_filter`;
+ * the interface's own for `disable_ipv6` (writing `all` rewrites every interface's).
  */
 export function effectiveSetting(key: GatewaySettingKey, all: number, iface: number): number {
+  if (key === 'disable_ipv6') return iface;
   return key === 'arp_filter' ? (all !== 0 || iface !== 0 ? 1 : 0) : Math.max(all, iface);
 }

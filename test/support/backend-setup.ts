@@ -11,6 +11,7 @@ export function convergedBackend(site: Site): ObservedBackend {
   const sysctls: Record<string, number> = {};
   for (const key of GATEWAY_SETTING_KEYS) sysctls[interfaceKey('all', key)] = 0;
   for (const s of gatewaySysctls(site)) sysctls[s.key] = s.value;
+  sysctls['net/ipv6/conf/all/disable_ipv6'] = 0;
   return {
     links: [
       { name: site.backend.trunk, up: true, addresses: [], mtu: 9000 },

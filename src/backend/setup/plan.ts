@@ -222,6 +222,8 @@ export function planSysctls(site: Site, observed: ObservedBackend): BackendActio
     // An interface that will not exist has no settings to set: its block says why.
     if (!created.has(iface) && !observed.links.some((l) => l.name === iface)) continue;
     for (const key of GATEWAY_SETTING_KEYS) {
+      // A kernel without IPv6 has nothing to turn off.
+      if (key === 'disable_ipv6' && now[interfaceKey('all', key)] === undefined) continue;
       const want = GATEWAY_INTERFACE_SETTINGS[key];
       const all = now[interfaceKey('all', key)] ?? 0;
       if (effectiveSetting(key, all, want) !== want) {

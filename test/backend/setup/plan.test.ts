@@ -39,6 +39,8 @@ function bare(): ObservedBackend {
       'net/ipv4/conf/gw-service/arp_ignore': 0,
       'net/ipv4/conf/gw-service/arp_announce': 0,
       'net/ipv4/conf/gw-service/arp_filter': 0,
+      'net/ipv6/conf/all/disable_ipv6': 0,
+      'net/ipv6/conf/gw-service/disable_ipv6': 0,
     },
     networkManager: false,
     systemd: false,
@@ -59,12 +61,21 @@ describe('planBackend', () => {
       'set net/ipv4/conf/bond0.1081/arp_ignore = 1',
       'set net/ipv4/conf/bond0.1081/arp_announce = 2',
       'set net/ipv4/conf/bond0.1081/arp_filter = 1',
+      'set net/ipv6/conf/bond0.1081/disable_ipv6 = 1',
       'set net/ipv4/conf/gw-service/rp_filter = 1 (was 2)',
       'set net/ipv4/conf/gw-service/arp_ignore = 1 (was 0)',
       'set net/ipv4/conf/gw-service/arp_announce = 2 (was 0)',
       'set net/ipv4/conf/gw-service/arp_filter = 1 (was 0)',
+      'set net/ipv6/conf/gw-service/disable_ipv6 = 1 (was 0)',
       'write /r/etc/sysctl.d/60-ticrypt-net.conf (boot-time sysctl settings)',
     ]);
+  });
+
+  it('turns IPv6 off on the gateway interfaces only where the kernel has IPv6', () => {
+    const noIpv6 = bare();
+    delete (noIpv6.sysctls as Record<string, number>)['net/ipv6/conf/all/disable_ipv6'];
+    const lines = planBackend(site, noIpv6, { netns: 'bk' }).map(describeBackendAction);
+    expect(lines.filter((l) => l.includes('ipv6'))).toEqual([]);
   });
 
   it('a converged backend needs nothing', () => {
@@ -213,7 +224,7 @@ describe('doctor and the backend planner cannot disagree', () => {
     for (const action of actions) {
       const subject = backendActionSubject(action);
       const name = subject.replace(/^(interface|address|unit|file|sysctl) /, '');
-      const iface = /^net\/ipv4\/conf\/([^/]+)\//.exec(name)?.[1];
+      const iface = /^net\/ipv[46]\/conf\/([^/]+)\//.exec(name)?.[1];
       const reported = flagged.some(
         (r) =>
           r.subject === name ||
