@@ -25,6 +25,13 @@ export const NFT_TABLE = { family: 'inet', name: 'ticrypt' } as const;
 /** {@link NFT_TABLE} as nft commands name it: `inet ticrypt`. */
 export const NFT_TABLE_REF = `${NFT_TABLE.family} ${NFT_TABLE.name}` as const;
 
+/**
+ * Where `hook install` copies the hook's bundle (`hook.cjs`, `hook-config.cjs`):
+ * a stable path of its own, so removing or rebuilding the checkout or package
+ * it was installed from never breaks a VM start. A hook copied by hand looks here.
+ */
+export const HOOK_LIB_DIR = '/usr/local/lib/ticrypt-net/hook';
+
 /** The hook configuration (`hook install` writes it; the hooks, `hook check` and `host flush|reconcile` read it). */
 export const DEFAULT_HOOK_CONFIG = '/etc/ticrypt-net/hook.yaml';
 

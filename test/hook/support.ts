@@ -5,7 +5,8 @@ import { createServer, Socket, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { installHooks, packageRoot } from '../../src/hook/setup/install.js';
+import { installHooks } from '../../src/hook/setup/install.js';
+import { packageRoot } from '../../src/package-files.js';
 import { backendFixture, type BackendFixture } from '../support/backend-fixture.js';
 import { RecordingEnforcer } from '../support/recording-enforcer.js';
 import { parseSite } from '../../src/site/parse.js';
@@ -77,9 +78,20 @@ export function configYaml(fields: Record<string, unknown>): string {
  * Install the hooks under a fresh temp root (as `ticrypt-net hook install
  * --root` does), with a config pointing at `backendUrl` and a token file.
  */
-export function hostRig(options: { hostId: string; token: string; backendUrl: string; qemuD?: boolean }): HostRig {
+export function hostRig(options: {
+  hostId: string;
+  token: string;
+  backendUrl: string;
+  qemuD?: boolean;
+  /** Install from this package directory (default: this checkout). */
+  packageDir?: string;
+}): HostRig {
   const root = mkdtempSync(join(tmpdir(), 'tn-hook-'));
-  const report = installHooks({ root, qemuD: options.qemuD === true });
+  const report = installHooks({
+    root,
+    qemuD: options.qemuD === true,
+    ...(options.packageDir === undefined ? {} : { packageDir: options.packageDir }),
+  });
   const config = report.config;
   const spoolDir = join(root, 'var/lib/ticrypt-net/spool');
   const tokenFile = join(root, 'etc/ticrypt-net/host.token');

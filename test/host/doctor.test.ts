@@ -185,6 +185,24 @@ describe('host checks on fixture facts', () => {
       'shut down or migrate the VMs on secure',
     ],
     [
+      "the hook's bundle gone (the checkout it ran from removed)",
+      () => ({
+        ...h(),
+        hooks: [
+          h().hooks[0]!,
+          {
+            ...h().hooks[1]!,
+            parts: [
+              { name: 'node', path: '/usr/bin/node', present: true },
+              { name: 'bundle', path: '/old/checkout/dist/hook/hook.cjs', present: false },
+            ],
+          },
+        ],
+      }),
+      'fail hook.parts /h/qemu.d/ticrypt-net',
+      'ticrypt-net hook install',
+    ],
+    [
       '#!/usr/bin/env',
       () => ({ ...h(), hooks: [h().hooks[0]!, { ...h().hooks[1]!, interpreter: ['/usr/bin/env', 'node'] }] }),
       'warn hook.interpreter /h/qemu.d/ticrypt-net',

@@ -1,15 +1,22 @@
 /**
- * `hook install`: put the qemu and network hook executables in libvirt's hook
- * directory (with their paths filled in) and a config template beside them.
- * Runs when an operator installs, never inside a hook call. May not: overwrite
- * a hook that is not ticrypt-net's.
+ * `hook install`: copy the hook's bundle to a stable path of its own
+ * (`/usr/local/lib/ticrypt-net/hook/`), put the qemu and network hook
+ * executables in libvirt's hook directory (with their paths filled in) and a
+ * config template beside them. Runs when an operator installs, never inside a
+ * hook call. May not: overwrite a hook that is not ticrypt-net's.
  */
-import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HookInstallError } from '../../errors/hook-install-error.js';
+import { packageRoot } from '../../package-files.js';
 import { hookConfigTemplate } from './config.js';
-import { DEFAULT_HOOK_CACHE, DEFAULT_HOOK_CONFIG, HOOK_DROP_IN_NAME, LIBVIRT_HOOKS_DIR } from '../../names.js';
+import {
+  DEFAULT_HOOK_CACHE,
+  DEFAULT_HOOK_CONFIG,
+  HOOK_DROP_IN_NAME,
+  HOOK_LIB_DIR,
+  LIBVIRT_HOOKS_DIR,
+} from '../../names.js';
 
 /** Where AppArmor's libvirtd profile lets a hook exec programs from. */
 const APPARMOR_EXEC_DIRS = ['/bin/', '/sbin/', '/usr/bin/', '/usr/sbin/'];
@@ -38,15 +45,15 @@ export interface InstallReport {
   readonly notes: readonly string[];
 }
 
-/** This package's root (three levels above `dist/hook/setup/` or `src/hook/setup/`). */
-export function packageRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-}
+/** The files of the hook's bundle, as `npm run build` makes them in `dist/hook/`. */
+const BUNDLE_FILES = ['hook.cjs', 'hook-config.cjs'] as const;
 
 /**
- * Install the qemu and network hooks (from `hooks/`, with the node, bundle,
- * config and cache paths filled in) and, if there is none, a commented
- * config template. Refuses to overwrite a hook that is not ticrypt-net's.
+ * Install the hook's bundle (copied to `HOOK_LIB_DIR`, replacing an older
+ * copy file by file, each renamed into place), the qemu and network hooks
+ * (from `hooks/`, with the node, bundle, config and cache paths filled in)
+ * and, if there is none, a commented config template. Refuses to overwrite a
+ * hook that is not ticrypt-net's.
  *
  * @throws {HookInstallError} `E_HOOK_INSTALL` on a foreign hook, a missing bundle, or a write failure.
  * @example installHooks({ qemuD: true }).notes // ['restart libvirtd ...']
@@ -55,9 +62,11 @@ export function installHooks(options: InstallOptions = {}): InstallReport {
   const root = resolve(options.root ?? '/');
   const under = (path: string) => join(root, path);
   const packageDir = options.packageDir ?? packageRoot();
-  const bundle = join(packageDir, 'dist', 'hook', 'hook.cjs');
-  if (!existsSync(bundle)) {
-    throw new HookInstallError(bundle, `Hook bundle ${bundle} is missing: build the package first (npm run build)`);
+  for (const file of BUNDLE_FILES) {
+    const built = join(packageDir, 'dist', 'hook', file);
+    if (!existsSync(built)) {
+      throw new HookInstallError(built, `Hook bundle ${built} is missing: build the package first (npm run build)`);
+    }
   }
   const node = options.node ?? findNode();
   const notes: string[] = [];
@@ -67,7 +76,8 @@ export function installHooks(options: InstallOptions = {}): InstallReport {
     );
   }
   const config = under(DEFAULT_HOOK_CONFIG);
-  const paths = { NODE: node, HOOK: realpathSync(bundle), CONFIG: config, CACHE: under(DEFAULT_HOOK_CACHE) };
+  const libDir = under(HOOK_LIB_DIR);
+  const paths = { NODE: node, HOOK: join(libDir, 'hook.cjs'), CONFIG: config, CACHE: under(DEFAULT_HOOK_CACHE) };
   for (const [key, value] of Object.entries(paths)) {
     if (value.includes("'") || value.includes('\n')) {
       throw new HookInstallError(
@@ -79,6 +89,12 @@ export function installHooks(options: InstallOptions = {}): InstallReport {
   const hooksDir = under(LIBVIRT_HOOKS_DIR);
   const written: string[] = [];
   const kept: string[] = [];
+  // The configuration validator first: a hook.cjs that finds it has the one of its own build.
+  for (const file of [...BUNDLE_FILES].reverse()) {
+    const target = join(libDir, file);
+    writeAtomic(target, readFileSync(join(packageDir, 'dist', 'hook', file), 'utf8'), 0o644);
+    written.push(target);
+  }
   for (const kind of ['qemu', 'network'] as const) {
     const target = options.qemuD ? join(hooksDir, `${kind}.d`, HOOK_DROP_IN_NAME) : join(hooksDir, kind);
     if (existsSync(target) && !MARKER.test(readFileSync(target, 'utf8'))) {

@@ -122,6 +122,19 @@ function checkHooks(facts: HostFacts): CheckResult[] {
         ),
       );
     } else results.push(ok('hook.interpreter', hook.path, `interpreter ${program}`));
+    if (hook.parts !== undefined) {
+      const missing = hook.parts.filter((part) => !part.present);
+      results.push(
+        missing.length === 0
+          ? ok('hook.parts', hook.path, hook.parts.map((part) => `${part.name} ${part.path}`).join(', '))
+          : fail(
+              'hook.parts',
+              hook.path,
+              `missing ${missing.map((part) => `${part.name} ${part.path}`).join(', ')}: the hook logs one line and exits 0, so VMs start unregistered (no access)`,
+              'ticrypt-net hook install (copies the bundle to its stable path and names node), then restart libvirtd',
+            ),
+      );
+    }
     if (facts.libvirtdStartMs === undefined) {
       results.push(fail('hook.loaded', hook.path, 'libvirtd is not running', 'start libvirtd'));
     } else if (hook.mtimeMs !== undefined && hook.mtimeMs > facts.libvirtdStartMs) {

@@ -1,5 +1,6 @@
 /** Facts a host's doctor checks judge, and the gatherer that collects them on the host. */
-import { readFile, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { BackendClient } from '../../backend/api/client.js';
@@ -9,7 +10,7 @@ import type { ObservedHost } from '../model.js';
 import { observeHost, parseIpAddr } from '../observe.js';
 import { programRunner, type ProgramRunner } from '../../exec/run.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
-import { DEFAULT_HOOK_CONFIG, HOOK_DROP_IN_NAME, LIBVIRT_HOOKS_DIR } from '../../names.js';
+import { DEFAULT_HOOK_CONFIG, HOOK_DROP_IN_NAME, HOOK_LIB_DIR, LIBVIRT_HOOKS_DIR } from '../../names.js';
 
 /** One hook file libvirt may run. */
 export interface HookFileFact {
@@ -19,6 +20,16 @@ export interface HookFileFact {
   /** The `#!` line's program and its first argument (`/usr/bin/env node`), when it has one. */
   readonly interpreter?: readonly string[];
   readonly mtimeMs?: number;
+  /** A ticrypt-net hook's parts, as its `TICRYPT_NET_NODE` and `TICRYPT_NET_HOOK` lines name them (placeholders: the defaults the hook uses). */
+  readonly parts?: readonly HookPartFact[];
+}
+
+/** One file a hook needs to run: node, or the bundle. */
+export interface HookPartFact {
+  readonly name: 'node' | 'bundle';
+  readonly path: string;
+  /** node executable, the bundle readable. */
+  readonly present: boolean;
 }
 
 /** The hook configuration, read minimally. */
@@ -102,15 +113,39 @@ export async function gatherHostFacts(site: Site, options: HostGatherOptions = {
 export async function hookFileFact(path: string): Promise<HookFileFact> {
   const info = await stat(path).catch(() => undefined);
   if (info === undefined || !info.isFile()) return { path, exists: false, executable: false };
-  const head = (await readFile(path).catch(() => Buffer.alloc(0))).subarray(0, 256).toString('utf8');
-  const shebang = head.startsWith('#!') ? head.slice(2).split('\n')[0]?.trim().split(/\s+/) : undefined;
+  const text = (await readFile(path).catch(() => Buffer.alloc(0))).subarray(0, 64 * 1024).toString('utf8');
+  const shebang = text.startsWith('#!') ? text.slice(2).split('\n')[0]?.trim().split(/\s+/) : undefined;
+  const parts = await hookParts(text);
   return {
     path,
     exists: true,
     executable: (info.mode & 0o111) !== 0,
     ...(shebang === undefined ? {} : { interpreter: shebang }),
     mtimeMs: info.mtimeMs,
+    ...(parts === undefined ? {} : { parts }),
   };
+}
+
+/** The node and bundle a ticrypt-net hook script names (undefined for another script). */
+async function hookParts(text: string): Promise<HookPartFact[] | undefined> {
+  const value = (name: string) => new RegExp(`^${name}='([^'\n]*)'$`, 'm').exec(text)?.[1];
+  const node = value('TICRYPT_NET_NODE');
+  const bundle = value('TICRYPT_NET_HOOK');
+  if (node === undefined || bundle === undefined) return undefined;
+  const unfilled = (v: string) => /^@.*@$/.test(v);
+  const paths = {
+    node: unfilled(node) ? '/usr/bin/node' : node,
+    bundle: unfilled(bundle) ? join(HOOK_LIB_DIR, 'hook.cjs') : bundle,
+  };
+  const can = (file: string, mode: number) =>
+    access(file, mode).then(
+      () => true,
+      () => false,
+    );
+  return [
+    { name: 'node', path: paths.node, present: await can(paths.node, fsConstants.X_OK) },
+    { name: 'bundle', path: paths.bundle, present: await can(paths.bundle, fsConstants.R_OK) },
+  ];
 }
 
 /** The pid of the oldest process named `name` (its /proc comm), if any. */
