@@ -32,6 +32,7 @@ export function addHookCommands(program: Command, io: CliIo): void {
         [
           ...report.written.map((path) => `wrote ${path}`),
           ...report.kept.map((path) => `kept ${path} (exists)`),
+          ...report.unchanged.map((path) => `unchanged ${path}`),
           `hooks run ${report.node}`,
           ...report.notes.map((note) => `next: ${note}`),
         ].join('\n') + '\n',

@@ -5,7 +5,7 @@
  * config template beside them. Runs when an operator installs, never inside a
  * hook call. May not: overwrite a hook that is not ticrypt-net's.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { HookInstallError } from '../../errors/hook-install-error.js';
 import { packageRoot } from '../../package-files.js';
@@ -37,8 +37,12 @@ export interface InstallOptions {
 
 /** What {@link installHooks} did, and what the operator must do next. */
 export interface InstallReport {
+  /** Files written (new, or different from what was there). */
   readonly written: readonly string[];
+  /** The config, kept because it exists. */
   readonly kept: readonly string[];
+  /** Hook and bundle files already as they would be written: left untouched (their mtime too, so libvirtd needs no restart). */
+  readonly unchanged: readonly string[];
   readonly node: string;
   readonly config: string;
   /** Things to do or check, one line each (restart libvirtd, AppArmor). */
@@ -89,11 +93,19 @@ export function installHooks(options: InstallOptions = {}): InstallReport {
   const hooksDir = under(LIBVIRT_HOOKS_DIR);
   const written: string[] = [];
   const kept: string[] = [];
+  const unchanged: string[] = [];
+  const hooks: string[] = [];
+  const install = (target: string, text: string, mode: number) => {
+    if (sameFile(target, text, mode)) unchanged.push(target);
+    else {
+      writeAtomic(target, text, mode);
+      written.push(target);
+    }
+  };
   // The configuration validator first: a hook.cjs that finds it has the one of its own build.
   for (const file of [...BUNDLE_FILES].reverse()) {
     const target = join(libDir, file);
-    writeAtomic(target, readFileSync(join(packageDir, 'dist', 'hook', file), 'utf8'), 0o644);
-    written.push(target);
+    install(target, readFileSync(join(packageDir, 'dist', 'hook', file), 'utf8'), 0o644);
   }
   for (const kind of ['qemu', 'network'] as const) {
     const target = options.qemuD ? join(hooksDir, `${kind}.d`, HOOK_DROP_IN_NAME) : join(hooksDir, kind);
@@ -105,8 +117,8 @@ export function installHooks(options: InstallOptions = {}): InstallReport {
     }
     let text = readFileSync(join(packageDir, 'hooks', kind), 'utf8');
     for (const [key, value] of Object.entries(paths)) text = text.replaceAll(`@${key}@`, value);
-    writeAtomic(target, text, 0o755);
-    written.push(target);
+    install(target, text, 0o755);
+    hooks.push(target);
   }
   if (existsSync(config)) kept.push(config);
   else {
@@ -116,17 +128,29 @@ export function installHooks(options: InstallOptions = {}): InstallReport {
       `edit ${config} (hostId, backend.url, caFile, tokenFile, networks), then check it: ticrypt-net hook check`,
     );
   }
-  notes.push(
-    'restart libvirtd (systemctl restart libvirtd, or virtqemud and virtnetworkd) so it discovers the hooks: libvirt reads them only when it starts',
-  );
+  // libvirtd finds hook files only when it starts; the bundle is read at every run.
+  if (hooks.some((path) => written.includes(path))) {
+    notes.push(
+      'restart libvirtd (systemctl restart libvirtd, or virtqemud and virtnetworkd) so it discovers the hooks: libvirt reads them only when it starts',
+    );
+  }
   notes.push('enable the flush and reconcile timer: systemctl enable --now ticrypt-net-host-sync.timer');
-  return { written, kept, node, config, notes };
+  return { written, kept, unchanged, node, config, notes };
 }
 
 /** The node binary to bake into the hooks: one AppArmor allows, when there is one. */
 export function findNode(): string {
   for (const candidate of ['/usr/bin/node', '/usr/local/bin/node']) if (existsSync(candidate)) return candidate;
   return process.execPath;
+}
+
+/** Whether `path` is a file with exactly this text and permission bits. */
+function sameFile(path: string, text: string, mode: number): boolean {
+  try {
+    return (statSync(path).mode & 0o7777) === mode && readFileSync(path, 'utf8') === text;
+  } catch {
+    return false;
+  }
 }
 
 function writeAtomic(path: string, text: string, mode: number): void {
