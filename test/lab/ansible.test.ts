@@ -119,8 +119,7 @@ describe.skipIf(!lab)('the Ansible roles on a bare lab site (ansible-playbook, c
 
   it('works, and doctor is all OK for both roles (the service started as its unit would)', async () => {
     // The roles left the service to systemd, which this lab lacks: start it with the store and site they made.
-    site.paths.store = join(roots.backend, 'var/lib/ticrypt-net/backend.db');
-    await site.serve();
+    await site.serve(join(roots.backend, 'var/lib/ticrypt-net/backend.db'));
     const token = (name: string) => execa('cat', [join(roots.backend, 'etc/ticrypt-net/tokens', name)]);
     const hostToken = (await token(`${site.host.name}.token`)).stdout.trim();
     const vm = await site.vm(1, 'v2', '52:54:00:a2:00:02', '0b1d2c3e-0000-4000-8000-0000000000b2', hostToken);

@@ -131,20 +131,11 @@ export class SiteLab {
   }
 
   /** Start `backend serve` in the backend namespace, as its systemd unit would (this lab has no systemd). */
-  async serve(): Promise<void> {
+  async serve(store = this.paths.store): Promise<void> {
     this.service = await BackendService.start({
       netns: this.backend,
       args: [
-        ...[
-          'backend',
-          'serve',
-          '--site',
-          this.paths.site,
-          '--store',
-          this.paths.store,
-          '--state-dir',
-          this.paths.state,
-        ],
+        ...['backend', 'serve', '--site', this.paths.site, '--store', store, '--state-dir', this.paths.state],
         '--insecure-http',
       ],
       logFile: this.paths.log,
