@@ -2,7 +2,9 @@
 # The whole architecture on one machine, as root, with the real programs:
 # a KVM host (Open vSwitch bridges on VLAN uplinks, libvirt networks, the hooks),
 # the "physical switch", the backend (table inet ticrypt, dnsmasq, the API) and
-# the internet (web servers, a resolver), each in its own network namespace; then
+# the internet (web servers, a resolver), each in its own network namespace; only
+# the cables are made by hand: `backend apply` and `host apply` build the rest
+# from the site file; then
 # two real Linux guests booted by libvirt, one per network, whose console shows
 # what each may reach: the secure one resolves an allowed name and fetches from
 # it, and is refused another name and another port; the service one goes where
@@ -57,6 +59,7 @@ cleanup() {
   ip netns del "$BK" 2>/dev/null
   ip netns del "$NET" 2>/dev/null
   rm -f /etc/libvirt/hooks/qemu.d/ticrypt-net /etc/libvirt/hooks/network.d/ticrypt-net
+  [ -n "$newlib" ] && rm -rf /usr/local/lib/ticrypt-net
   for f in $backup; do mv -f "$f.tnd-demo" "$f"; done
   [ -f /etc/ticrypt-net/hook.yaml.tnd-demo-new ] && rm -f /etc/ticrypt-net/hook.yaml /etc/ticrypt-net/hook.yaml.tnd-demo-new
   rmdir /etc/libvirt/hooks/qemu.d /etc/libvirt/hooks/network.d /etc/ticrypt-net 2>/dev/null
@@ -77,9 +80,9 @@ if [ "${1:-}" = --down ]; then
 fi
 [ -f "$statefile" ] && { echo "demo: a kept demo is still running; remove it first: bash scripts/demo.sh --down" >&2; exit 1; }
 
-work="" pids="" backup="" hooked="" started="" finished=""
+work="" pids="" backup="" hooked="" started="" finished="" newlib=""
 save_state() {
-  printf 'work=%q\npids=%q\nbackup=%q\nhooked=%q\nstarted=%q\n' "$work" "$pids" "$backup" "$hooked" "$started" >"$statefile"
+  printf 'work=%q\npids=%q\nbackup=%q\nhooked=%q\nstarted=%q\nnewlib=%q\n' "$work" "$pids" "$backup" "$hooked" "$started" "$newlib" >"$statefile"
 }
 on_exit() {
   local status=$?
@@ -134,14 +137,13 @@ EOF
 cat "$work/site.yaml"
 run cli validate --site "$work/site.yaml"
 
-say "the physical switch, the backend and the internet (namespaces; VLAN sub-interfaces stood in by veths: no 8021q here)"
+say "the cables: the physical switch, the backend and the internet (namespaces; VLAN sub-interfaces stood in by veths: no 8021q here)"
 ip netns add "$BK"
 ip netns add "$NET"
 ip -n "$BK" link set lo up
 ip -n "$NET" link set lo up
 ovs-vsctl add-br "$SW" -- set bridge "$SW" datapath_type=netdev
 declare -A NAME=([1081]=secure [1082]=service [1083]=datain)
-declare -A GW=([1081]=192.168.128.1/17 [1082]=192.168.122.1/24 [1083]=192.168.123.1/24)
 for v in 1081 1082 1083; do
   # The host's uplink bond0.VLAN (an access port of br-NAME once `host apply` ran) ...
   ip link add "bond0.$v" type veth peer name "tnd-up$v"
@@ -149,11 +151,10 @@ for v in 1081 1082 1083; do
   # ... and the backend's interface on that VLAN.
   ip link add "tnd-gw$v" type veth peer name "gw-${NAME[$v]}" netns "$BK"
   ovs-vsctl add-port "$SW" "tnd-gw$v" tag="$v"
-  ip -n "$BK" addr add "${GW[$v]}" dev "gw-${NAME[$v]}"
   for i in "bond0.$v" "tnd-up$v" "tnd-gw$v"; do ip link set "$i" up; ethtool -K "$i" tx off >/dev/null 2>&1 || true; done
-  ip -n "$BK" link set "gw-${NAME[$v]}" up
   ip netns exec "$BK" ethtool -K "gw-${NAME[$v]}" tx off >/dev/null 2>&1 || true
 done
+# The backend machine's own configuration (not ticrypt-net's): its uplink and its management link.
 ip link add wan0 netns "$BK" type veth peer name wan1 netns "$NET"
 ip -n "$BK" addr add 203.0.113.1/24 dev wan0
 ip -n "$NET" addr add 203.0.113.2/24 dev wan1
@@ -161,13 +162,12 @@ for a in 198.51.100.10 198.51.100.20 198.51.100.53; do ip -n "$NET" addr add "$a
 ip -n "$BK" link set wan0 up
 ip -n "$NET" link set wan1 up
 ip -n "$BK" route add 198.51.100.0/24 via 203.0.113.2
-ip netns exec "$BK" sysctl -qw net.ipv4.ip_forward=1
 ip link add tnd-mgmt type veth peer name mgmt0 netns "$BK"
 ip addr add 198.18.0.2/24 dev tnd-mgmt
 ip -n "$BK" addr add 198.18.0.1/24 dev mgmt0
 ip link set tnd-mgmt up
 ip -n "$BK" link set mgmt0 up
-echo "backend: gw-secure 192.168.128.1, gw-service 192.168.122.1, gw-datain 192.168.123.1, wan0 203.0.113.1, mgmt0 198.18.0.1"
+echo "backend: gw-secure, gw-service, gw-datain (down, no address), wan0 203.0.113.1, mgmt0 198.18.0.1"
 
 say "the internet: web servers files.example (198.51.100.10, ports 80 and 8080) and other.example (198.51.100.20), a resolver (198.51.100.53)"
 ip netns exec "$NET" node -e '
@@ -184,6 +184,11 @@ ip netns exec "$NET" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-
   --pid-file="$work/resolver.pid" >/dev/null 2>&1 &
 pids+=" $!"
 save_state
+
+say "the backend: its gateway interfaces, addresses, forwarding and sysctls, from the site (in its namespace)"
+run cli backend apply --site "$work/site.yaml" --netns "$BK" --root "$work/backend-root"
+run cli backend apply --site "$work/site.yaml" --netns "$BK" --root "$work/backend-root"
+ip -n "$BK" -br addr show | grep gw-
 
 say "the host: OVS bridges on their VLAN uplinks and the libvirt networks, from the site"
 run cli host plan --site "$work/site.yaml" --host demo-host --datapath netdev
@@ -204,7 +209,10 @@ echo "listening on $API"
 ip netns exec "$BK" nft list chain inet ticrypt from_vm
 
 say "the hooks: installed beside any others (qemu.d), configured, and libvirtd restarted to load them"
-for f in /etc/ticrypt-net/hook.yaml; do [ -e "$f" ] && cp -p "$f" "$f.tnd-demo" && backup+=" $f"; done
+for f in /etc/ticrypt-net/hook.yaml /usr/local/lib/ticrypt-net/hook/hook.cjs /usr/local/lib/ticrypt-net/hook/hook-config.cjs; do
+  [ -e "$f" ] && cp -p "$f" "$f.tnd-demo" && backup+=" $f"
+done
+[ -e /usr/local/lib/ticrypt-net ] || newlib=yes
 [ -e /etc/ticrypt-net/hook.yaml ] || { mkdir -p /etc/ticrypt-net; touch /etc/ticrypt-net/hook.yaml.tnd-demo-new; }
 save_state
 run cli hook install --qemu-d
