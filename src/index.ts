@@ -204,13 +204,7 @@ export { SysctlError } from './errors/sysctl-error.js';
 export { SystemctlError } from './errors/systemctl-error.js';
 
 // Backend set-up: the gateway interfaces, forwarding and sysctls, the unit
-export type {
-  BackendAction,
-  BackendPlanOptions,
-  ObservedBackend,
-  ObservedUnit,
-  BackendVlanMethod,
-} from './backend/setup/model.js';
+export type { BackendAction, BackendPlanOptions, ObservedBackend, ObservedUnit } from './backend/setup/model.js';
 export {
   planBackend,
   planGatewayLinks,
@@ -232,6 +226,15 @@ export {
   type BackendRunOptions,
 } from './backend/setup/apply.js';
 export { describeBackendAction, backendActionSubject } from './backend/setup/describe.js';
+export {
+  describeLinkAction,
+  linkCommands,
+  nmConnectionName,
+  type LinkAction,
+  type CreateVlanInterfaceAction,
+  type SetLinkUpAction,
+  type SetLinkMtuAction,
+} from './exec/link-actions.js';
 export { renderBackendNmKeyfiles } from './backend/setup/nmconnection.js';
 export {
   GATEWAY_INTERFACE_SETTINGS,

@@ -3,6 +3,7 @@
  * the subject each acts on (what doctor reports it under). Pure. May not:
  * decide anything about an action.
  */
+import { describeLinkAction } from '../exec/link-actions.js';
 import type { Action } from './model.js';
 
 /**
@@ -13,11 +14,9 @@ import type { Action } from './model.js';
 export function describeAction(action: Action): string {
   switch (action.kind) {
     case 'create-vlan-interface':
-      return `create VLAN interface ${action.interface} (parent ${action.parent}, VLAN ${action.vlan}${action.mtu === undefined ? '' : `, mtu ${action.mtu}`}) with ${action.method === 'nmcli' ? 'NetworkManager' : 'ip link'}`;
     case 'set-link-up':
-      return `set interface ${action.interface} up`;
     case 'set-link-mtu':
-      return `set interface ${action.interface} mtu ${action.mtu} (was ${action.was})`;
+      return describeLinkAction(action);
     case 'create-bridge':
       return `create bridge ${action.bridge} (datapath_type=${action.datapathType})`;
     case 'add-port':

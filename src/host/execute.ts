@@ -5,7 +5,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_LIBVIRT_URI, NM_CONNECTION_PREFIX } from '../names.js';
+import { linkCommands } from '../exec/link-actions.js';
+import { DEFAULT_LIBVIRT_URI } from '../names.js';
 import { describeAction } from './describe.js';
 import { MANAGED_KEY, MANAGED_VALUE, type Action } from './model.js';
 import { programRunner, runChecked, type ProgramRunner } from '../exec/run.js';
@@ -21,10 +22,7 @@ export interface ExecuteOptions {
 
 const MARK = `external_ids:${MANAGED_KEY}=${MANAGED_VALUE}`;
 
-/** The NetworkManager connection name ticrypt-net gives a VLAN interface. */
-export function nmConnectionName(iface: string): string {
-  return `${NM_CONNECTION_PREFIX}${iface}`;
-}
+export { nmConnectionName } from '../exec/link-actions.js';
 
 /**
  * Execute the actions in order; `blocked` ones are skipped (they are the
@@ -54,39 +52,9 @@ export function commandsFor(action: Action, uri: string = DEFAULT_LIBVIRT_URI): 
   const vsctl = (...args: string[]): [string, ...string[]] => ['ovs-vsctl', '--timeout=10', ...args];
   switch (action.kind) {
     case 'create-vlan-interface':
-      if (action.method === 'nmcli') {
-        const name = nmConnectionName(action.interface);
-        return [
-          [
-            'nmcli',
-            ...['connection', 'add', 'type', 'vlan', 'con-name', name, 'ifname', action.interface],
-            ...['dev', action.parent, 'id', String(action.vlan)],
-            ...(action.mtu === undefined ? [] : ['mtu', String(action.mtu)]),
-            ...['ipv4.method', 'disabled', 'ipv6.method', 'disabled', 'connection.autoconnect', 'yes'],
-          ],
-          ['nmcli', 'connection', 'up', name],
-        ];
-      }
-      return [
-        [
-          'ip',
-          'link',
-          'add',
-          'link',
-          action.parent,
-          'name',
-          action.interface,
-          'type',
-          'vlan',
-          'id',
-          String(action.vlan),
-          ...(action.mtu === undefined ? [] : ['mtu', String(action.mtu)]),
-        ],
-      ];
     case 'set-link-up':
-      return [['ip', 'link', 'set', 'dev', action.interface, 'up']];
     case 'set-link-mtu':
-      return [['ip', 'link', 'set', 'dev', action.interface, 'mtu', String(action.mtu)]];
+      return linkCommands(action);
     case 'create-bridge':
       return [
         vsctl(

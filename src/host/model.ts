@@ -4,6 +4,9 @@
  * turns it into {@link Action}s, the executor runs them.
  */
 import type { IpLink } from '../exec/ip-json.js';
+import type { LinkAction } from '../exec/link-actions.js';
+
+export type { VlanMethod } from '../exec/link-actions.js';
 
 /** The OVS `external_ids` key and value that mark what ticrypt-net created. */
 export const MANAGED_KEY = 'ticrypt-net';
@@ -64,22 +67,9 @@ export interface ObservedHost {
   readonly networkManager: boolean;
 }
 
-/** How a VLAN interface is created. */
-export type VlanMethod = 'nmcli' | 'ip';
-
 /** What the executor can do. Every action is idempotent on its own. */
 export type Action =
-  | {
-      readonly kind: 'create-vlan-interface';
-      readonly interface: string;
-      readonly parent: string;
-      readonly vlan: number;
-      readonly method: VlanMethod;
-      /** The MTU the site's network needs (absent: the parent's). */
-      readonly mtu?: number;
-    }
-  | { readonly kind: 'set-link-up'; readonly interface: string }
-  | { readonly kind: 'set-link-mtu'; readonly interface: string; readonly mtu: number; readonly was: number }
+  | LinkAction
   | { readonly kind: 'create-bridge'; readonly bridge: string; readonly datapathType: string }
   | {
       readonly kind: 'add-port';

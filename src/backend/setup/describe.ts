@@ -3,6 +3,7 @@
  * `backend plan|apply`, and the subject each acts on (what doctor reports it
  * under). Pure. May not: decide anything about an action.
  */
+import { describeLinkAction } from '../../exec/link-actions.js';
 import type { BackendAction } from './model.js';
 
 /**
@@ -13,11 +14,9 @@ import type { BackendAction } from './model.js';
 export function describeBackendAction(action: BackendAction): string {
   switch (action.kind) {
     case 'create-vlan-interface':
-      return `create VLAN interface ${action.interface} (parent ${action.parent}, VLAN ${action.vlan}${action.mtu === undefined ? '' : `, mtu ${action.mtu}`}${action.method === 'nmcli' ? `, address ${action.address}) with NetworkManager` : ') with ip link'}`;
     case 'set-link-up':
-      return `set interface ${action.interface} up`;
     case 'set-link-mtu':
-      return `set interface ${action.interface} mtu ${action.mtu} (was ${action.was})`;
+      return describeLinkAction(action);
     case 'add-address':
       return `add address ${action.address} to ${action.interface}`;
     case 'remove-address':

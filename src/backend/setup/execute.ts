@@ -9,7 +9,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { programRunner, runChecked, type ProgramRunner } from '../../exec/run.js';
-import { NM_CONNECTION_PREFIX } from '../../names.js';
+import { linkCommands } from '../../exec/link-actions.js';
 import { describeBackendAction } from './describe.js';
 import type { BackendAction } from './model.js';
 
@@ -48,42 +48,10 @@ export async function executeBackendActions(
 /** The commands an action runs (a `write-file` runs none: it is written directly). */
 export function backendCommandsFor(action: BackendAction): [string, ...string[]][] {
   switch (action.kind) {
-    case 'create-vlan-interface': {
-      const mtu = action.mtu === undefined ? [] : ['mtu', String(action.mtu)];
-      if (action.method === 'nmcli') {
-        const name = `${NM_CONNECTION_PREFIX}${action.interface}`;
-        return [
-          [
-            'nmcli',
-            ...['connection', 'add', 'type', 'vlan', 'con-name', name, 'ifname', action.interface],
-            ...['dev', action.parent, 'id', String(action.vlan), ...mtu],
-            ...['ipv4.method', 'manual', 'ipv4.addresses', action.address, 'ipv6.method', 'disabled'],
-            ...['connection.autoconnect', 'yes'],
-          ],
-          ['nmcli', 'connection', 'up', name],
-        ];
-      }
-      return [
-        [
-          'ip',
-          'link',
-          'add',
-          'link',
-          action.parent,
-          'name',
-          action.interface,
-          'type',
-          'vlan',
-          'id',
-          String(action.vlan),
-          ...mtu,
-        ],
-      ];
-    }
+    case 'create-vlan-interface':
     case 'set-link-up':
-      return [['ip', 'link', 'set', 'dev', action.interface, 'up']];
     case 'set-link-mtu':
-      return [['ip', 'link', 'set', 'dev', action.interface, 'mtu', String(action.mtu)]];
+      return linkCommands(action);
     case 'add-address':
       return [['ip', 'addr', 'add', action.address, 'brd', '+', 'dev', action.interface]];
     case 'remove-address':

@@ -4,6 +4,7 @@
  * `./plan.ts` turns it into {@link BackendAction}s, `./execute.ts` runs them.
  */
 import type { IpLink } from '../../exec/ip-json.js';
+import type { LinkAction } from '../../exec/link-actions.js';
 
 /** The backend's systemd unit, as systemd and its unit directory show it. */
 export interface ObservedUnit {
@@ -29,23 +30,13 @@ export interface ObservedBackend {
   readonly unit?: ObservedUnit;
 }
 
-/** How a VLAN interface is created. */
-export type BackendVlanMethod = 'nmcli' | 'ip';
-
-/** What the executor can do. Every action is idempotent on its own. */
+/**
+ * What the executor can do. Every action is idempotent on its own. A gateway
+ * VLAN interface is created with its address (`create-vlan-interface`'s
+ * `address`: in the same NetworkManager connection; with `ip`, an `add-address` follows).
+ */
 export type BackendAction =
-  | {
-      readonly kind: 'create-vlan-interface';
-      readonly interface: string;
-      readonly parent: string;
-      readonly vlan: number;
-      readonly method: BackendVlanMethod;
-      /** The gateway address with its prefix, e.g. `192.168.128.1/17` (nmcli sets it in the same connection). */
-      readonly address: string;
-      readonly mtu?: number;
-    }
-  | { readonly kind: 'set-link-up'; readonly interface: string }
-  | { readonly kind: 'set-link-mtu'; readonly interface: string; readonly mtu: number; readonly was: number }
+  | LinkAction
   | { readonly kind: 'add-address'; readonly interface: string; readonly address: string }
   | { readonly kind: 'remove-address'; readonly interface: string; readonly address: string; readonly reason: string }
   | { readonly kind: 'set-sysctl'; readonly key: string; readonly value: number; readonly was?: number }
