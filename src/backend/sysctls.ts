@@ -77,3 +77,12 @@ export function effectiveSetting(key: GatewaySettingKey, all: number, iface: num
   if (key === 'disable_ipv6') return iface;
   return key === 'arp_filter' ? (all !== 0 || iface !== 0 ? 1 : 0) : Math.max(all, iface);
 }
+
+/**
+ * Whether the value the kernel acts on does what the gateway needs: the
+ * wanted value, or for `arp_ignore` also 2 (stricter, and still answers for
+ * the interface's own subnet); never `arp_ignore` 3 and up (8 answers nothing).
+ */
+export function settingHolds(key: GatewaySettingKey, effective: number): boolean {
+  return key === 'arp_ignore' ? effective === 1 || effective === 2 : effective === GATEWAY_INTERFACE_SETTINGS[key];
+}

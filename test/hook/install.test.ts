@@ -11,6 +11,7 @@ import {
   domainXml,
   hostRig,
   listeningBackend,
+  placeOn,
   portHookData,
   removeRig,
   runHookScript,
@@ -109,6 +110,7 @@ describe('ticrypt-net hook install', () => {
     try {
       rmSync(pkg, { recursive: true, force: true });
       const vm = testVm('vm-moved');
+      await placeOn(api.backend, vm, 'kvm-1');
       const run = await runHookScript(rig.qemuHook, [vm.name, 'start', 'begin', '-'], domainXml(vm));
       expect(run).toMatchObject({ code: 0, stdout: '' });
       expect(api.backend.store.registrations.list().map((r) => r.mac)).toEqual([vm.nics[0]!.mac]);

@@ -98,13 +98,6 @@ function healthyBackend(): BackendFacts {
       { dst: '192.168.122.0/24', dev: 'bond0.1082' },
     ],
     ipRules: { v4: listedRules(4), v6: listedRules(6) },
-    arp: {
-      all: { iface: 'all', values: { arp_ignore: 0, arp_announce: 0, arp_filter: 0 } },
-      interfaces: site.networks.map((n) => ({
-        iface: n.gatewayInterface,
-        values: { arp_ignore: 1, arp_announce: 2, arp_filter: 1 },
-      })),
-    },
     nftablesService: { enabled: true, configFile: '/etc/nftables.conf', flushesRuleset: false },
   };
 }
@@ -362,13 +355,10 @@ describe('backend checks on fixture facts', () => {
       'ARP answered for every local address',
       () => ({
         ...b(),
-        arp: {
-          ...b().arp!,
-          interfaces: b().arp!.interfaces.map((i) => ({ ...i, values: { ...i.values, arp_ignore: 0 } })),
-        },
+        setup: { ...b().setup, sysctls: { ...b().setup.sysctls, 'net/ipv4/conf/bond0.1081/arp_ignore': 0 } },
       }),
-      'fail arp.gateway bond0.1081',
-      'sysctl -w net.ipv4.conf.bond0/1081.arp_ignore=1',
+      'fail sysctl.gateway bond0.1081',
+      'ticrypt-net backend apply',
     ],
   ])('%s', (_name, facts, expected, fix) => {
     const results = checkBackend(site, facts());
@@ -381,12 +371,17 @@ describe('backend checks on fixture facts', () => {
     const facts: BackendFacts = {
       ...b(),
       nftablesService: { enabled: true, configFile: '/etc/nftables.conf', flushesRuleset: true },
-      arp: {
-        all: { iface: 'all', values: { arp_ignore: 1, arp_announce: 2, arp_filter: 1 } },
-        interfaces: b().arp!.interfaces.map((i) => ({
-          ...i,
-          values: { arp_ignore: 0, arp_announce: 0, arp_filter: 0 },
-        })),
+      setup: {
+        ...b().setup,
+        sysctls: {
+          ...b().setup.sysctls,
+          ...Object.fromEntries(
+            ['arp_ignore', 'arp_announce', 'arp_filter'].flatMap((key) => [
+              [`net/ipv4/conf/all/${key}`, key === 'arp_announce' ? 2 : 1],
+              ...site.networks.map((n) => [`net/ipv4/conf/${n.gatewayInterface}/${key}`, 0]),
+            ]),
+          ),
+        },
       },
     };
     const results = checkBackend(site, facts);

@@ -84,6 +84,7 @@ describe.skipIf(!lab)('the Ansible roles on a bare lab site (ansible-playbook, c
                   ticrypt_net_datapath: 'netdev',
                   ticrypt_net_uplink_bridge: site.host.uplinkBridge,
                   ticrypt_net_backend_url: API_URL,
+                  ticrypt_net_backend_insecure: true,
                   ticrypt_net_package_dir: PACKAGE,
                   ticrypt_net_systemd: false,
                 },
@@ -121,8 +122,11 @@ describe.skipIf(!lab)('the Ansible roles on a bare lab site (ansible-playbook, c
     // The roles left the service to systemd, which this lab lacks: start it with the store and site they made.
     await site.serve(join(roots.backend, 'var/lib/ticrypt-net/backend.db'));
     const token = (name: string) => execa('cat', [join(roots.backend, 'etc/ticrypt-net/tokens', name)]);
-    const hostToken = (await token(`${site.host.name}.token`)).stdout.trim();
-    const vm = await site.vm(1, 'v2', '52:54:00:a2:00:02', '0b1d2c3e-0000-4000-8000-0000000000b2', hostToken);
+    const tokens = {
+      host: (await token(`${site.host.name}.token`)).stdout.trim(),
+      admin: (await token('admin-ops.token')).stdout.trim(),
+    };
+    const vm = await site.vm(1, 'v2', '52:54:00:a2:00:02', '0b1d2c3e-0000-4000-8000-0000000000b2', tokens);
     expect(vm.lease).toBe(vm.reserved);
     expect(await vm.probe(443)).toEqual({ outcome: 'connected', firstLine: UPLINK_IP });
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARP_SETTINGS } from '../../src/backend/guard/arp.js';
+import { GATEWAY_INTERFACE_SETTINGS, interfaceKey, type GatewaySettingKey } from '../../src/backend/sysctls.js';
 import { failClosedRules, ruleArgs } from '../../src/backend/guard/rules.js';
 import { renderRuleset } from '../../src/backend/nft/ruleset.js';
 import { parseSiteText } from '../../src/site/load.js';
@@ -285,21 +285,21 @@ describe.skipIf(!lab)('doctor --role backend in a namespace (real nft, sysctl, r
     expect(status(results, 'dnsmasq.running')).toBe('fail');
     expect(status(results, 'nft.foreign-forward')).toBe('ok');
     expect(status(results, 'guard.ip-rules')).toBe('fail');
-    expect(status(results, 'arp.gateway')).toBe('fail');
+    expect(status(results, 'gateway.interface')).toBe('fail');
   });
 
-  it('the fail-closed rules and the gateway interface ARP settings, once in place, pass', async () => {
+  it('the fail-closed rules and the gateway interface settings, once in place, pass', async () => {
     for (const rule of failClosedRules(site)) await inNs('ip', ruleArgs(rule));
     const gateway = site.networks[0]!.gatewayInterface;
     await inNs('ip', ['link', 'add', gateway, 'type', 'veth', 'peer', 'name', `${p}gx`]);
     let results = await doctor();
     expect(status(results, 'guard.ip-rules')).toBe('ok');
-    expect(results.find((r) => r.id === 'arp.gateway')).toMatchObject({ status: 'fail', subject: gateway });
-    for (const [key, value] of Object.entries(ARP_SETTINGS)) {
-      await inNs('sysctl', ['-qw', `net.ipv4.conf.${gateway.replaceAll('.', '/')}.${key}=${value}`]);
+    expect(results.find((r) => r.id === 'sysctl.gateway')).toMatchObject({ status: 'fail', subject: gateway });
+    for (const [key, value] of Object.entries(GATEWAY_INTERFACE_SETTINGS)) {
+      await inNs('sysctl', ['-qw', `${interfaceKey(gateway, key as GatewaySettingKey)}=${value}`]);
     }
     results = await doctor();
-    expect(status(results, 'arp.gateway')).toBe('ok');
+    expect(status(results, 'sysctl.gateway')).toBe('ok');
   });
 
   it("with the project's table and forwarding on those pass; another table's drop chain and an overlapping route fail", async () => {

@@ -122,11 +122,11 @@ describe.skipIf(!lab)(
       await new AdminClient({ url: API_URL, token: tokens.admin }).setAllowList(secureUuid, [
         { address: SERVER, protocol: 'tcp', ports: 80 },
       ]);
-      const secure = await site.vm(0, 'v1', '52:54:00:a1:00:01', secureUuid, tokens.host);
+      const secure = await site.vm(0, 'v1', '52:54:00:a1:00:01', secureUuid, tokens);
       expect(secure.lease).toBe(secure.reserved);
       expect(await secure.probe(80)).toEqual({ outcome: 'connected', firstLine: UPLINK_IP });
       expect((await secure.probe(443)).outcome).toBe('timeout');
-      const service = await site.vm(1, 'v2', '52:54:00:a1:00:02', '0b1d2c3e-0000-4000-8000-0000000000a2', tokens.host);
+      const service = await site.vm(1, 'v2', '52:54:00:a1:00:02', '0b1d2c3e-0000-4000-8000-0000000000a2', tokens);
       expect(service.lease).toBe(service.reserved);
       expect(await service.probe(443)).toEqual({ outcome: 'connected', firstLine: UPLINK_IP });
     });

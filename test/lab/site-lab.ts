@@ -19,6 +19,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { AdminClient } from '../../src/backend/api/admin-client.js';
 import { BackendClient } from '../../src/backend/api/client.js';
 import { Netns } from './netns.js';
 import { OvsBridge } from './ovs.js';
@@ -145,19 +146,21 @@ export class SiteLab {
   }
 
   /**
-   * A VM NIC on network `index`'s bridge, registered with `hostToken` as the
-   * hook would: a namespace whose veth's root end is a port of the host's
-   * bridge, tagged with the network's VLAN. Resolves with the address the API
-   * reserved and the lease the VM got by DHCP (configured on its interface).
+   * A VM NIC on network `index`'s bridge, placed on the host (the launcher's
+   * admin token) and registered with the host's token, as the hook would: a
+   * namespace whose veth's root end is a port of the host's bridge, tagged
+   * with the network's VLAN. Resolves with the address the API reserved and
+   * the lease the VM got by DHCP (configured on its interface).
    */
-  async vm(index: 0 | 1, name: string, mac: string, vmUuid: string, hostToken: string) {
+  async vm(index: 0 | 1, name: string, mac: string, vmUuid: string, tokens: { host: string; admin: string }) {
     const network = this.networks[index] as (typeof this.networks)[number];
     const ns = await Netns.create(`${this.p}-${name}`);
     this.namespaces.push(ns);
     await vethPair({ name: `${this.p}${name}` }, { name: 'eth0', netns: ns }, { txOff: true, mac });
     await execa('ovs-vsctl', ['--timeout=10', 'add-port', network.bridge, `${this.p}${name}`, `tag=${network.vlan}`]);
     await ns.run('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
-    const host = new BackendClient({ url: API_URL, token: hostToken });
+    await new AdminClient({ url: API_URL, token: tokens.admin }).setPlacement(vmUuid, [this.host.name]);
+    const host = new BackendClient({ url: API_URL, token: tokens.host });
     const answer = await host.call<{ ip: string }>('POST', '/v1/register', {
       vmUuid,
       vmName: name,

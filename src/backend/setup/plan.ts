@@ -19,6 +19,7 @@ import {
   gatewaySysctls,
   interfaceKey,
   IP_FORWARD,
+  settingHolds,
 } from '../sysctls.js';
 import type { BackendAction, BackendPlanOptions, ObservedBackend } from './model.js';
 
@@ -226,7 +227,9 @@ export function planSysctls(site: Site, observed: ObservedBackend): BackendActio
       if (key === 'disable_ipv6' && now[interfaceKey('all', key)] === undefined) continue;
       const want = GATEWAY_INTERFACE_SETTINGS[key];
       const all = now[interfaceKey('all', key)] ?? 0;
-      if (effectiveSetting(key, all, want) !== want) {
+      const current = now[interfaceKey(iface, key)];
+      if (current !== undefined && settingHolds(key, effectiveSetting(key, all, current))) continue;
+      if (!settingHolds(key, effectiveSetting(key, all, want))) {
         actions.push({
           kind: 'blocked',
           subject: `sysctl ${interfaceKey(iface, key)}`,
@@ -235,9 +238,7 @@ export function planSysctls(site: Site, observed: ObservedBackend): BackendActio
         });
         continue;
       }
-      const current = now[interfaceKey(iface, key)];
-      if (current !== want)
-        actions.push({ kind: 'set-sysctl', key: interfaceKey(iface, key), value: want, ...was(current) });
+      actions.push({ kind: 'set-sysctl', key: interfaceKey(iface, key), value: want, ...was(current) });
     }
   }
   return actions;

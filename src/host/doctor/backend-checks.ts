@@ -1,7 +1,6 @@
 /** The backend role's doctor checks: pure functions of {@link BackendFacts}. */
 import type { BackendPlanOptions } from '../../backend/setup/model.js';
 import type { Site } from '../../site/model.js';
-import { ARP_SETTINGS, effectiveArp, type ArpKey } from '../../backend/guard/arp.js';
 import { describeRule, failClosedRules, missingRules, ruleArgs } from '../../backend/guard/rules.js';
 import type { BackendFacts } from './backend-facts.js';
 import { backendSetupChecks } from './backend-plan-checks.js';
@@ -14,10 +13,11 @@ const DNSMASQ_DEFAULT_LEASE_MAX = 1000;
 
 /**
  * Every backend check: what `backend apply` manages (gateway interfaces,
- * forwarding and the gateway sysctls, the boot-time file, the unit: built from
- * its planner, `./backend-plan-checks.ts`), the ticrypt table and its
- * registered set against the store, dnsmasq per network and its lease limit,
- * forward chains of other tables that would drop what ticrypt accepts, routes.
+ * forwarding and the gateway sysctls, ARP included, the boot-time file, the
+ * unit: built from its planner, `./backend-plan-checks.ts`), the ticrypt table
+ * and its registered set against the store, dnsmasq per network and its lease
+ * limit, forward chains of other tables that would drop what ticrypt accepts,
+ * routes, the fail-closed rules, a flushing nftables.service.
  */
 export function checkBackend(site: Site, facts: BackendFacts, options: BackendPlanOptions = {}): CheckResult[] {
   const results: CheckResult[] = [...backendSetupChecks(site, facts.setup, options)];
@@ -84,7 +84,7 @@ export function checkBackend(site: Site, facts: BackendFacts, options: BackendPl
   );
   const gatewayOf = new Map(site.networks.map((n) => [n.name, n.gatewayInterface]));
   results.push(...checkRoutes(site, facts.routes, (network, route) => route.dev !== gatewayOf.get(network)));
-  results.push(checkFailClosedRules(site, facts), ...checkArp(site, facts), checkNftablesService(facts));
+  results.push(checkFailClosedRules(site, facts), checkNftablesService(facts));
   return results;
 }
 
@@ -118,34 +118,6 @@ function checkFailClosedRules(site: Site, facts: BackendFacts): CheckResult {
     `missing: ${missing.map(describeRule).join('; ')}: if table inet ticrypt is lost, VM networks forward unfiltered`,
     `restart the backend service (it installs them at start and keeps them), or: ${missing.map((r) => `ip ${ruleArgs(r).join(' ')}`).join('; ')}`,
   );
-}
-
-/** Each gateway interface answers ARP only for its own addresses (never the management or uplink ones). */
-function checkArp(site: Site, facts: BackendFacts): CheckResult[] {
-  if (facts.arp === undefined) return [];
-  const all = facts.arp.all.values;
-  return site.networks.map((network) => {
-    const own = facts.arp?.interfaces.find((f) => f.iface === network.gatewayInterface)?.values ?? {};
-    const wrong = (Object.keys(ARP_SETTINGS) as ArpKey[]).flatMap((key) => {
-      const value = own[key];
-      if (value === undefined) return [`${key} unreadable`];
-      const effective = effectiveArp(key, all[key] ?? 0, value);
-      return effective >= ARP_SETTINGS[key] ? [] : [`${key} ${effective} (expected ${ARP_SETTINGS[key]})`];
-    });
-    return wrong.length === 0
-      ? ok('arp.gateway', network.gatewayInterface, 'answers ARP only for its own addresses')
-      : fail(
-          'arp.gateway',
-          network.gatewayInterface,
-          `${wrong.join(', ')}: the backend answers ARP on network ${network.name} for its management and uplink addresses`,
-          `restart the backend service (it sets them), or: ${(Object.keys(ARP_SETTINGS) as ArpKey[])
-            .map(
-              (key) =>
-                `sysctl -w net.ipv4.conf.${network.gatewayInterface.replaceAll('.', '/')}.${key}=${ARP_SETTINGS[key]}`,
-            )
-            .join('; ')}`,
-        );
-  });
 }
 
 /** Debian's `nftables.service` loads a config that starts with `flush ruleset`: at boot and reload it deletes the table. */

@@ -9,7 +9,6 @@ import { observeBackend } from '../../backend/setup/observe.js';
 import { programRunner, type ProgramRunner } from '../../exec/run.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
 import { DEFAULT_STATE_DIR, NFT_TABLE } from '../../names.js';
-import { ARP_SETTINGS, arpPath, type ArpKey } from '../../backend/guard/arp.js';
 import { NIC_IDS_MAP, REVOKED_SET } from '../../backend/nft/names.js';
 
 /** A base chain of the ruleset. */
@@ -39,12 +38,6 @@ export type StoreFact =
   | { readonly ok: true; readonly registrations: readonly { network: string; mac: string; ip: string }[] }
   | { readonly ok: false; readonly message: string };
 
-/** One interface's ARP settings as `/proc/sys/net/ipv4/conf/<iface>/` shows them (absent: unreadable). */
-export interface ArpFact {
-  readonly iface: string;
-  readonly values: Partial<Record<ArpKey, number>>;
-}
-
 /** What `nftables.service` would do at boot or reload. */
 export interface NftablesServiceFact {
   /** `systemctl is-enabled nftables.service` said `enabled`. */
@@ -67,7 +60,6 @@ export interface BackendFacts {
   /** `ip -4 -j rule show` and `ip -6 -j rule show` output (absent: `ip` failed). */
   readonly ipRules?: { readonly v4: string; readonly v6?: string };
   /** `conf/all` and each gateway interface's ARP settings. */
-  readonly arp?: { readonly all: ArpFact; readonly interfaces: readonly ArpFact[] };
   /** Absent when systemctl is not there to ask. */
   readonly nftablesService?: NftablesServiceFact;
   /** Absent when no admin token was given. */
@@ -109,18 +101,6 @@ export async function gatherBackendFacts(site: Site, options: BackendGatherOptio
     : undefined;
   const rules4 = await run('ip', ['-4', '-j', 'rule', 'show']);
   const rules6 = await run('ip', ['-6', '-j', 'rule', 'show']);
-  const arpOf = async (iface: string): Promise<ArpFact> => {
-    const values: Partial<Record<ArpKey, number>> = {};
-    for (const key of Object.keys(ARP_SETTINGS) as ArpKey[]) {
-      const read = await run('cat', [arpPath(iface, key)]);
-      if (read.exitCode === 0 && /^\d+$/.test(read.stdout.trim())) values[key] = Number(read.stdout.trim());
-    }
-    return { iface, values };
-  };
-  const arp = {
-    all: await arpOf('all'),
-    interfaces: await Promise.all(site.networks.map((n) => arpOf(n.gatewayInterface))),
-  };
   const nftablesService = await nftablesServiceFact(run);
   const ruleset = await run('nft', ['-j', 'list', 'ruleset']);
   const setup = await observeBackend(site, { ...options, run });
@@ -138,7 +118,6 @@ export async function gatherBackendFacts(site: Site, options: BackendGatherOptio
     ...(rules4.exitCode === 0
       ? { ipRules: { v4: rules4.stdout, ...(rules6.exitCode === 0 ? { v6: rules6.stdout } : {}) } }
       : {}),
-    arp,
     ...(nftablesService === undefined ? {} : { nftablesService }),
   };
 }

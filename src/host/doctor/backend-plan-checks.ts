@@ -110,7 +110,7 @@ export function sysctlChecks(site: Site, observed: ObservedBackend): CheckResult
           'sysctl.gateway',
           iface,
           `${would(mine)}: without them a VM may send from addresses its network does not route, or learn the backend's other addresses by ARP`,
-          APPLY,
+          `${APPLY} (the backend service also sets the ARP ones at its start)`,
         ),
       );
     }
