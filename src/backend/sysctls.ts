@@ -1,13 +1,21 @@
 /**
  * The kernel settings the backend needs as the VM networks' gateway, one home
  * for `backend apply` (which sets and persists them), doctor (which checks
- * them) and the backend service (which may re-assert them at start): IPv4
+ * them) and the backend service (which re-asserts the ARP ones at start): IPv4
  * forwarding, and on each gateway interface strict reverse-path filtering
  * (a VM cannot send from an address its network does not route), ARP
  * answered only for that interface's own address (never the management or
  * uplink addresses, which Linux answers on any interface by default), and no
  * IPv6 (not even a link-local address: the interface carries the gateway's
  * IPv4 address and nothing else).
+ *
+ * Reverse-path filtering must see the packet's mark (`src_valid_mark`), on
+ * the gateway interfaces and on the uplink: the fail-closed policy routing
+ * blackholes forwarded VM traffic that `table inet ticrypt` did not mark, and
+ * the reverse lookup of a forwarded packet runs through those rules with the
+ * outgoing interface as its input. Without the mark it finds the blackhole,
+ * and a strict or loose `rp_filter` (systemd's default is loose on every
+ * interface) drops every forwarded packet, both ways (seen in the lab).
  *
  * Pure: names, values, paths, and how the kernel combines `conf/all` with
  * `conf/<interface>`. May not: read or write a setting.
@@ -21,6 +29,8 @@ export const IP_FORWARD = { key: 'net/ipv4/ip_forward', value: 1 } as const;
 export const GATEWAY_INTERFACE_SETTINGS = {
   /** 1, strict: a packet is accepted only if its source is routed back out the interface it came in on. */
   rp_filter: 1,
+  /** 1: that reverse lookup uses the packet's mark (see the module comment). */
+  src_valid_mark: 1,
   /** 1: answer ARP only for an address configured on the interface the request came in on. */
   arp_ignore: 1,
   /** 2: in ARP requests it sends, use the interface's own address as the sender. */
@@ -36,6 +46,30 @@ export type GatewaySettingKey = keyof typeof GATEWAY_INTERFACE_SETTINGS;
 
 /** The keys of {@link GATEWAY_INTERFACE_SETTINGS}, in a fixed order. */
 export const GATEWAY_SETTING_KEYS = Object.keys(GATEWAY_INTERFACE_SETTINGS) as GatewaySettingKey[];
+
+/** What the uplink (`backend.uplink`) needs: its `rp_filter` is the machine's, but it must see the mark. */
+export const UPLINK_SETTINGS: Readonly<Partial<Record<GatewaySettingKey, number>>> = { src_valid_mark: 1 };
+
+/** One interface's setting. */
+export interface InterfaceSetting {
+  readonly iface: string;
+  readonly key: GatewaySettingKey;
+  readonly value: number;
+}
+
+/** Each gateway interface's settings, in network order, then the uplink's. */
+export function interfaceSettings(site: Pick<Site, 'networks' | 'backend'>): InterfaceSetting[] {
+  return [
+    ...site.networks.flatMap((n) =>
+      GATEWAY_SETTING_KEYS.map((key) => ({ iface: n.gatewayInterface, key, value: GATEWAY_INTERFACE_SETTINGS[key] })),
+    ),
+    ...Object.entries(UPLINK_SETTINGS).map(([key, value]) => ({
+      iface: site.backend.uplink,
+      key: key as GatewaySettingKey,
+      value: value as number,
+    })),
+  ];
+}
 
 /** One setting: its key in `/`-separated form (interface names may hold dots) and its value. */
 export interface SysctlSetting {
@@ -54,28 +88,22 @@ export function sysctlPath(key: string): string {
   return `/proc/sys/${key}`;
 }
 
-/** Every setting the site's backend needs: forwarding, then each gateway interface's, in network order. */
-export function gatewaySysctls(site: Pick<Site, 'networks'>): SysctlSetting[] {
-  return [
-    IP_FORWARD,
-    ...site.networks.flatMap((n) =>
-      GATEWAY_SETTING_KEYS.map((key) => ({
-        key: interfaceKey(n.gatewayInterface, key),
-        value: GATEWAY_INTERFACE_SETTINGS[key],
-      })),
-    ),
-  ];
+/** Every setting the site's backend needs: forwarding, then each interface's ({@link interfaceSettings}). */
+export function gatewaySysctls(site: Pick<Site, 'networks' | 'backend'>): SysctlSetting[] {
+  return [IP_FORWARD, ...interfaceSettings(site).map((s) => ({ key: interfaceKey(s.iface, s.key), value: s.value }))];
 }
 
 /**
  * The value the kernel acts on for an interface, given `conf/all` and
  * `conf/<iface>` (Documentation/networking/ip-sysctl.rst): the larger for
- * `rp_filter`, `arp_ignore` and `arp_announce`; either set for `arp_filter`;
- * the interface's own for `disable_ipv6` (writing `all` rewrites every interface's).
+ * `rp_filter`, `arp_ignore` and `arp_announce`; either set for `arp_filter`
+ * and `src_valid_mark`; the interface's own for `disable_ipv6` (writing `all`
+ * rewrites every interface's).
  */
 export function effectiveSetting(key: GatewaySettingKey, all: number, iface: number): number {
   if (key === 'disable_ipv6') return iface;
-  return key === 'arp_filter' ? (all !== 0 || iface !== 0 ? 1 : 0) : Math.max(all, iface);
+  if (key === 'arp_filter' || key === 'src_valid_mark') return all !== 0 || iface !== 0 ? 1 : 0;
+  return Math.max(all, iface);
 }
 
 /**

@@ -46,8 +46,13 @@ describe.skipIf(!lab)(
 
     beforeAll(async () => {
       site = await SiteLab.create(p);
-      // Bare: the backend's legs down, as cabled.
+      // Bare: the backend's legs down, as cabled; loose reverse-path filtering on every link, as systemd's
+      // sysctl defaults (50-default.conf) leave a Debian machine: with the fail-closed policy routing, it
+      // drops all forwarded traffic unless backend apply makes it see the mark.
       for (const gw of ['gw-secure', 'gw-service']) await site.backend.run('ip', ['link', 'set', gw, 'down']);
+      for (const link of ['gw-secure', 'gw-service', 'wan0']) {
+        await site.backend.run('sysctl', ['-qw', `net.ipv4.conf.${link}.rp_filter=2`]);
+      }
       backendArgs = ['--site', site.paths.site, '--netns', site.backend.name, '--root', site.paths.root];
       hostArgs = ['--site', site.paths.site, '--host', site.host.name, '--datapath', 'netdev'];
       hostArgs.push('--uplink-bridge', site.host.uplinkBridge);

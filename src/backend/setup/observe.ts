@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseIpAddr } from '../../exec/ip-json.js';
 import { programRunner, runChecked, type ProgramRunner } from '../../exec/run.js';
 import type { Site } from '../../site/model.js';
-import { GATEWAY_SETTING_KEYS, interfaceKey, IP_FORWARD, sysctlPath } from '../sysctls.js';
+import { GATEWAY_SETTING_KEYS, interfaceKey, interfaceSettings, IP_FORWARD, sysctlPath } from '../sysctls.js';
 import type { BackendPlanOptions, ObservedBackend, ObservedUnit } from './model.js';
 import { BACKEND_UNIT, SYSCTL_FILE, UNIT_FILE } from './plan.js';
 
@@ -36,7 +36,7 @@ export async function observeBackend(site: Site, options: BackendObserveOptions 
   const keys = [
     IP_FORWARD.key,
     ...GATEWAY_SETTING_KEYS.map((key) => interfaceKey('all', key)),
-    ...site.networks.flatMap((n) => GATEWAY_SETTING_KEYS.map((key) => interfaceKey(n.gatewayInterface, key))),
+    ...interfaceSettings(site).map((s) => interfaceKey(s.iface, s.key)),
   ];
   // One grep for every file: "path:value" lines; a missing interface's files are simply absent (-s).
   const read = await run('grep', ['-H', '-s', '.', ...keys.map(sysctlPath)]);

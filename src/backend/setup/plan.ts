@@ -13,11 +13,10 @@ import { join } from 'node:path';
 import { parseIpv4Cidr, subnetContains } from '../../site/address.js';
 import type { Network, Site } from '../../site/model.js';
 import {
-  GATEWAY_INTERFACE_SETTINGS,
-  GATEWAY_SETTING_KEYS,
   effectiveSetting,
   gatewaySysctls,
   interfaceKey,
+  interfaceSettings,
   IP_FORWARD,
   settingHolds,
 } from '../sysctls.js';
@@ -218,28 +217,24 @@ export function planSysctls(site: Site, observed: ObservedBackend): BackendActio
   const created = new Set(
     planGatewayLinks(site, observed).flatMap((a) => (a.kind === 'create-vlan-interface' ? [a.interface] : [])),
   );
-  for (const network of site.networks) {
-    const iface = network.gatewayInterface;
+  for (const { iface, key, value: want } of interfaceSettings(site)) {
     // An interface that will not exist has no settings to set: its block says why.
     if (!created.has(iface) && !observed.links.some((l) => l.name === iface)) continue;
-    for (const key of GATEWAY_SETTING_KEYS) {
-      // A kernel without IPv6 has nothing to turn off.
-      if (key === 'disable_ipv6' && now[interfaceKey('all', key)] === undefined) continue;
-      const want = GATEWAY_INTERFACE_SETTINGS[key];
-      const all = now[interfaceKey('all', key)] ?? 0;
-      const current = now[interfaceKey(iface, key)];
-      if (current !== undefined && settingHolds(key, effectiveSetting(key, all, current))) continue;
-      if (!settingHolds(key, effectiveSetting(key, all, want))) {
-        actions.push({
-          kind: 'blocked',
-          subject: `sysctl ${interfaceKey(iface, key)}`,
-          reason: `net.ipv4.conf.all.${key} is ${all}, which overrides ${iface}'s ${want} (the kernel uses ${key === 'arp_filter' ? 'either' : 'the larger'})`,
-          fix: `set net.ipv4.conf.all.${key} to ${key === 'arp_filter' ? 0 : `at most ${want}`} (it applies to every interface; check what set it, e.g. /etc/sysctl.d/), then run backend apply again`,
-        });
-        continue;
-      }
-      actions.push({ kind: 'set-sysctl', key: interfaceKey(iface, key), value: want, ...was(current) });
+    // A kernel without IPv6 has nothing to turn off.
+    if (key === 'disable_ipv6' && now[interfaceKey('all', key)] === undefined) continue;
+    const all = now[interfaceKey('all', key)] ?? 0;
+    const current = now[interfaceKey(iface, key)];
+    if (current !== undefined && settingHolds(key, effectiveSetting(key, all, current))) continue;
+    if (!settingHolds(key, effectiveSetting(key, all, want))) {
+      actions.push({
+        kind: 'blocked',
+        subject: `sysctl ${interfaceKey(iface, key)}`,
+        reason: `net.ipv4.conf.all.${key} is ${all}, which overrides ${iface}'s ${want} (the kernel uses ${key === 'arp_filter' ? 'either' : 'the larger'})`,
+        fix: `set net.ipv4.conf.all.${key} to ${key === 'arp_filter' ? 0 : `at most ${want}`} (it applies to every interface; check what set it, e.g. /etc/sysctl.d/), then run backend apply again`,
+      });
+      continue;
     }
+    actions.push({ kind: 'set-sysctl', key: interfaceKey(iface, key), value: want, ...was(current) });
   }
   return actions;
 }

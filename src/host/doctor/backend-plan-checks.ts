@@ -22,7 +22,7 @@ import {
   planUnit,
   SYSCTL_FILE,
 } from '../../backend/setup/plan.js';
-import { GATEWAY_SETTING_KEYS, interfaceKey, IP_FORWARD } from '../../backend/sysctls.js';
+import { interfaceKey, interfaceSettings, IP_FORWARD } from '../../backend/sysctls.js';
 import type { Site } from '../../site/model.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
 
@@ -46,8 +46,19 @@ export function gatewayChecks(site: Site, observed: ObservedBackend): CheckResul
     names.add(`interface ${gw.interface}`);
     const mine = actions.filter((a) => backendActionSubject(a) === `interface ${gw.interface}`);
     const stop = mine.find((a) => a.kind === 'blocked');
+    const present = observed.links.some((l) => l.name === gw.interface);
     if (stop?.kind === 'blocked') results.push(blocked('gateway.interface', gw.interface, stop));
-    else if (mine.length === 0) {
+    else if (!present && mine.length === 0) {
+      // Nothing planned for it: what it would hang on is blocked (reported below).
+      results.push(
+        fail(
+          'gateway.interface',
+          gw.interface,
+          `the interface does not exist, and cannot be created: its parent ${gw.vlan?.parent ?? ''} is missing`,
+          `create ${gw.vlan?.parent ?? 'its parent'} (see below), then ${APPLY}`,
+        ),
+      );
+    } else if (mine.length === 0) {
       results.push(ok('gateway.interface', gw.interface, `up with ${gw.address} only (network ${gw.network})`));
     } else if (mine.some((a) => a.kind === 'create-vlan-interface')) {
       results.push(
@@ -94,22 +105,30 @@ export function sysctlChecks(site: Site, observed: ObservedBackend): CheckResult
         ),
   ];
   const present = new Set(observed.links.map((l) => l.name));
-  for (const network of site.networks) {
-    const iface = network.gatewayInterface;
-    if (!present.has(iface)) continue; // gateway.interface reports it
-    const mine = actions.filter((a) =>
-      GATEWAY_SETTING_KEYS.some((key) => backendActionSubject(a) === `sysctl ${interfaceKey(iface, key)}`),
-    );
+  const settings = interfaceSettings(site);
+  for (const iface of new Set(settings.map((s) => s.iface))) {
+    if (!present.has(iface)) continue; // gateway.interface or backend.uplink reports it
+    const uplink = iface === site.backend.uplink;
+    const keys = new Set(settings.filter((s) => s.iface === iface).map((s) => `sysctl ${interfaceKey(iface, s.key)}`));
+    const mine = actions.filter((a) => keys.has(backendActionSubject(a)));
     const stop = mine.find((a) => a.kind === 'blocked');
     if (stop?.kind === 'blocked') results.push(blocked('sysctl.gateway', iface, stop));
     else if (mine.length === 0) {
-      results.push(ok('sysctl.gateway', iface, 'strict reverse-path filter; ARP only for its own address'));
+      results.push(
+        ok(
+          'sysctl.gateway',
+          iface,
+          uplink
+            ? 'reverse-path filtering sees the mark'
+            : 'strict reverse-path filter that sees the mark; ARP only for its own address; no IPv6',
+        ),
+      );
     } else {
       results.push(
         fail(
           'sysctl.gateway',
           iface,
-          `${would(mine)}: without them a VM may send from addresses its network does not route, or learn the backend's other addresses by ARP`,
+          `${would(mine)}: ${uplink ? 'without src_valid_mark, replies to VMs meet the fail-closed blackhole in reverse-path filtering and are dropped' : "without them a VM may send from addresses its network does not route or learn the backend's other addresses by ARP, and forwarded traffic meets the fail-closed blackhole in reverse-path filtering"}`,
           `${APPLY} (the backend service also sets the ARP ones at its start)`,
         ),
       );

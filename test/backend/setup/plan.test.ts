@@ -58,15 +58,18 @@ describe('planBackend', () => {
       'add address 192.168.122.1/24 to gw-service',
       'set net/ipv4/ip_forward = 1 (was 0)',
       'set net/ipv4/conf/bond0.1081/rp_filter = 1',
+      'set net/ipv4/conf/bond0.1081/src_valid_mark = 1',
       'set net/ipv4/conf/bond0.1081/arp_ignore = 1',
       'set net/ipv4/conf/bond0.1081/arp_announce = 2',
       'set net/ipv4/conf/bond0.1081/arp_filter = 1',
       'set net/ipv6/conf/bond0.1081/disable_ipv6 = 1',
       'set net/ipv4/conf/gw-service/rp_filter = 1 (was 2)',
+      'set net/ipv4/conf/gw-service/src_valid_mark = 1',
       'set net/ipv4/conf/gw-service/arp_ignore = 1 (was 0)',
       'set net/ipv4/conf/gw-service/arp_announce = 2 (was 0)',
       'set net/ipv4/conf/gw-service/arp_filter = 1 (was 0)',
       'set net/ipv6/conf/gw-service/disable_ipv6 = 1 (was 0)',
+      'set net/ipv4/conf/wan0/src_valid_mark = 1',
       'write /r/etc/sysctl.d/60-ticrypt-net.conf (boot-time sysctl settings)',
     ]);
   });
@@ -237,6 +240,21 @@ describe('doctor and the backend planner cannot disagree', () => {
       if (action.kind === 'blocked')
         expect(flagged.some((r) => r.status === 'fail' && (r.subject === name || r.subject === iface))).toBe(true);
     }
+  });
+});
+
+describe('doctor on a backend without its trunk', () => {
+  it('the VLAN interface that cannot be made is a FAIL, and the trunk a FAIL with the fix', () => {
+    const observed = {
+      ...converged(),
+      links: converged().links.filter((l) => l.name !== 'bond0' && l.name !== 'bond0.1081'),
+    };
+    const results = backendSetupChecks(site, observed, withUnit).filter((r) => r.id === 'gateway.interface');
+    expect(results.map((r) => `${r.status} ${r.subject}`)).toEqual(['fail bond0.1081', 'ok gw-service', 'fail bond0']);
+    expect(results[0]!.message).toBe(
+      'the interface does not exist, and cannot be created: its parent bond0 is missing',
+    );
+    expect(results[2]!.fix).toContain('create bond0');
   });
 });
 
