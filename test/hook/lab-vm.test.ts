@@ -14,12 +14,13 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderInterfaceXml } from '../../src/libvirt/interface-xml.js';
 import { renderNetworkXml } from '../../src/libvirt/network-xml.js';
+import { HOOK_LIB_DIR } from '../../src/names.js';
 import { parseSite } from '../../src/site/parse.js';
 import { type Guest, Guests } from '../lab/guest/guest.js';
 import { runPrefix } from '../lab/names.js';
@@ -112,6 +113,9 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
   let installedQemuD = false;
   let configBackup: string | undefined;
   const createdDirs: string[] = [];
+  /** The hook's bundle copy `hook install` makes: removed afterwards when this test made it. */
+  const libDir = dirname(HOOK_LIB_DIR);
+  let createdLib = false;
 
   const startService = async () => {
     service = await BackendService.start({
@@ -228,6 +232,7 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
     for (const dir of [HOOKS, join(HOOKS, 'qemu.d'), join(HOOKS, 'network.d'), '/etc/ticrypt-net']) {
       if (!existsSync(dir)) createdDirs.unshift(dir);
     }
+    createdLib = !existsSync(libDir);
     // An operator's config is set aside and put back; the template install writes otherwise is removed.
     if (existsSync(CONFIG)) {
       configBackup = `${CONFIG}.${p}.bak`;
@@ -270,6 +275,7 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
     if (configBackup) await rename(configBackup, CONFIG).catch(() => {});
     // Deepest first: network.d and qemu.d before hooks/.
     for (const dir of [...createdDirs].sort((a, b) => b.length - a.length)) await rmdir(dir).catch(() => {});
+    if (createdLib) await rm(libDir, { recursive: true, force: true });
     // libvirtd forgets hooks only when it restarts; leave it as it was found.
     if (libvirtdWasRunning) await restartLibvirtd().catch(() => {});
     else {
