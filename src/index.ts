@@ -154,7 +154,6 @@ export {
   FIRST_RULE_PREF,
   type FailClosedRule,
 } from './backend/guard/rules.js';
-export { ARP_SETTINGS, arpSettings, effectiveArp, type ArpSetting, type ArpKey } from './backend/guard/arp.js';
 export { classifyTableEvent, type TableEvent } from './backend/guard/table-events.js';
 export type { Enforcer, EnforcedChange, EnforcedState, NicView } from './backend/service/enforcer.js';
 export { GatewayEnforcer } from './backend/service/gateway-enforcer.js';
@@ -241,6 +240,8 @@ export {
   IP_FORWARD,
   gatewaySysctls,
   effectiveSetting,
+  SERVICE_ASSERTED_KEYS,
+  serviceAssertedSettings,
   type GatewaySettingKey,
   type SysctlSetting,
 } from './backend/sysctls.js';

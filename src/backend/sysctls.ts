@@ -1,7 +1,8 @@
 /**
  * The kernel settings the backend needs as the VM networks' gateway, one home
  * for `backend apply` (which sets and persists them), doctor (which checks
- * them) and the backend service (which re-asserts the ARP ones at start): IPv4
+ * them) and the backend service (which re-asserts {@link SERVICE_ASSERTED_KEYS}
+ * at start and on every check, since fail closed depends on them): IPv4
  * forwarding, and on each gateway interface strict reverse-path filtering
  * (a VM cannot send from an address its network does not route), ARP
  * answered only for that interface's own address (never the management or
@@ -50,6 +51,19 @@ export const GATEWAY_SETTING_KEYS = Object.keys(GATEWAY_INTERFACE_SETTINGS) as G
 /** What the uplink (`backend.uplink`) needs: its `rp_filter` is the machine's, but it must see the mark. */
 export const UPLINK_SETTINGS: Readonly<Partial<Record<GatewaySettingKey, number>>> = { src_valid_mark: 1 };
 
+/**
+ * What the backend service itself re-asserts on the interfaces that exist,
+ * whoever set the machine up: the ARP behaviour, and `src_valid_mark`, without
+ * which its own fail-closed routing drops every forwarded packet under any
+ * `rp_filter`. The rest (`rp_filter`, IPv6, forwarding) is `backend apply`'s.
+ */
+export const SERVICE_ASSERTED_KEYS: readonly GatewaySettingKey[] = [
+  'src_valid_mark',
+  'arp_ignore',
+  'arp_announce',
+  'arp_filter',
+];
+
 /** One interface's setting. */
 export interface InterfaceSetting {
   readonly iface: string;
@@ -69,6 +83,11 @@ export function interfaceSettings(site: Pick<Site, 'networks' | 'backend'>): Int
       value: value as number,
     })),
   ];
+}
+
+/** {@link interfaceSettings} limited to {@link SERVICE_ASSERTED_KEYS}. */
+export function serviceAssertedSettings(site: Pick<Site, 'networks' | 'backend'>): InterfaceSetting[] {
+  return interfaceSettings(site).filter((s) => SERVICE_ASSERTED_KEYS.includes(s.key));
 }
 
 /** One setting: its key in `/`-separated form (interface names may hold dots) and its value. */

@@ -139,6 +139,9 @@ export class BackendLab<V extends string> {
     await execa('ip', ['addr', 'add', '198.18.0.2/24', 'dev', `${p}m0`]);
     for (const address of UPLINK_IPS) await this.backend.run('ip', ['addr', 'add', `${address}/24`, 'dev', `${p}up`]);
     await this.backend.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    // As systemd sets every Debian machine up (loose reverse-path filtering): the service's fail-closed
+    // routing must still forward (it sets src_valid_mark itself).
+    await this.backend.run('sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=2']);
     for (const address of this.options.internet) await this.internet.run('ip', ['addr', 'add', address, 'dev', 'eth0']);
 
     // The VMs: one NIC each, on an access port of their network's VLAN.

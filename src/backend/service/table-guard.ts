@@ -20,13 +20,14 @@ import type { Logger } from 'pino';
 import type { Site } from '../../site/model.js';
 import { programRunner, type ProgramRunner } from '../../exec/run.js';
 import type { Metrics } from '../api/metrics.js';
-import { arpPath, arpSettings, effectiveArp } from '../guard/arp.js';
 import { endLeftoverWatch, spawnWatch, type WatchStarter, type Watcher } from '../../exec/watch.js';
 import { describeRule, failClosedRules, missingRules, ruleArgs, type FailClosedRule } from '../guard/rules.js';
 import { classifyTableEvent } from '../guard/table-events.js';
 import { chainNames } from '../nft/ruleset.js';
 import type { AuditEvent } from './registry.js';
 import { SerialQueue } from './serial.js';
+import { nftCheck } from '../checks.js';
+import { effectiveSetting, interfaceKey, serviceAssertedSettings, settingHolds, sysctlPath } from '../sysctls.js';
 
 /** What the guard runs with. */
 export interface TableGuardOptions {
@@ -105,7 +106,7 @@ export class TableGuard {
     }
     const added = await this.ensureRules(true);
     if (added.length > 0) this.options.logger?.info({ rules: added }, 'installed the fail-closed ip rules');
-    await this.ensureArp();
+    await this.ensureSysctls();
   }
 
   /** Start watching (after the table was first built): monitors, the periodic check, and a first check. */
@@ -178,7 +179,7 @@ export class TableGuard {
         this.loss('rules', `${reason}: fail-closed ip rules missing, added again: ${added.join('; ')}`);
         this.recovered('rules', 'ip rules re-added');
       }
-      await this.ensureArp();
+      await this.ensureSysctls();
     });
   }
 
@@ -330,20 +331,24 @@ export class TableGuard {
     return added;
   }
 
-  /** Set the gateway interfaces' ARP settings where the kernel would act otherwise; an absent interface waits. */
-  private async ensureArp(): Promise<void> {
+  /**
+   * Re-assert {@link serviceAssertedSettings} where the kernel would act otherwise (the larger of
+   * `conf/all` and the interface's own, see `effectiveSetting`); an interface not there yet waits.
+   */
+  private async ensureSysctls(): Promise<void> {
     const read = async (path: string) => {
       const text = (await this.sysctl.read(path).catch(() => '')).trim();
       return /^[0-9]+$/.test(text) ? Number(text) : undefined;
     };
-    for (const setting of arpSettings(this.options.site)) {
-      const path = arpPath(setting.iface, setting.key);
+    for (const setting of serviceAssertedSettings(this.options.site)) {
+      const iface = nftCheck.interfaceName('iface', setting.iface);
+      const path = sysctlPath(interfaceKey(iface, setting.key));
       const own = await read(path);
       if (own === undefined) continue; // no such interface (yet): the next check sets it
-      const all = await read(arpPath('all', setting.key));
-      if (effectiveArp(setting.key, all ?? 0, own) >= setting.value) continue;
+      const all = await read(sysctlPath(interfaceKey('all', setting.key)));
+      if (settingHolds(setting.key, effectiveSetting(setting.key, all ?? 0, own))) continue;
       await this.sysctl.write(path, String(setting.value));
-      this.options.logger?.info({ sysctl: path, value: setting.value }, 'set ARP behaviour of a gateway interface');
+      this.options.logger?.info({ sysctl: path, value: setting.value }, 'set a gateway interface setting');
     }
   }
 }

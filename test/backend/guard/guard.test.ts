@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { arpSettings, effectiveArp } from '../../../src/backend/guard/arp.js';
+import { effectiveSetting, serviceAssertedSettings } from '../../../src/backend/sysctls.js';
 import { describeRule, failClosedRules, missingRules, ruleArgs } from '../../../src/backend/guard/rules.js';
 import { classifyTableEvent } from '../../../src/backend/guard/table-events.js';
 import { defaultSite, parseSite } from '../../../src/site/parse.js';
@@ -48,17 +48,23 @@ describe('fail-closed rules', () => {
   });
 });
 
-describe('ARP settings', () => {
-  it('asks each gateway interface for arp_ignore 1, arp_announce 2, arp_filter 1; the kernel takes the larger of all and the interface', () => {
-    expect(arpSettings(site).filter((s) => s.iface === 'bond0.1081')).toEqual([
+describe('settings the service re-asserts', () => {
+  it('asks each gateway interface for src_valid_mark 1, arp_ignore 1, arp_announce 2, arp_filter 1, the uplink for src_valid_mark; the kernel combines all and the interface', () => {
+    const settings = serviceAssertedSettings(site);
+    expect(settings.filter((s) => s.iface === 'bond0.1081')).toEqual([
+      { iface: 'bond0.1081', key: 'src_valid_mark', value: 1 },
       { iface: 'bond0.1081', key: 'arp_ignore', value: 1 },
       { iface: 'bond0.1081', key: 'arp_announce', value: 2 },
       { iface: 'bond0.1081', key: 'arp_filter', value: 1 },
     ]);
-    expect(effectiveArp('arp_ignore', 2, 0)).toBe(2);
-    expect(effectiveArp('arp_announce', 0, 2)).toBe(2);
-    expect(effectiveArp('arp_filter', 1, 0)).toBe(1);
-    expect(effectiveArp('arp_filter', 0, 0)).toBe(0);
+    expect(settings.filter((s) => s.iface === site.backend.uplink)).toEqual([
+      { iface: site.backend.uplink, key: 'src_valid_mark', value: 1 },
+    ]);
+    expect(effectiveSetting('arp_ignore', 2, 0)).toBe(2);
+    expect(effectiveSetting('arp_announce', 0, 2)).toBe(2);
+    expect(effectiveSetting('arp_filter', 1, 0)).toBe(1);
+    expect(effectiveSetting('arp_filter', 0, 0)).toBe(0);
+    expect(effectiveSetting('src_valid_mark', 1, 0)).toBe(1);
   });
 });
 

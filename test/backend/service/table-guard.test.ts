@@ -114,6 +114,7 @@ describe('TableGuard', () => {
       '/proc/sys/net/ipv4/conf/bond0.1081/arp_announce',
       '/proc/sys/net/ipv4/conf/bond0.1081/arp_filter',
       '/proc/sys/net/ipv4/conf/bond0.1081/arp_ignore',
+      '/proc/sys/net/ipv4/conf/bond0.1081/src_valid_mark',
     ]);
     await guard.watch();
     expect(guard.health()).toEqual([]);
