@@ -2,14 +2,14 @@ import { describeValue } from '../site/describe.js';
 import { TicryptNetError } from './ticrypt-net-error.js';
 
 /** The programs whose input text ticrypt-net writes, each with its own input error. */
-export type Boundary = 'nft' | 'dnsmasq';
+export type Boundary = 'nft' | 'dnsmasq' | 'ovs-ofctl';
 
 /**
  * A value about to be written into text another program reads (an nft script,
- * a dnsmasq config line or host entry file) failed its check at that
+ * a dnsmasq config line or host entry file, an OpenFlow flow) failed its check at that
  * boundary: nothing unchecked reaches the program. The one shape of every
- * such refusal; {@link NftInputError} and {@link DnsmasqInputError} are the
- * two boundaries' classes.
+ * such refusal; {@link NftInputError}, {@link DnsmasqInputError} and
+ * {@link FlowInputError} are the boundaries' classes.
  *
  * @example
  * ```

@@ -30,6 +30,8 @@ export interface ObservedPort {
   readonly options: Readonly<Record<string, string>>;
   /** The interface's `external_ids` (`iface-id` on VM ports). */
   readonly interfaceExternalIds: Readonly<Record<string, string>>;
+  /** The interface's OpenFlow port number (absent when it has none, e.g. its device is missing: OVS says -1). */
+  readonly ofport?: number;
 }
 
 /** One OVS bridge. */
@@ -37,6 +39,8 @@ export interface ObservedBridge {
   readonly name: string;
   readonly datapathType: string;
   readonly externalIds: Readonly<Record<string, string>>;
+  /** `secure` or `standalone`; absent when unset (OVS then acts as standalone). */
+  readonly failMode?: string;
 }
 
 /** A kernel network interface, as `ip -j addr` shows it. */

@@ -8,7 +8,9 @@ import { programError } from '../exec/program-errors.js';
 import { DEFAULT_LIBVIRT_URI } from '../names.js';
 import type { Site } from '../site/model.js';
 import type { ObservedBridge, ObservedHost, ObservedNetwork, ObservedPort } from './model.js';
-import { ovsMap, ovsOptionalInt, ovsOptionalString, ovsSet, ovsUuid, parseOvsTable } from './ovs-json.js';
+import { OVS_COLUMNS, parseOvsState } from './ovs-json.js';
+
+export { parseOvsState };
 import { programRunner, runChecked, type ProgramRunner } from '../exec/run.js';
 
 /** Where and how to observe. */
@@ -49,10 +51,10 @@ export async function observeOvs(
 ): Promise<{ ovsRunning: boolean; bridges: ObservedBridge[]; ports: ObservedPort[] }> {
   const list = (table: string, columns: string) =>
     run('ovs-vsctl', ['--timeout=5', '--format=json', `--columns=${columns}`, 'list', table]);
-  const bridgeResult = await list('Bridge', '_uuid,name,ports,datapath_type,external_ids');
+  const bridgeResult = await list('Bridge', OVS_COLUMNS.Bridge);
   if (bridgeResult.exitCode !== 0) return { ovsRunning: false, bridges: [], ports: [] };
-  const portResult = await list('Port', '_uuid,name,tag,trunks,vlan_mode,external_ids,interfaces');
-  const ifaceResult = await list('Interface', '_uuid,name,type,options,external_ids');
+  const portResult = await list('Port', OVS_COLUMNS.Port);
+  const ifaceResult = await list('Interface', OVS_COLUMNS.Interface);
   for (const [result, table] of [
     [portResult, 'Port'],
     [ifaceResult, 'Interface'],
@@ -60,46 +62,6 @@ export async function observeOvs(
     if (result.exitCode !== 0) throw programError(result, `listing OVS table ${table}`);
   }
   return parseOvsState(bridgeResult.stdout, portResult.stdout, ifaceResult.stdout);
-}
-
-/** Join the three ovs-vsctl JSON listings (Bridge, Port, Interface) into bridges and ports. */
-export function parseOvsState(
-  bridgeJson: string,
-  portJson: string,
-  interfaceJson: string,
-): { ovsRunning: true; bridges: ObservedBridge[]; ports: ObservedPort[] } {
-  const bridgeOf = new Map<string, string>();
-  const bridges = parseOvsTable(bridgeJson).map((row) => {
-    const name = String(row.name);
-    for (const port of ovsSet(row.ports)) {
-      const id = ovsUuid(port);
-      if (id !== undefined) bridgeOf.set(id, name);
-    }
-    return { name, datapathType: ovsOptionalString(row.datapath_type) ?? '', externalIds: ovsMap(row.external_ids) };
-  });
-  const interfaces = new Map(parseOvsTable(interfaceJson).map((row) => [ovsUuid(row._uuid) ?? '', row]));
-  const ports: ObservedPort[] = [];
-  for (const row of parseOvsTable(portJson)) {
-    const bridge = bridgeOf.get(ovsUuid(row._uuid) ?? '');
-    if (bridge === undefined) continue;
-    const iface = interfaces.get(ovsUuid(ovsSet(row.interfaces)[0]) ?? '');
-    const tag = ovsOptionalInt(row.tag);
-    const vlanMode = ovsOptionalString(row.vlan_mode);
-    ports.push({
-      name: String(row.name),
-      bridge,
-      ...(tag === undefined ? {} : { tag }),
-      trunks: ovsSet(row.trunks)
-        .filter((v): v is number => typeof v === 'number')
-        .sort((a, b) => a - b),
-      ...(vlanMode === undefined ? {} : { vlanMode }),
-      externalIds: ovsMap(row.external_ids),
-      type: iface === undefined ? '' : (ovsOptionalString(iface.type) ?? ''),
-      options: iface === undefined ? {} : ovsMap(iface.options),
-      interfaceExternalIds: iface === undefined ? {} : ovsMap(iface.external_ids),
-    });
-  }
-  return { ovsRunning: true, bridges, ports };
 }
 
 /** Interfaces from `ip -j addr show` (`../exec/ip-json.ts`; re-exported for the host's callers). */

@@ -5,6 +5,7 @@
  * Pure. May not: run ovs-vsctl (`./observe.ts` does).
  */
 import { ProgramOutputError } from '../errors/program-output-error.js';
+import type { ObservedBridge, ObservedPort } from './model.js';
 
 /** One row of a table, keyed by column heading. */
 export type OvsRow = Readonly<Record<string, unknown>>;
@@ -65,3 +66,60 @@ export function ovsOptionalString(value: unknown): string | undefined {
   const [first] = ovsSet(value);
   return typeof first === 'string' && first !== '' ? first : undefined;
 }
+
+/** The columns {@link parseOvsState} reads of each table. */
+export const OVS_COLUMNS = {
+  Bridge: '_uuid,name,ports,datapath_type,external_ids,fail_mode',
+  Port: '_uuid,name,tag,trunks,vlan_mode,external_ids,interfaces',
+  Interface: '_uuid,name,type,options,external_ids,ofport',
+} as const;
+
+/** Join the three ovs-vsctl JSON listings (Bridge, Port, Interface) into bridges and ports. */
+export function parseOvsState(
+  bridgeJson: string,
+  portJson: string,
+  interfaceJson: string,
+): { ovsRunning: true; bridges: ObservedBridge[]; ports: ObservedPort[] } {
+  const bridgeOf = new Map<string, string>();
+  const bridges = parseOvsTable(bridgeJson).map((row) => {
+    const name = String(row.name);
+    for (const port of ovsSet(row.ports)) {
+      const id = ovsUuid(port);
+      if (id !== undefined) bridgeOf.set(id, name);
+    }
+    const failMode = ovsOptionalString(row.fail_mode);
+    return {
+      name,
+      datapathType: ovsOptionalString(row.datapath_type) ?? '',
+      externalIds: ovsMap(row.external_ids),
+      ...(failMode === undefined ? {} : { failMode }),
+    };
+  });
+  const interfaces = new Map(parseOvsTable(interfaceJson).map((row) => [ovsUuid(row._uuid) ?? '', row]));
+  const ports: ObservedPort[] = [];
+  for (const row of parseOvsTable(portJson)) {
+    const bridge = bridgeOf.get(ovsUuid(row._uuid) ?? '');
+    if (bridge === undefined) continue;
+    const iface = interfaces.get(ovsUuid(ovsSet(row.interfaces)[0]) ?? '');
+    const tag = ovsOptionalInt(row.tag);
+    const vlanMode = ovsOptionalString(row.vlan_mode);
+    // OVS says -1 for an interface it could not open: no OpenFlow port.
+    const ofport = iface === undefined ? undefined : ovsOptionalInt(iface.ofport);
+    ports.push({
+      name: String(row.name),
+      bridge,
+      ...(tag === undefined ? {} : { tag }),
+      trunks: ovsSet(row.trunks)
+        .filter((v): v is number => typeof v === 'number')
+        .sort((a, b) => a - b),
+      ...(vlanMode === undefined ? {} : { vlanMode }),
+      externalIds: ovsMap(row.external_ids),
+      type: iface === undefined ? '' : (ovsOptionalString(iface.type) ?? ''),
+      options: iface === undefined ? {} : ovsMap(iface.options),
+      interfaceExternalIds: iface === undefined ? {} : ovsMap(iface.external_ids),
+      ...(ofport === undefined || ofport < 1 ? {} : { ofport }),
+    });
+  }
+  return { ovsRunning: true, bridges, ports };
+}
+

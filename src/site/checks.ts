@@ -74,6 +74,12 @@ function checkNetwork(network: Network): SiteIssue[] {
       message: `expected 'allow-list' egress and 'controlled' DNS on a network of kind secure, found egress ${describeValue(network.egress)} and dns ${describeValue(network.dns)}`,
     });
   }
+  if (network.ipv6 === 'link-local' && network.peers !== 'all') {
+    issues.push({
+      path: at('ipv6'),
+      message: `expected 'off' with peers ${describeValue(network.peers)} (link-local IPv6 reaches only other VMs, which peers ${describeValue(network.peers)} keeps apart), found "link-local"`,
+    });
+  }
   issues.push(...checkPortgroups(network, at), ...checkReservations(network, subnet, at));
   return issues;
 }

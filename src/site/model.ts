@@ -69,6 +69,15 @@ export interface Network {
    * `trust-hosts`, any host with a token.
    */
   readonly placement: 'enforced' | 'trust-hosts';
+  /**
+   * Which other VMs a VM reaches, enforced on the hosts' OVS ports: `all` (flat L2), `gateway` (only the
+   * gateway; the default on allow-list networks), `groups` (the gateway and its own group's VMs).
+   */
+  readonly peers: 'all' | 'gateway' | 'groups';
+  /** IPv6 from VM ports: `off` (default) or `link-local` (each VM's EUI-64 fe80:: address; with `peers: all` only). */
+  readonly ipv6: 'off' | 'link-local';
+  /** The gateway's MAC as hosts pin it; default: read by the backend from `gatewayInterface` (set it for a VRRP MAC). */
+  readonly gatewayMac?: string;
   readonly portgroups: readonly Portgroup[];
   readonly reservations: readonly Reservation[];
 }

@@ -122,12 +122,18 @@ function resolveNetwork(
     egress,
     dns,
     placement: data.placement,
+    peers: data.peers ?? (egress === 'allow-list' ? 'gateway' : 'all'),
+    ipv6: data.ipv6,
     portgroups: data.portgroups.map((g) => ({ name: g.name, vlan: g.vlan ?? data.vlan, default: g.default })),
     reservations: data.reservations.map((r) =>
       r.name === undefined ? { mac: r.mac, ip: r.ip } : { ...r, name: r.name },
     ),
   };
-  return data.mtu === undefined ? network : { ...network, mtu: data.mtu };
+  return {
+    ...network,
+    ...(data.mtu === undefined ? {} : { mtu: data.mtu }),
+    ...(data.gatewayMac === undefined ? {} : { gatewayMac: data.gatewayMac }),
+  };
 }
 
 /** The site every command uses when no site file is given: the three presets. */

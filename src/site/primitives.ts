@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { intToIpv4, isIpv4, isNetworkCidr, parseIpv4Cidr } from './address.js';
 import { expectedFound } from './describe.js';
 import { isUnicastMac, normalizeMac } from './mac.js';
+import { isInterfaceName, NAME_PATTERN } from './predicates.js';
 
 /** An error function for zod that says what was expected and what was found. */
 export function expect(expected: string) {
@@ -18,8 +19,7 @@ function integer(min: number, max: number) {
   return z.number(error).int(error).min(min, error).max(max, error);
 }
 
-/** Network, portgroup, site and host names: safe in libvirt, file names, nft and dnsmasq. */
-export const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
+export { NAME_PATTERN, isInterfaceName };
 
 /** A name: lower-case letter first, then letters, digits, `-` or `_`, at most 32 characters. */
 export const Name = text("a name of 1-32 lower-case letters, digits, '-' or '_', starting with a letter", (v) =>
@@ -50,10 +50,6 @@ export function isAllowedDomain(text: string): boolean {
 /** Expected-text for a domain name, shared by messages and tests. */
 export const DOMAIN_EXPECTED = 'a lower-case domain name of at least two labels such as pypi.org';
 
-/** A Linux interface name: 1-15 characters, no `/`, whitespace or `:`; not `.` or `..`. */
-export function isInterfaceName(value: string): boolean {
-  return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/.test(value) && value !== '.' && value !== '..';
-}
 
 /** A Linux interface name (bridges, uplinks): at most 15 characters (IFNAMSIZ - 1). */
 export const InterfaceName = text("an interface name of 1-15 letters, digits, '_', '.' or '-'", isInterfaceName);

@@ -33,6 +33,17 @@ export const PlacementPolicy = z.enum(['enforced', 'trust-hosts'], expect("'enfo
 export const DnsPolicy = z.enum(['controlled', 'open'], expect("'controlled' or 'open'"));
 
 /**
+ * Which other VMs a VM may reach on its network (enforced on each host's OVS port):
+ * - `all`: everything on the VLAN (flat L2; for clusters, Slurm);
+ * - `gateway`: the gateway only, nothing from another VM reaches its port (the default on allow-list networks);
+ * - `groups`: the gateway and the VMs of its own group (set per VM through the admin API), on any host.
+ */
+export const PeersPolicy = z.enum(['all', 'gateway', 'groups'], expect("'all', 'gateway' or 'groups'"));
+
+/** IPv6 from a VM's port: `off` (dropped; the default: the backend serves no IPv6) or `link-local` (its EUI-64 fe80:: address only). */
+export const Ipv6Policy = z.enum(['off', 'link-local'], expect("'off' or 'link-local'"));
+
+/**
  * How a network's VLAN reaches its bridge on a host.
  * - `vlan`: a kernel VLAN sub-interface of `parent` (e.g. `bond0.1081`) is a port of the bridge.
  * - `trunk`: `parent` carries the tagged VLANs into Open vSwitch as a trunk port.
@@ -98,6 +109,9 @@ export const NetworkSchema = z.strictObject(
     egress: EgressPolicy.optional(),
     dns: DnsPolicy.optional(),
     placement: PlacementPolicy.default('enforced'),
+    peers: PeersPolicy.optional(),
+    ipv6: Ipv6Policy.default('off'),
+    gatewayMac: Mac.optional(),
     portgroups: z.array(PortgroupSchema, expect('a list of portgroups')).default([]),
     reservations: z.array(ReservationSchema, expect('a list of reservations')).default([]),
   },
