@@ -19,9 +19,15 @@ import { describeAction } from '../host/describe.js';
 import { DEFAULT_UPLINK_BRIDGE, type Action } from '../host/model.js';
 import { renderNmKeyfiles } from '../host/nmconnection.js';
 import { resolveHost } from '../host/this-host.js';
+import { flowSyncError, syncFlows, type FlowSyncResult } from '../host/flows/sync.js';
+import { pinPending } from '../hook/agent/pin-pending.js';
+import { hookLog } from '../hook/agent/log.js';
+import { programRunner } from '../exec/run.js';
+import { flowSourceOf, optionalFlowSource } from './flow-source.js';
 import { loadSite } from '../site/load.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 import { parseInteger, withConnect, withHookConfig } from './options.js';
+import { DEFAULT_HOOK_CONFIG } from '../names.js';
 
 interface SetupOptions {
   site?: string;
@@ -29,11 +35,17 @@ interface SetupOptions {
   datapath: string;
   uplinkBridge: string;
   connect: string;
+  config: string;
 }
 
 function withSetupOptions(command: Command): Command {
   return withConnect(
     command
+      .option(
+        '--config <file>',
+        "the hook configuration; when it exists, port security's flows are planned too (its backend is asked)",
+        DEFAULT_HOOK_CONFIG,
+      )
       .option('--site <file>', 'site file (YAML); default: the three preset networks')
       .option(
         '--host <name>',
@@ -53,7 +65,7 @@ function withSetupOptions(command: Command): Command {
 }
 
 /** The plan options of `--datapath`, `--uplink-bridge` and `--connect`. */
-export function runOptions(options: Omit<SetupOptions, 'site' | 'host'>): HostRunOptions {
+export function runOptions(options: Omit<SetupOptions, 'site' | 'host' | 'config'>): HostRunOptions {
   if (options.datapath !== 'system' && options.datapath !== 'netdev') {
     throw new UsageError(`--datapath: expected 'system' or 'netdev', found ${JSON.stringify(options.datapath)}`);
   }
@@ -61,9 +73,10 @@ export function runOptions(options: Omit<SetupOptions, 'site' | 'host'>): HostRu
 }
 
 function actionJson(action: Action) {
-  // The rendered XML is long and derivable: JSON carries the description instead.
-  const { ...rest } = action as Action & { xml?: string };
+  // The rendered XML and flow programs are long and derivable: JSON carries the description instead.
+  const { ...rest } = action as Action & { xml?: string; program?: unknown };
   delete rest.xml;
+  delete rest.program;
   return { ...rest, description: describeAction(action) };
 }
 
@@ -110,7 +123,8 @@ export function addHostCommands(program: Command, io: CliIo): void {
     if (options.format !== 'text') {
       throw new UsageError(`--format: expected 'text' or 'nmconnection', found ${JSON.stringify(options.format)}`);
     }
-    const actions = await planHostNow(site, name, runOptions(options));
+    const flows = await optionalFlowSource(options.config);
+    const actions = await planHostNow(site, name, { ...runOptions(options), ...(flows ? { flows } : {}) });
     if (globals().json) io.out(toJson({ host: name ?? null, actions: actions.map(actionJson) }));
     else io.out(actions.length === 0 ? 'nothing to change\n' : actions.map((a) => `${describeAction(a)}\n`).join(''));
   });
@@ -122,8 +136,10 @@ export function addHostCommands(program: Command, io: CliIo): void {
   ).action(async (options: SetupOptions) => {
     const site = await loadSite(options.site);
     const name = resolveHost(site, options.host);
+    const flows = await optionalFlowSource(options.config);
     const result = await applyHost(site, name, {
       ...runOptions(options),
+      ...(flows ? { flows } : {}),
       onAction: (action) => {
         if (!globals().json) io.out(`${describeAction(action)}\n`);
       },
@@ -176,11 +192,61 @@ export function addHostCommands(program: Command, io: CliIo): void {
       const ctx = await agentContext(config, { timeoutMs, stderr: (line) => io.err(line) });
       const report = await reconcileHost(config, ctx, () => listRunningDomainXml(options.connect));
       for (const problem of report.problems) ctx.log.warn(`reconcile: ${problem}`);
+      // Then port security: the ports the network hook asked for, and every bridge's flows.
+      const run = programRunner();
+      const pins = await pinPending(config.spoolDir, run, { waitMs: 0, log: ctx.log });
+      const flows = await syncFlows(run, flowSourceOf(config, options.config));
+      for (const action of flows.applied) ctx.log.info(`flows: ${describeAction(action)}`);
       await ctx.log.close();
       io.out(
         globals().json
-          ? toJson(report)
-          : `reconciled ${report.nics.length} NIC(s) at generation ${report.generation}: added ${report.added}, removed ${report.removed}, conflicts ${report.conflicts.length}; spool: delivered ${report.flush.delivered}, superseded ${report.superseded}\n`,
+          ? toJson({ ...report, pins, flows: flowsJson(flows) })
+          : `reconciled ${report.nics.length} NIC(s) at generation ${report.generation}: added ${report.added}, removed ${report.removed}, conflicts ${report.conflicts.length}; spool: delivered ${report.flush.delivered}, superseded ${report.superseded}\n${flowsText(flows)}`,
+      );
+      const error = flowSyncError(flows);
+      if (error) throw error;
+    });
+
+  withHookConfig(
+    host
+      .command('flows')
+      .description(
+        "Sync port security's flows on every port-secured bridge: install what is missing or stale, remove what is left over",
+      ),
+  )
+    .option('--dry-run', 'only show what would change')
+    .action(async (options: { config: string; dryRun?: boolean }) => {
+      const config = await loadHookConfig(options.config);
+      const result = await syncFlows(programRunner(), flowSourceOf(config, options.config), {
+        dryRun: options.dryRun === true,
+        onAction: (action) => {
+          if (!globals().json) io.out(`${describeAction(action)}\n`);
+        },
+      });
+      if (globals().json) io.out(toJson(flowsJson(result)));
+      else if (options.dryRun === true) {
+        io.out(result.remaining.map((a) => `${describeAction(a)}\n`).join('') || 'nothing to change\n');
+      } else io.out(flowsText(result));
+      const error = options.dryRun === true ? undefined : flowSyncError(result);
+      if (error) throw error;
+    });
+
+  withHookConfig(
+    host
+      .command('pin')
+      .description('Pin the ports the network hook asked for (hot-plugged NICs), waiting for each to exist'),
+  )
+    .option('--wait <ms>', 'how long to wait for ports that do not exist yet', '10000')
+    .action(async (options: { config: string; wait: string }) => {
+      const config = await loadHookConfig(options.config);
+      const waitMs = parseInteger('--wait', options.wait, 0, 3_600_000);
+      const log = hookLog({ syslog: config.syslog, tag: 'ticrypt-net-host', stderr: (line) => io.err(line) });
+      const result = await pinPending(config.spoolDir, programRunner(), { waitMs, log });
+      await log.close();
+      io.out(
+        globals().json
+          ? toJson(result)
+          : `pinned ${result.pinned}, waiting ${result.waiting}, dropped ${result.dropped}\n`,
       );
     });
 
@@ -200,4 +266,18 @@ export function addHostCommands(program: Command, io: CliIo): void {
       );
     },
   );
+}
+
+function flowsJson(result: FlowSyncResult) {
+  return {
+    bridges: result.bridges,
+    applied: result.applied.map(actionJson),
+    remaining: result.remaining.map(actionJson),
+  };
+}
+
+function flowsText(result: FlowSyncResult): string {
+  if (result.bridges.length === 0) return 'flows: no port-secured bridge\n';
+  const left = result.remaining.length === 0 ? 'in place' : `${result.remaining.length} left`;
+  return `flows: ${result.bridges.join(', ')}: ${result.applied.length} change(s), ${left}\n`;
 }

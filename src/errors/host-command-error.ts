@@ -1,7 +1,7 @@
 import { ProgramError } from './program-error.js';
 
 /**
- * A program host or backend set-up runs (ovs-vsctl, virsh, ip, nmcli, sysctl,
+ * A program host or backend set-up runs (ovs-vsctl, ovs-ofctl, virsh, ip, nmcli, sysctl,
  * systemctl) failed, while observing or applying an action. Carries the
  * command, its exit code and stderr; the message says what was being done.
  * Each of those programs has its own kind ({@link OvsVsctlError},

@@ -9,6 +9,7 @@ import { HostCommandError } from '../errors/host-command-error.js';
 import { IpError } from '../errors/ip-error.js';
 import { NftError } from '../errors/nft-error.js';
 import { NmcliError } from '../errors/nmcli-error.js';
+import { OvsOfctlError } from '../errors/ovs-ofctl-error.js';
 import { OvsVsctlError } from '../errors/ovs-vsctl-error.js';
 import { SysctlError } from '../errors/sysctl-error.js';
 import { SystemctlError } from '../errors/systemctl-error.js';
@@ -28,6 +29,7 @@ const BY_PROGRAM: Readonly<Record<string, Make>> = {
   conntrack: (f) => new ConntrackError(f),
   dnsmasq: (f, doing) => new DnsmasqProcessError({ ...f, action: doing }, ''),
   'ovs-vsctl': host(OvsVsctlError),
+  'ovs-ofctl': host(OvsOfctlError),
   ip: host(IpError),
   nmcli: host(NmcliError),
   virsh: host(VirshError),

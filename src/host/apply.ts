@@ -10,6 +10,7 @@ import type { Site } from '../site/model.js';
 import { describeAction } from './describe.js';
 import { executeActions } from './execute.js';
 import type { Action, PlanOptions } from './model.js';
+import type { FlowSource } from './flows/observe.js';
 import { observeHost } from './observe.js';
 import { planHost } from './plan.js';
 
@@ -18,6 +19,8 @@ export interface HostRunOptions extends PlanOptions {
   /** libvirt connection URI (default `qemu:///system`). */
   readonly uri?: string;
   readonly run?: ProgramRunner;
+  /** Also plan port security's flows, asking the backend through this (hook.yaml's backend). */
+  readonly flows?: FlowSource;
 }
 
 /** What `host apply` did, and what is left (blocked, or still differing). */
@@ -30,6 +33,7 @@ function observed(site: Site, options: HostRunOptions) {
   return observeHost(site, {
     virshUri: options.uri ?? DEFAULT_LIBVIRT_URI,
     ...(options.run === undefined ? {} : { run: options.run }),
+    ...(options.flows === undefined ? {} : { flows: options.flows }),
   });
 }
 
@@ -48,7 +52,9 @@ export async function planHostNow(
 
 /**
  * Bring `host` to the site's state: observe, plan, execute every action that
- * is not blocked (telling `onAction` before each), then observe and plan again.
+ * is not blocked (telling `onAction` before each), then observe and plan
+ * again; a second pass when the first changed bridges or ports (the flows are
+ * planned from them as they then are), then confirm.
  *
  * @throws {HostCommandError} `E_HOST_COMMAND` (its program's kind) naming the action that failed.
  */
@@ -58,15 +64,22 @@ export async function applyHost(
   options: HostRunOptions & { readonly onAction?: (action: Action) => void } = {},
 ): Promise<ApplyResult> {
   const applied: Action[] = [];
-  await executeActions(await planHostNow(site, host, options), {
-    virshUri: options.uri ?? DEFAULT_LIBVIRT_URI,
-    ...(options.run === undefined ? {} : { run: options.run }),
-    onAction: (action) => {
-      applied.push(action);
-      options.onAction?.(action);
-    },
-  });
-  return { applied, remaining: await planHostNow(site, host, options) };
+  const execute = (actions: readonly Action[]) =>
+    executeActions(actions, {
+      virshUri: options.uri ?? DEFAULT_LIBVIRT_URI,
+      ...(options.run === undefined ? {} : { run: options.run }),
+      onAction: (action) => {
+        applied.push(action);
+        options.onAction?.(action);
+      },
+    });
+  await execute(await planHostNow(site, host, options));
+  let remaining = await planHostNow(site, host, options);
+  if (applied.length > 0 && remaining.some((a) => a.kind !== 'blocked')) {
+    await execute(remaining);
+    remaining = await planHostNow(site, host, options);
+  }
+  return { applied, remaining };
 }
 
 /**

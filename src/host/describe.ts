@@ -4,6 +4,8 @@
  * decide anything about an action.
  */
 import { describeLinkAction } from '../exec/link-actions.js';
+import { describeFlowAction } from '../portsec/plan.js';
+import { POLICY_KEYS } from '../portsec/policy.js';
 import type { Action } from './model.js';
 
 /**
@@ -18,7 +20,12 @@ export function describeAction(action: Action): string {
     case 'set-link-mtu':
       return describeLinkAction(action);
     case 'create-bridge':
-      return `create bridge ${action.bridge} (datapath_type=${action.datapathType})`;
+      return `create bridge ${action.bridge} (datapath_type=${action.datapathType}${action.policy === undefined ? '' : `, fail_mode=secure, port security peers=${action.policy.peers} ipv6=${action.policy.ipv6}`})`;
+    case 'set-bridge-policy':
+      return `set bridge ${action.bridge} port security (fail_mode=secure, ${POLICY_KEYS.peers}=${action.policy.peers}, ...): ${action.differences.join('; ')}`;
+    case 'install-flows':
+    case 'remove-flows':
+      return describeFlowAction(action);
     case 'add-port':
       return `add port ${action.port} to bridge ${action.bridge}${vlanText(action.tag, action.trunks)}${action.peer === undefined ? '' : ` (patch, peer ${action.peer})`}`;
     case 'set-port-vlan':
@@ -58,7 +65,11 @@ export function actionSubject(action: Action): string {
     case 'set-link-mtu':
       return `interface ${action.interface}`;
     case 'create-bridge':
+    case 'set-bridge-policy':
       return `bridge ${action.bridge}`;
+    case 'install-flows':
+    case 'remove-flows':
+      return `flows ${action.bridge}`;
     case 'add-port':
     case 'set-port-vlan':
     case 'remove-port':

@@ -10,6 +10,9 @@ import { DEFAULT_LIBVIRT_URI } from '../names.js';
 import { describeAction } from './describe.js';
 import { MANAGED_KEY, MANAGED_VALUE, type Action } from './model.js';
 import { programRunner, runChecked, type ProgramRunner } from '../exec/run.js';
+import type { FlowAction } from '../portsec/plan.js';
+import { policyExternalIds, type BridgePolicy } from '../portsec/policy.js';
+import { executeFlowActions } from './flows/execute.js';
 
 /** How to execute. */
 export interface ExecuteOptions {
@@ -33,15 +36,30 @@ export { nmConnectionName } from '../exec/link-actions.js';
 export async function executeActions(actions: readonly Action[], options: ExecuteOptions = {}): Promise<void> {
   const run = options.run ?? programRunner();
   const uri = options.virshUri ?? DEFAULT_LIBVIRT_URI;
+  const flows: FlowAction[] = [];
   for (const action of actions) {
     if (action.kind === 'blocked') continue;
     options.onAction?.(action);
+    if (action.kind === 'install-flows' || action.kind === 'remove-flows') {
+      // Flows come last in a plan; each bridge's go in one bundle.
+      flows.push(action);
+      continue;
+    }
     const doing = `to ${describeAction(action)}`;
     for (const [program, ...args] of commandsFor(action, uri)) {
       await runChecked(run, doing, program, args);
     }
     if (action.kind === 'define-network') await defineNetwork(run, uri, action, doing);
   }
+  await executeFlowActions(flows, run);
+}
+
+/** `fail_mode=secure` and the policy's external_ids, as `ovs-vsctl set bridge` arguments. */
+function policyColumns(policy: BridgePolicy): string[] {
+  return [
+    'fail_mode=secure',
+    ...Object.entries(policyExternalIds(policy)).map(([key, value]) => `external_ids:${key}=${value}`),
+  ];
 }
 
 /**
@@ -60,8 +78,14 @@ export function commandsFor(action: Action, uri: string = DEFAULT_LIBVIRT_URI): 
         vsctl(
           ...['--may-exist', 'add-br', action.bridge],
           ...['--', 'set', 'bridge', action.bridge, `datapath_type=${action.datapathType}`, MARK],
+          ...(action.policy === undefined ? [] : policyColumns(action.policy)),
         ),
       ];
+    case 'set-bridge-policy':
+      return [vsctl('set', 'bridge', action.bridge, ...policyColumns(action.policy))];
+    case 'install-flows':
+    case 'remove-flows':
+      return [];
     case 'add-port': {
       const columns = [
         ...(action.tag === undefined ? [] : [`tag=${action.tag}`]),

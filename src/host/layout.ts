@@ -1,6 +1,7 @@
 import { UsageError } from '../errors/usage-error.js';
 import type { Network, Site } from '../site/model.js';
 import { DEFAULT_UPLINK_BRIDGE, type PlanOptions } from './model.js';
+import type { BridgePolicy } from '../portsec/policy.js';
 
 /** A VLAN sub-interface a vlan-mode network needs on this host. */
 export interface VlanInterface {
@@ -37,6 +38,8 @@ export interface HostLayout {
   readonly bridges: readonly string[];
   readonly ports: readonly DesiredPort[];
   readonly networks: readonly Network[];
+  /** Each network bridge's port-security policy (written into its external_ids, with fail_mode=secure). */
+  readonly policies: readonly { readonly bridge: string; readonly policy: BridgePolicy }[];
 }
 
 /** Every VLAN a network's bridge carries: its own and its portgroups', sorted. */
@@ -97,11 +100,22 @@ export function hostLayout(site: Site, host: string | undefined, options: PlanOp
   const needMtu = (iface: string, mtu: number | undefined) => {
     if (mtu !== undefined) minMtu[iface] = Math.max(minMtu[iface] ?? 0, mtu);
   };
+  const policies: { bridge: string; policy: BridgePolicy }[] = [];
   for (const network of site.networks) {
     bridges.push(network.bridge);
     const uplink = hostUplink(site, host, network);
     needMtu(uplink.interface, network.mtu);
     needMtu(uplink.parent, network.mtu);
+    policies.push({
+      bridge: network.bridge,
+      policy: {
+        network: network.name,
+        peers: network.peers,
+        ipv6: network.ipv6,
+        gateway: network.gateway,
+        uplink: uplink.mode === 'vlan' ? uplink.interface : bridgePatchPort(network),
+      },
+    });
     if (uplink.mode === 'vlan') {
       vlanInterfaces.push({
         interface: uplink.interface,
@@ -144,5 +158,6 @@ export function hostLayout(site: Site, host: string | undefined, options: PlanOp
     bridges,
     ports,
     networks: site.networks,
+    policies,
   };
 }

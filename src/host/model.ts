@@ -7,6 +7,10 @@ import type { IpLink } from '../exec/ip-json.js';
 import type { LinkAction } from '../exec/link-actions.js';
 
 export type { VlanMethod } from '../exec/link-actions.js';
+import type { FlowObservation } from '../portsec/dump.js';
+import type { NetworkView } from '../portsec/intent.js';
+import type { FlowAction } from '../portsec/plan.js';
+import type { BridgePolicy } from '../portsec/policy.js';
 
 /** The OVS `external_ids` key and value that mark what ticrypt-net created. */
 export const MANAGED_KEY = 'ticrypt-net';
@@ -69,12 +73,44 @@ export interface ObservedHost {
   readonly networks: readonly ObservedNetwork[];
   /** Whether NetworkManager runs (VLAN interfaces are then created through nmcli). */
   readonly networkManager: boolean;
+  /** Port security's flows, when observed (the host has a hook configuration to ask the backend with). */
+  readonly flows?: ObservedFlows;
+}
+
+/** A bridge whose flows are planned, and the backend network its VMs are registered on. */
+export interface FlowTarget {
+  readonly bridge: string;
+  readonly network: string;
+}
+
+/** What the flow planner needs: the bridges, what each holds, and what the backend says. */
+export interface ObservedFlows {
+  readonly targets: readonly FlowTarget[];
+  /** Each target bridge's flows of ours (dumped whole: stamps and counts). */
+  readonly bridges: ReadonlyMap<string, FlowObservation>;
+  /** The backend's view by network, or why it could not be had. */
+  readonly view: ReadonlyMap<string, NetworkView> | { readonly error: string };
 }
 
 /** What the executor can do. Every action is idempotent on its own. */
 export type Action =
   | LinkAction
-  | { readonly kind: 'create-bridge'; readonly bridge: string; readonly datapathType: string }
+  | {
+      readonly kind: 'create-bridge';
+      readonly bridge: string;
+      readonly datapathType: string;
+      /** A network bridge's port-security policy, set in the same call (with fail_mode=secure). */
+      readonly policy?: BridgePolicy;
+    }
+  | {
+      /** fail_mode=secure and the policy in external_ids, on an existing network bridge. */
+      readonly kind: 'set-bridge-policy';
+      readonly bridge: string;
+      readonly policy: BridgePolicy;
+      /** What differs, for the operator. */
+      readonly differences: readonly string[];
+    }
+  | FlowAction
   | {
       readonly kind: 'add-port';
       readonly bridge: string;

@@ -8,6 +8,7 @@ import { programError } from '../exec/program-errors.js';
 import { DEFAULT_LIBVIRT_URI } from '../names.js';
 import type { Site } from '../site/model.js';
 import type { ObservedBridge, ObservedHost, ObservedNetwork, ObservedPort } from './model.js';
+import { observeFlows, type FlowSource } from './flows/observe.js';
 import { OVS_COLUMNS, parseOvsState } from './ovs-json.js';
 
 export { parseOvsState };
@@ -18,6 +19,8 @@ export interface ObserveOptions {
   readonly run?: ProgramRunner;
   /** libvirt connection URI (default `qemu:///system`). */
   readonly virshUri?: string;
+  /** Also observe port security's flows, with the backend's view from here (hook.yaml's backend). */
+  readonly flows?: FlowSource;
 }
 
 /**
@@ -37,11 +40,14 @@ export async function observeHost(site: Site, options: ObserveOptions = {}): Pro
     if (found) networks.push(found);
   }
   const nm = await run('nmcli', ['-t', '-f', 'RUNNING', 'general']).catch(() => undefined);
+  const flows =
+    options.flows !== undefined && ovs.ovsRunning ? await observeFlows(run, ovs.bridges, options.flows) : undefined;
   return {
     ...ovs,
     links,
     networks,
     networkManager: nm?.exitCode === 0 && nm.stdout.trim() === 'running',
+    ...(flows === undefined ? {} : { flows }),
   };
 }
 

@@ -21,6 +21,8 @@ import {
   type PlanOptions,
 } from './model.js';
 import { networkDifferences } from './network-diff.js';
+import { planFlowsOfHost } from './flows/plan.js';
+import { policyExternalIds } from '../portsec/policy.js';
 
 /**
  * Plan what to change on `host` so its OVS bridges, uplinks and libvirt
@@ -46,12 +48,48 @@ export function planHost(
   const ovs = planOvs(observed);
   if (ovs.length > 0) return ovs;
   const layout = hostLayout(site, host, options);
-  return [
+  const setup = [
     ...planLinks(layout, observed),
     ...planBridges(layout, observed, options),
+    ...planBridgePolicies(layout, observed),
     ...planPorts(layout, observed),
     ...planNetworks(site, layout, observed),
   ];
+  // Flows are planned from the bridges and ports as they are: once nothing is left to change there.
+  const reshaping = setup.some((a) => RESHAPING.has(a.kind));
+  return reshaping ? setup : [...setup, ...planFlowsOfHost(observed)];
+}
+
+/** Actions after which the OVS ports (and so the flows' OpenFlow port numbers and policies) differ. */
+const RESHAPING = new Set<Action['kind']>([
+  'create-vlan-interface',
+  'create-bridge',
+  'set-bridge-policy',
+  'add-port',
+  'set-port-vlan',
+  'remove-port',
+]);
+
+/**
+ * Port security on each network bridge: `fail_mode=secure` (after an
+ * ovs-vswitchd restart nothing passes until the flows are back: closed) and
+ * its policy in `external_ids` (what the hook and the sync pin VM ports by).
+ * A bridge being created gets both in the same call (see {@link planBridges}).
+ */
+export function planBridgePolicies(layout: HostLayout, observed: ObservedHost): Action[] {
+  const actions: Action[] = [];
+  for (const { bridge, policy } of layout.policies) {
+    const found = observed.bridges.find((b) => b.name === bridge);
+    if (found === undefined) continue;
+    const differences: string[] = [];
+    if (found.failMode !== 'secure') differences.push(`fail_mode: expected secure, found ${found.failMode ?? 'unset'}`);
+    for (const [key, value] of Object.entries(policyExternalIds(policy))) {
+      const now = found.externalIds[key];
+      if (now !== value) differences.push(`${key}: expected ${value}, found ${now ?? 'none'}`);
+    }
+    if (differences.length > 0) actions.push({ kind: 'set-bridge-policy', bridge, policy, differences });
+  }
+  return actions;
 }
 
 /** Open vSwitch itself: one `blocked` action when ovsdb-server does not answer (nothing else can be planned then). */
@@ -150,7 +188,8 @@ export function planBridges(layout: HostLayout, observed: ObservedHost, options:
   const datapathType = options.datapathType ?? 'system';
   for (const bridge of layout.bridges) {
     const found = observed.bridges.find((b) => b.name === bridge);
-    if (found === undefined) actions.push({ kind: 'create-bridge', bridge, datapathType });
+    const policy = layout.policies.find((p) => p.bridge === bridge)?.policy;
+    if (found === undefined) actions.push({ kind: 'create-bridge', bridge, datapathType, ...(policy ? { policy } : {}) });
     else if ((found.datapathType || 'system') !== datapathType) {
       actions.push({
         kind: 'blocked',

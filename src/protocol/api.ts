@@ -21,6 +21,8 @@ export const API_PATHS = {
   vmAllowList: '/v1/vms/:uuid/allow-list',
   vmPlacement: '/v1/vms/:uuid/placement',
   allowLists: '/v1/allow-lists',
+  vmGroup: '/v1/vms/:uuid/group',
+  networkPeers: '/v1/networks/:name/peers',
   health: '/healthz',
   metrics: '/metrics',
 } as const;
@@ -44,6 +46,24 @@ export function vmAllowListPath(vmUuid: string): string {
  */
 export function vmPlacementPath(vmUuid: string): string {
   return API_PATHS.vmPlacement.replace(':uuid', encodeURIComponent(vmUuid));
+}
+
+/**
+ * The path of one VM's group.
+ *
+ * @example vmGroupPath('0b1d2c3e-0000-4000-8000-000000000007') // '/v1/vms/0b1d2c3e-.../group'
+ */
+export function vmGroupPath(vmUuid: string): string {
+  return API_PATHS.vmGroup.replace(':uuid', encodeURIComponent(vmUuid));
+}
+
+/**
+ * The path of a network's peers (what hosts pin VM ports by).
+ *
+ * @example networkPeersPath('secure') // '/v1/networks/secure/peers'
+ */
+export function networkPeersPath(network: string): string {
+  return API_PATHS.networkPeers.replace(':name', encodeURIComponent(network));
 }
 
 /** A VM NIC as a host reports it (`POST /v1/register`, `POST /v1/reconcile`). */
@@ -108,6 +128,8 @@ export interface RegisterAnswer {
   readonly status: 'registered' | 'unchanged' | 'stale';
   /** The reserved address (absent when a stale register found no registration). */
   readonly ip?: string;
+  /** The gateway's MAC on this network, which hosts pin VM ports to (absent when the backend cannot tell). */
+  readonly gatewayMac?: string;
   readonly network: string;
   readonly mac: string;
 }
@@ -226,4 +248,32 @@ export interface AllowListsAnswer {
 /** The answer to `GET /v1/registrations`. */
 export interface RegistrationsAnswer {
   readonly registrations: readonly Registration[];
+}
+
+/** `PUT /v1/vms/:uuid/group`: the VM's group on `groups` networks (`null`: none, it reaches the gateway only). */
+export interface VmGroupBody {
+  readonly group: string | null;
+}
+
+/** The answer to `PUT|GET /v1/vms/:uuid/group`. */
+export interface VmGroupAnswer {
+  readonly vmUuid: string;
+  readonly group: string | null;
+}
+
+/** A group as hosts see it: its id (1-2^32-1, stable per name), name and members on one network. */
+export interface PeerGroup {
+  readonly id: number;
+  readonly name: string;
+  /** Every registered NIC of the group's VMs on the network, on any host. */
+  readonly members: readonly { readonly mac: string; readonly ip: string }[];
+}
+
+/** The answer to `GET /v1/networks/:name/peers` (host token): what the asking host pins its VM ports by. */
+export interface PeersAnswer {
+  readonly network: string;
+  /** The gateway's MAC (absent when the backend cannot tell: then VMs cannot unicast to it). */
+  readonly gatewayMac?: string;
+  /** The groups with a VM registered on this network by the asking host. */
+  readonly groups: readonly PeerGroup[];
 }

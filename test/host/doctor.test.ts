@@ -15,6 +15,8 @@ import { parseRoutes } from '../../src/host/doctor/route-facts.js';
 import { actionSubject } from '../../src/host/describe.js';
 import type { ObservedHost, ObservedPort } from '../../src/host/model.js';
 import { planHost } from '../../src/host/plan.js';
+import { hostLayout } from '../../src/host/layout.js';
+import { policyExternalIds } from '../../src/portsec/policy.js';
 import { parseSiteText } from '../../src/site/load.js';
 import { convergedBackend } from '../support/backend-setup.js';
 
@@ -41,7 +43,12 @@ function healthyHost(): HostFacts {
     observed: {
       ovsRunning: true,
       networkManager: false,
-      bridges: ['br-secure', 'br-service'].map((name) => ({ name, datapathType: 'system', externalIds: {} })),
+      bridges: hostLayout(site, undefined).policies.map(({ bridge, policy }) => ({
+        name: bridge,
+        datapathType: 'system',
+        externalIds: policyExternalIds(policy),
+        failMode: 'secure',
+      })),
       ports: [
         port('bond0.1081', 'br-secure', { tag: 1081 }),
         port('bond0.1082', 'br-service', { tag: 1082 }),

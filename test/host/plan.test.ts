@@ -6,6 +6,7 @@ import type { ObservedHost, ObservedPort } from '../../src/host/model.js';
 import { renderNmKeyfiles } from '../../src/host/nmconnection.js';
 import { networkConnections, parseIpAddr, parseOvsState } from '../../src/host/observe.js';
 import { planHost } from '../../src/host/plan.js';
+import { policyExternalIds } from '../../src/portsec/policy.js';
 import { renderNetworkXml } from '../../src/libvirt/network-xml.js';
 import { parseSiteText } from '../../src/site/load.js';
 
@@ -39,16 +40,23 @@ function port(name: string, bridge: string, extra: Partial<ObservedPort> = {}): 
   };
 }
 
+/** A bridge as apply leaves it: a network bridge with fail_mode=secure and its port-security policy. */
+function appliedBridge(name: string) {
+  const policy = hostLayout(site, 'kvm1').policies.find((p) => p.bridge === name)?.policy;
+  return {
+    name,
+    datapathType: 'system',
+    externalIds: policy === undefined ? {} : policyExternalIds(policy),
+    ...(policy === undefined ? {} : { failMode: 'secure' }),
+  };
+}
+
 /** The host as apply leaves it on kvm1. */
 function converged(): ObservedHost {
   return {
     ovsRunning: true,
     networkManager: false,
-    bridges: ['br-uplink', 'br-secure', 'br-service', 'br-datain'].map((name) => ({
-      name,
-      datapathType: 'system',
-      externalIds: {},
-    })),
+    bridges: ['br-uplink', 'br-secure', 'br-service', 'br-datain'].map(appliedBridge),
     ports: [
       port('bond0.1081', 'br-secure', { tag: 1081 }),
       port('br-service-up', 'br-service', { trunks: [1082], type: 'patch' }),
@@ -121,9 +129,9 @@ describe('planHost', () => {
       'create VLAN interface bond0.1081 (parent bond0, VLAN 1081) with ip link',
       'set interface bond0.1081 up',
       'create bridge br-uplink (datapath_type=netdev)',
-      'create bridge br-secure (datapath_type=netdev)',
-      'create bridge br-service (datapath_type=netdev)',
-      'create bridge br-datain (datapath_type=netdev)',
+      'create bridge br-secure (datapath_type=netdev, fail_mode=secure, port security peers=gateway ipv6=off)',
+      'create bridge br-service (datapath_type=netdev, fail_mode=secure, port security peers=all ipv6=off)',
+      'create bridge br-datain (datapath_type=netdev, fail_mode=secure, port security peers=all ipv6=off)',
       'add port bond0.1081 to bridge br-secure tag=1081',
       'add port br-service-up to bridge br-service trunks=1082 (patch, peer br-service-dn)',
       'add port br-service-dn to bridge br-uplink trunks=1082 (patch, peer br-service-up)',
@@ -184,7 +192,10 @@ describe('planHost', () => {
         bridges: h.bridges.filter((b) => b.name !== 'br-secure'),
         ports: h.ports.filter((p) => p.bridge !== 'br-secure'),
       }),
-      ['create bridge br-secure (datapath_type=system)', 'add port bond0.1081 to bridge br-secure tag=1081'],
+      [
+        'create bridge br-secure (datapath_type=system, fail_mode=secure, port security peers=gateway ipv6=off)',
+        'add port bond0.1081 to bridge br-secure tag=1081',
+      ],
     ],
     [
       'the VLAN interface down',

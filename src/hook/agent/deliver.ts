@@ -26,6 +26,8 @@ export interface Outcome {
   readonly status?: string;
   /** The reserved address, for a delivered registration. */
   readonly ip?: string;
+  /** The gateway's MAC, for a delivered registration (when the backend knows it). */
+  readonly gatewayMac?: string;
   /** Why it was not delivered. */
   readonly reason?: string;
 }
@@ -50,7 +52,7 @@ export interface DeliveryContext {
 }
 
 type Attempt =
-  | { kind: 'ok'; status?: string; ip?: string }
+  | { kind: 'ok'; status?: string; ip?: string; gatewayMac?: string }
   | { kind: 'permanent'; reason: string }
   | { kind: 'transient'; reason: string; unreachable: boolean };
 
@@ -80,6 +82,7 @@ export async function send(context: DeliveryContext, event: HookEvent): Promise<
       kind: 'ok',
       ...(typeof json.status === 'string' ? { status: json.status } : {}),
       ...(typeof json.ip === 'string' ? { ip: json.ip } : {}),
+      ...(typeof json.gatewayMac === 'string' ? { gatewayMac: json.gatewayMac } : {}),
     };
   }
   const code = typeof json.error?.code === 'string' ? json.error.code : 'no error code';
@@ -196,6 +199,7 @@ export async function deliverEvents(
         result: 'delivered',
         ...(attempt.status === undefined ? {} : { status: attempt.status }),
         ...(attempt.ip === undefined ? {} : { ip: attempt.ip }),
+        ...(attempt.gatewayMac === undefined ? {} : { gatewayMac: attempt.gatewayMac }),
       };
     }
     if (attempt.kind === 'permanent') return { event, result: 'refused', reason: attempt.reason };

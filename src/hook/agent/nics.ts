@@ -36,6 +36,8 @@ const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 export interface ManagedNic {
   readonly nic: HookNic;
   readonly network: HookNetwork;
+  /** Its OVS bridge, when known: hook.yaml's for the network, else the XML's (`<source bridge>`, live form). */
+  readonly bridge?: string;
 }
 
 /** A NIC on a managed network that cannot be registered (no MAC, no VM UUID). */
@@ -79,7 +81,12 @@ export function managedNics(domain: HookDomain, config: HookConfig): { nics: Man
     const key = `${network.name}/${nic.mac}`;
     if (seen.has(key)) return;
     seen.add(key);
-    nics.push({ network, nic: { vmUuid: domain.uuid.toLowerCase(), vmName, mac: nic.mac, network: network.name } });
+    const bridge = network.bridge ?? nic.bridge;
+    nics.push({
+      network,
+      nic: { vmUuid: domain.uuid.toLowerCase(), vmName, mac: nic.mac, network: network.name },
+      ...(bridge === undefined ? {} : { bridge }),
+    });
   });
   return { nics, problems };
 }

@@ -13,6 +13,12 @@ export interface OpAction {
    * VM) nor `started` (registration already happened at `start`).
    */
   readonly strict: boolean;
+  /**
+   * What the op does to the NICs' OVS ports (port security): `pin` their flows (after the
+   * registration, with its address), `unpin` them, or `want` them pinned once the port exists
+   * (the network hook runs before it does: `host pin` waits for it).
+   */
+  readonly flows?: 'pin' | 'unpin' | 'want';
 }
 
 /**
@@ -22,11 +28,11 @@ export interface OpAction {
  * those ops do not even start Node.
  */
 export const QEMU_OPS: Readonly<Record<string, OpAction>> = {
-  start: { action: 'register', strict: true },
-  started: { action: 'register', strict: false },
-  reconnect: { action: 'register', strict: false },
-  restore: { action: 'register', strict: true },
-  stopped: { action: 'deregister', strict: false },
+  start: { action: 'register', strict: true, flows: 'pin' },
+  started: { action: 'register', strict: false, flows: 'pin' },
+  reconnect: { action: 'register', strict: false, flows: 'pin' },
+  restore: { action: 'register', strict: true, flows: 'pin' },
+  stopped: { action: 'deregister', strict: false, flows: 'unpin' },
   release: { action: 'deregister', strict: false },
 };
 
@@ -37,7 +43,7 @@ export const QEMU_OPS: Readonly<Record<string, OpAction>> = {
  * hook decides whether a VM may run.
  */
 export const NETWORK_OPS: Readonly<Record<string, OpAction>> = {
-  'port-created': { action: 'register', strict: false },
+  'port-created': { action: 'register', strict: false, flows: 'want' },
   'port-deleted': { action: 'deregister', strict: false },
 };
 

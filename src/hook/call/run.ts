@@ -13,6 +13,7 @@ import { describeNic, type HookEvent } from '../agent/events.js';
 import { nextGeneration } from '../agent/generation.js';
 import type { HookLog } from '../agent/log.js';
 import { managedNics } from '../agent/nics.js';
+import { startFlows } from './flows.js';
 import { opsOf } from './ops.js';
 import { Spool } from '../agent/spool.js';
 import { trace } from './trace.js';
@@ -128,6 +129,13 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
     }
     if (nics.length === 0) return { code: refuse ? HOOK_EXIT.refuse : HOOK_EXIT.ok, log };
 
+    const deadline = env.startedAt + config.timeouts.hookMs - EXIT_RESERVE_MS;
+    // Port security: OVS is looked at while the registration is under way; the pin needs its answer.
+    const flows =
+      action.flows === undefined
+        ? undefined
+        : startFlows(action.flows, nics, { deadline, spoolDir: config.spoolDir, cause });
+
     let transport: Transport | undefined;
     let transportError: string | undefined;
     try {
@@ -154,7 +162,7 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
           spool,
           log,
           requestMs: config.timeouts.requestMs,
-          deadline: env.startedAt + config.timeouts.hookMs - EXIT_RESERVE_MS,
+          deadline,
           onSettled: (event) => settled.add(event),
         },
         events,
@@ -181,6 +189,9 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
       if (outcome.result !== 'delivered' && mustNotSpool(outcome.event)) refuse = true;
     }
     if (refuse) log.error(`${cause} of ${name}: registration required and not done: refusing the VM`);
+    // A VM refused is not pinned: libvirt stops it (and the stopped hook unpins nothing).
+    if (flows && !refuse) await flows.finish(outcomes, log);
+    trace('flows');
     return { code: refuse ? HOOK_EXIT.refuse : HOOK_EXIT.ok, log };
   } catch (error) {
     log.error(`${cause} of ${name}: unexpected error: ${(error as Error).stack ?? String(error)}`);
