@@ -21,6 +21,8 @@ import { GatewayEnforcer } from './service/gateway-enforcer.js';
 import { Registry, type AuditEvent } from './service/registry.js';
 import { TableGuard } from './service/table-guard.js';
 
+import { gatewayMacs } from './gateway-macs.js';
+
 /**
  * dnsmasq's line for each host entry file it reads: one per registered NIC at
  * start and again on every SIGHUP (each deregistration), 10,000 lines a time
@@ -165,6 +167,8 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     rateLimits: site.backend.api,
     allowListLimits: site.backend.allowLists,
     domainsResolvable: site.backend.upstreamDns.length > 0,
+    gatewayMac: gatewayMacs(site),
+    networks: site.networks.map((n) => n.name),
     ...(https ? { https } : {}),
   });
   const listen = options.listen ?? { host: site.backend.management.address, port: site.backend.management.port };

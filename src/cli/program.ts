@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { addAllowCommands } from './allow.js';
 import { addBackendCommands } from './backend.js';
 import { addDoctorCommand } from './doctor.js';
+import { addGroupCommands } from './group.js';
 import { addHookCommands } from './hook.js';
 import { addHostCommands } from './host.js';
 import type { CliIo } from './io.js';
@@ -32,6 +33,7 @@ export function createProgram(io: CliIo): Command {
   addBackendCommands(program, io);
   addAllowCommands(program, io);
   addPlacementCommands(program, io);
+  addGroupCommands(program, io);
   addHostCommands(program, io);
   addDoctorCommand(program, io);
   addHookCommands(program, io);

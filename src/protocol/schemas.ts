@@ -160,3 +160,9 @@ export function entryToBody(entry: AllowEntry): AllowEntryJson {
       : { ports: entry.ports.from === entry.ports.to ? entry.ports.from : `${entry.ports.from}-${entry.ports.to}` };
   return { ...target, protocol: entry.protocol, ...ports };
 }
+
+/** `PUT /v1/vms/:uuid/group`: a group name, or `null` for none. */
+export const VmGroupBody = z.strictObject({ group: Name.nullable() });
+
+/** Route parameters naming a network. */
+export const NetworkParams = z.strictObject({ name: Name });

@@ -1,7 +1,6 @@
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { z } from 'zod';
 import { ApiError } from '../../errors/api-error.js';
 import { isTicryptNetError } from '../../errors/ticrypt-net-error.js';
 import {
@@ -21,11 +20,13 @@ import {
   VmParams,
 } from '../../protocol/schemas.js';
 import type { AllowListLimits, ApiLimits } from '../../site/model.js';
-import { fromZodIssues } from '../../site/issues.js';
 import type { AuditEvent, Registry } from '../service/registry.js';
 import type { Store } from '../store/store.js';
 import { checkAllowListLimits } from './allow-limits.js';
 import { authenticate, principalOf } from './auth.js';
+import { parseRequest as parse } from './parse.js';
+import { addPortSecurityRoutes } from './port-security-routes.js';
+import type { GatewayMacs } from '../gateway-macs.js';
 import type { Metrics } from './metrics.js';
 import { RefusalAudit } from './refusal-audit.js';
 
@@ -50,6 +51,10 @@ export interface ApiOptions {
   readonly allowListLimits?: AllowListLimits;
   /** What `/healthz` reports: the problems found (none: healthy). Default: none. */
   readonly health?: () => readonly string[];
+  /** Port security: the gateway's MAC per network (in register answers and the peers route). */
+  readonly gatewayMac?: GatewayMacs;
+  /** The site's network names (the peers route refuses others). */
+  readonly networks?: readonly string[];
 }
 
 const STATUS: Record<string, number> = {
@@ -63,19 +68,6 @@ const STATUS: Record<string, number> = {
 
 const DEFAULT_RATE_LIMITS: ApiLimits = { requestsPerMinute: 1200, unauthenticatedPerMinute: 60 };
 const DEFAULT_ALLOW_LIST_LIMITS: AllowListLimits = { entries: 256, elementsPerEntry: 256, elementsPerList: 4096 };
-
-/** Validate `value` with `schema`, or throw a 400 naming every bad field. */
-function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
-  const result = schema.safeParse(value ?? {}, { reportInput: true });
-  if (result.success) return result.data;
-  const issues = fromZodIssues(result.error.issues, [where]);
-  throw new ApiError(
-    400,
-    'E_REQUEST_INVALID',
-    `Invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-    issues,
-  );
-}
 
 /**
  * Build the backend's HTTP API (not yet listening).
@@ -94,6 +86,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   const limits = options.rateLimits ?? DEFAULT_RATE_LIMITS;
   const allowListLimits = options.allowListLimits ?? DEFAULT_ALLOW_LIST_LIMITS;
   const refusals = new RefusalAudit(options.audit ?? (() => {}));
+  const gatewayMacOf: GatewayMacs = options.gatewayMac ?? (() => undefined);
   // fastify's option types do not compose under exactOptionalPropertyTypes; the shape is checked by fastify at start.
   const createServer = Fastify as unknown as (options: object) => FastifyInstance;
   const app = createServer({
@@ -185,9 +178,11 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       const body = parse(RegisterBody, request.body, 'body');
       const { generation, ...nic } = body;
       const result = await registry.register(host.name, nic, generation);
+      const gatewayMac = gatewayMacOf(nic.network);
       return {
         status: result.status,
         ...(result.registration ? { ip: result.registration.ip } : {}),
+        ...(gatewayMac === undefined ? {} : { gatewayMac }),
         network: nic.network,
         mac: nic.mac,
       };
@@ -251,6 +246,13 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       return {
         allowLists: store.allowLists.list().map((l) => ({ vmUuid: l.vmUuid, entries: l.entries.map(entryToBody) })),
       };
+    });
+
+    addPortSecurityRoutes(api, {
+      store,
+      networks: options.networks ?? [],
+      gatewayMac: gatewayMacOf,
+      ...(options.audit === undefined ? {} : { audit: options.audit }),
     });
   });
 

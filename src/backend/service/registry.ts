@@ -45,7 +45,16 @@ export interface PlacementResult {
 /** One audit event: what changed, for whom. */
 export interface AuditEvent {
   readonly event:
-    'register' | 'deregister' | 'reconcile' | 'allow-list' | 'placement' | 'expire' | 'prune' | 'refused' | 'guard';
+    | 'register'
+    | 'deregister'
+    | 'reconcile'
+    | 'allow-list'
+    | 'placement'
+    | 'group'
+    | 'expire'
+    | 'prune'
+    | 'refused'
+    | 'guard';
   readonly [key: string]: unknown;
 }
 

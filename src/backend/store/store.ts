@@ -4,6 +4,7 @@ import { AllowListTable } from './allow-lists.js';
 import { openDatabase } from './database.js';
 import { DeregistrationTable } from './deregistrations.js';
 import { PlacementTable } from './placements.js';
+import { GroupTable } from './groups.js';
 import { RegistrationTable } from './registrations.js';
 import { TokenTable } from './tokens.js';
 
@@ -22,6 +23,7 @@ export class Store {
   readonly tokens: TokenTable;
   readonly deregistrations: DeregistrationTable;
   readonly placements: PlacementTable;
+  readonly groups: GroupTable;
 
   constructor(readonly db: Database.Database) {
     this.registrations = new RegistrationTable(db);
@@ -30,6 +32,7 @@ export class Store {
     this.tokens = new TokenTable(db);
     this.deregistrations = new DeregistrationTable(db);
     this.placements = new PlacementTable(db);
+    this.groups = new GroupTable(db);
   }
 
   /** Run `fn` in one SQLite transaction: all of it is stored, or none (also when `fn` throws). */
