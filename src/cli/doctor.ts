@@ -13,6 +13,7 @@ import { backendRunOptions } from './backend.js';
 import { resolveHost } from '../host/this-host.js';
 import { loadSite } from '../site/load.js';
 import { runOptions } from './host.js';
+import { optionalFlowSource } from './flow-source.js';
 import { withConnect } from './options.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 import { DEFAULT_HOOK_CONFIG, DEFAULT_STATE_DIR, LIBVIRT_HOOKS_DIR } from '../names.js';
@@ -70,10 +71,13 @@ export function addDoctorCommand(program: Command, io: CliIo): void {
       let results;
       if (options.role === 'host') {
         const host = resolveHost(site, options.host);
+        // An invalid hook configuration is the hook checks' to report; the flows are then not checked.
+        const flows = await optionalFlowSource(options.hookConfig).catch(() => undefined);
         const facts = await gatherHostFacts(site, {
           virshUri: options.connect,
           hooksDir: options.hooksDir,
           hookConfigFile: options.hookConfig,
+          ...(flows === undefined ? {} : { flows }),
         });
         results = checkHost(site, host, facts, runOptions(options));
       } else if (options.role === 'backend') {

@@ -56,8 +56,17 @@ export function planHost(
     ...planNetworks(site, layout, observed),
   ];
   // Flows are planned from the bridges and ports as they are: once nothing is left to change there.
-  const reshaping = setup.some((a) => RESHAPING.has(a.kind));
-  return reshaping ? setup : [...setup, ...planFlowsOfHost(observed)];
+  return reshapes(setup) ? setup : [...setup, ...planFlowsOfHost(observed)];
+}
+
+/**
+ * Whether actions change bridges or ports, or are blocked on them (the flows
+ * are then planned only once they are right).
+ */
+export function reshapes(actions: readonly Action[]): boolean {
+  return actions.some(
+    (a) => RESHAPING.has(a.kind) || (a.kind === 'blocked' && /^(bridge|port|interface) /.test(a.subject)),
+  );
 }
 
 /** Actions after which the OVS ports (and so the flows' OpenFlow port numbers and policies) differ. */

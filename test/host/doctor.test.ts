@@ -16,7 +16,9 @@ import { actionSubject } from '../../src/host/describe.js';
 import type { ObservedHost, ObservedPort } from '../../src/host/model.js';
 import { planHost } from '../../src/host/plan.js';
 import { hostLayout } from '../../src/host/layout.js';
-import { policyExternalIds } from '../../src/portsec/policy.js';
+import { policyExternalIds, policyOf, type BridgePolicy } from '../../src/portsec/policy.js';
+import { bridgeIntent, type NetworkView } from '../../src/portsec/intent.js';
+import { installed } from '../support/flows.js';
 import { parseSiteText } from '../../src/site/load.js';
 import { convergedBackend } from '../support/backend-setup.js';
 
@@ -38,35 +40,64 @@ const port = (name: string, bridge: string, extra: Partial<ObservedPort> = {}): 
   ...extra,
 });
 
+const VM_MAC = '52:54:00:00:00:01';
+const VM_UUID = '0b1d2c3e-0000-4000-8000-000000000007';
+
+/** What the backend says on the healthy host: the VM's address, the gateway's MAC. */
+function views(): Map<string, NetworkView> {
+  return new Map<string, NetworkView>([
+    ['secure', { ips: new Map([[VM_MAC, '192.168.129.5']]), gatewayMac: '52:54:00:ff:00:01', groups: [] }],
+    ['service', { ips: new Map(), gatewayMac: '52:54:00:ff:00:02', groups: [] }],
+  ]);
+}
+
+/** The flows as the observed OVS and `view` want them, installed (or, for `except`, as `except` says). */
+function flowsOf(observed: ObservedHost, view = views()): NonNullable<ObservedHost['flows']> {
+  const targets = site.networks.map((n) => ({ bridge: n.bridge, network: n.name }));
+  const bridges = new Map(
+    targets.map(({ bridge, network }) => {
+      const b = observed.bridges.find((x) => x.name === bridge)!;
+      const intent = bridgeIntent(b, policyOf(b.externalIds) as BridgePolicy, observed.ports, view.get(network)!);
+      return [bridge, installed(intent)] as const;
+    }),
+  );
+  return { targets, bridges, view };
+}
+
 function healthyHost(): HostFacts {
+  const observed: ObservedHost = {
+    ovsRunning: true,
+    networkManager: false,
+    bridges: hostLayout(site, undefined).policies.map(({ bridge, policy }) => ({
+      name: bridge,
+      datapathType: 'system',
+      externalIds: policyExternalIds(policy),
+      failMode: 'secure',
+    })),
+    ports: [
+      port('bond0.1081', 'br-secure', { tag: 1081, ofport: 1 }),
+      port('bond0.1082', 'br-service', { tag: 1082, ofport: 1 }),
+      port('vnet0', 'br-secure', {
+        tag: 1081,
+        ofport: 2,
+        interfaceExternalIds: { 'iface-id': 'x', 'attached-mac': VM_MAC, 'vm-id': VM_UUID },
+      }),
+    ],
+    links: [
+      { name: 'bond0.1081', up: true, addresses: [] },
+      { name: 'bond0.1082', up: true, addresses: [] },
+    ],
+    networks: site.networks.map((n) => ({
+      name: n.name,
+      active: true,
+      autostart: true,
+      persistent: true,
+      xml: renderNetworkXml(site, n),
+      connections: 1,
+    })),
+  };
   return {
-    observed: {
-      ovsRunning: true,
-      networkManager: false,
-      bridges: hostLayout(site, undefined).policies.map(({ bridge, policy }) => ({
-        name: bridge,
-        datapathType: 'system',
-        externalIds: policyExternalIds(policy),
-        failMode: 'secure',
-      })),
-      ports: [
-        port('bond0.1081', 'br-secure', { tag: 1081 }),
-        port('bond0.1082', 'br-service', { tag: 1082 }),
-        port('vnet0', 'br-secure', { tag: 1081, interfaceExternalIds: { 'iface-id': 'x' } }),
-      ],
-      links: [
-        { name: 'bond0.1081', up: true, addresses: [] },
-        { name: 'bond0.1082', up: true, addresses: [] },
-      ],
-      networks: site.networks.map((n) => ({
-        name: n.name,
-        active: true,
-        autostart: true,
-        persistent: true,
-        xml: renderNetworkXml(site, n),
-        connections: 1,
-      })),
-    },
+    observed: { ...observed, flows: flowsOf(observed) },
     hooks: [
       { path: '/h/qemu', exists: false, executable: false },
       { path: '/h/qemu.d/ticrypt-net', exists: true, executable: true, interpreter: ['/bin/sh'], mtimeMs: 1000 },
@@ -242,7 +273,8 @@ describe('host checks on fixture facts', () => {
 });
 
 describe('doctor and the planner cannot disagree', () => {
-  const PLANNED = /^(ovs\.running|bridge\.present|bridge\.uplink|vlan\.uplink|uplink\.interface|network\.)/;
+  const PLANNED =
+    /^(ovs\.running|bridge\.present|bridge\.port-security|bridge\.uplink|vlan\.uplink|uplink\.interface|network\.)/;
   const o = () => healthyHost().observed;
   const faults: [string, (observed: ObservedHost) => ObservedHost][] = [
     ['healthy', (x) => x],
@@ -260,6 +292,14 @@ describe('doctor and the planner cannot disagree', () => {
       (x) => ({ ...x, ports: [...x.ports, port('old0', 'br-secure', { externalIds: { 'ticrypt-net': 'managed' } })] }),
     ],
     ['a VLAN interface missing', (x) => ({ ...x, links: x.links.slice(1) })],
+    [
+      'a bridge in fail_mode standalone',
+      (x) => ({ ...x, bridges: x.bridges.map((b) => ({ ...b, failMode: 'standalone' })) }),
+    ],
+    [
+      'a bridge without its policy',
+      (x) => ({ ...x, bridges: x.bridges.map((b, i) => (i === 0 ? { ...b, externalIds: {} } : b)) }),
+    ],
     ['a VLAN interface down', (x) => ({ ...x, links: x.links.map((l) => ({ ...l, up: false })) })],
     [
       'an address on a VLAN interface',
@@ -302,6 +342,63 @@ describe('doctor and the planner cannot disagree', () => {
       const subject = actionSubject(action).replace(/^(bridge|port|interface|network) /, '');
       expect(results.filter((r) => r.subject === subject).some((r) => r.status === 'fail')).toBe(true);
     }
+  });
+});
+
+describe('port security checks', () => {
+  const h = healthyHost;
+  const flowResults = (facts: HostFacts) =>
+    checkHost(site, undefined, facts).filter((r) => r.id === 'flows.programs' || r.id === 'bridge.port-security');
+
+  it('a healthy host: each bridge secure with its policy, each program in place', () => {
+    expect(flowResults(h()).map((r) => `${r.status} ${r.id} ${r.subject}: ${r.message}`)).toEqual([
+      'ok bridge.port-security br-secure: fail_mode=secure, peers gateway, ipv6 off',
+      'ok bridge.port-security br-service: fail_mode=secure, peers all, ipv6 off',
+      'ok flows.programs br-secure: 2 program(s) in place, canary present',
+      'ok flows.programs br-service: 1 program(s) in place, canary present',
+    ]);
+  });
+
+  it('the canary gone (ovs-vswitchd restarted): FAIL with every program missing, fixed by host flows', () => {
+    const facts = h();
+    const flows = facts.observed.flows!;
+    const bridges = new Map(flows.bridges);
+    bridges.set('br-secure', { canary: false, stamps: new Map(), counts: new Map() });
+    const [secure] = flowResults({ ...facts, observed: { ...facts.observed, flows: { ...flows, bridges } } }).filter(
+      (r) => r.id === 'flows.programs',
+    );
+    expect(secure).toMatchObject({ status: 'fail', subject: 'br-secure' });
+    expect(secure!.message).toBe(
+      'the canary is gone (ovs-vswitchd lost its flows?); install bridge flows br-secure: missing; install port flows br-secure vnet0 (ofport 2, 52:54:00:00:00:01): missing',
+    );
+    expect(secure!.fix).toContain('ticrypt-net host flows');
+  });
+
+  it("a VM's address changed at the backend: its program is stale", () => {
+    const facts = h();
+    const view = new Map(facts.observed.flows!.view as Map<string, NetworkView>);
+    view.set('secure', { ...view.get('secure')!, ips: new Map([[VM_MAC, '192.168.129.6']]) });
+    const results = flowResults({
+      ...facts,
+      observed: { ...facts.observed, flows: { ...facts.observed.flows!, view } },
+    });
+    expect(results.find((r) => r.subject === 'br-secure' && r.id === 'flows.programs')?.message).toBe(
+      'install port flows br-secure vnet0 (ofport 2, 52:54:00:00:00:01): stale',
+    );
+  });
+
+  it('without a hook configuration or an answering backend, flows are a WARN: not checked', () => {
+    const facts = h();
+    const { flows: _flows, ...unobserved } = facts.observed;
+    expect(flowResults({ ...facts, observed: unobserved }).at(-1)).toMatchObject({
+      status: 'warn',
+      message: 'not checked: no hook configuration to ask the backend with',
+    });
+    const down = { ...facts.observed.flows!, view: { error: 'Backend http://x unreachable' } };
+    expect(flowResults({ ...facts, observed: { ...facts.observed, flows: down } }).at(-1)).toMatchObject({
+      status: 'warn',
+      message: 'not checked: the backend could not be asked what the flows should be (Backend http://x unreachable)',
+    });
   });
 });
 

@@ -7,9 +7,12 @@
 import { parseIpv4Cidr, subnetsOverlap } from '../../site/address.js';
 import type { Site } from '../../site/model.js';
 import { hostLayout, networkVlans } from '../layout.js';
+import { planHost, reshapes } from '../plan.js';
 import type { HostFacts } from './host-facts.js';
 import {
   bridgeChecks,
+  bridgePolicyChecks,
+  flowChecks,
   linkChecks,
   networkChecks,
   ovsCheck,
@@ -41,8 +44,10 @@ export function checkHost(
   if (observed.ovsRunning) {
     results.push(
       ...bridgeChecks(layout, observed, options),
+      ...bridgePolicyChecks(layout, observed),
       ...portChecks(layout, observed),
       ...checkVmPorts(site, facts),
+      ...flowChecks(observed, reshapes(planHost(site, host, observed, options))),
     );
   }
   results.push(...linkChecks(layout, observed), ...networkChecks(site, layout, observed, options));

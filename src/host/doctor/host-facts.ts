@@ -8,6 +8,7 @@ import { API_PATHS } from '../../protocol/api.js';
 import type { Site } from '../../site/model.js';
 import type { ObservedHost } from '../model.js';
 import { observeHost, parseIpAddr } from '../observe.js';
+import type { FlowSource } from '../flows/observe.js';
 import { programRunner, type ProgramRunner } from '../../exec/run.js';
 import { parseRoutes, type RouteFact } from './route-facts.js';
 import { DEFAULT_HOOK_CONFIG, HOOK_DROP_IN_NAME, HOOK_LIB_DIR, LIBVIRT_HOOKS_DIR } from '../../names.js';
@@ -74,6 +75,8 @@ export interface HostGatherOptions {
   readonly hookConfigFile?: string;
   /** Default: libvirtd's pid found in /proc by its name. */
   readonly libvirtdPid?: number;
+  /** Port security's flows are checked with the backend's view from here (absent: not checked). */
+  readonly flows?: FlowSource;
 }
 
 /** Gather the host facts (never throws for a missing piece: that is what the checks report). */
@@ -83,6 +86,7 @@ export async function gatherHostFacts(site: Site, options: HostGatherOptions = {
   const observed = await observeHost(site, {
     run,
     ...(options.virshUri === undefined ? {} : { virshUri: options.virshUri }),
+    ...(options.flows === undefined ? {} : { flows: options.flows }),
   }).catch(async () => ({
     ovsRunning: false,
     bridges: [],

@@ -15,7 +15,9 @@ import type { Site } from '../../site/model.js';
 import { actionSubject } from '../describe.js';
 import type { HostLayout } from '../layout.js';
 import type { Action, ObservedHost, PlanOptions } from '../model.js';
-import { planBridges, planLinks, planNetworks, planOvs, planPorts } from '../plan.js';
+import { planBridgePolicies, planBridges, planLinks, planNetworks, planOvs, planPorts } from '../plan.js';
+import { planFlowsOfHost } from '../flows/plan.js';
+import { describeAction } from '../describe.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
 
 const APPLY = 'ticrypt-net host apply';
@@ -51,6 +53,72 @@ export function bridgeChecks(layout: HostLayout, observed: ObservedHost, options
     if (action === undefined) return ok('bridge.present', bridge, 'present');
     if (action.kind === 'blocked') return blockedResult('bridge.present', bridge, action);
     return fail('bridge.present', bridge, 'the bridge does not exist', `${APPLY} (creates it with its uplink)`);
+  });
+}
+
+/** `bridge.port-security`: each network bridge with fail_mode=secure and the site's port-security policy. */
+export function bridgePolicyChecks(layout: HostLayout, observed: ObservedHost): CheckResult[] {
+  const actions = planBridgePolicies(layout, observed);
+  const results: CheckResult[] = [];
+  for (const { bridge, policy } of layout.policies) {
+    if (!observed.bridges.some((b) => b.name === bridge)) continue;
+    const action = actions.find((a) => a.kind === 'set-bridge-policy' && a.bridge === bridge);
+    results.push(
+      action?.kind === 'set-bridge-policy'
+        ? fail(
+            'bridge.port-security',
+            bridge,
+            action.differences.join('; '),
+            `${APPLY} (sets fail_mode=secure and the policy; without it, after an ovs-vswitchd restart OVS forwards everything until the flows are back)`,
+          )
+        : ok('bridge.port-security', bridge, `fail_mode=secure, peers ${policy.peers}, ipv6 ${policy.ipv6}`),
+    );
+  }
+  return results;
+}
+
+/**
+ * `flows.programs`: on each port-secured bridge, the canary and every
+ * program (bridge, groups, VM ports) as the flow planner wants them; a WARN
+ * when they could not be checked (no hook configuration, no backend answer).
+ */
+export function flowChecks(observed: ObservedHost, reshaping: boolean): CheckResult[] {
+  const flows = observed.flows;
+  if (flows === undefined) {
+    return [
+      warn(
+        'flows.programs',
+        'port security',
+        'not checked: no hook configuration to ask the backend with',
+        'ticrypt-net hook install, then fill in /etc/ticrypt-net/hook.yaml',
+      ),
+    ];
+  }
+  if (reshaping) {
+    return [
+      warn(
+        'flows.programs',
+        'port security',
+        'not checked: bridges or ports differ from the site first (see above)',
+        `${APPLY} (then the flows are planned from the bridges as they are)`,
+      ),
+    ];
+  }
+  const actions = planFlowsOfHost(observed);
+  const blocked = actions.find((a) => a.kind === 'blocked' && a.subject === 'flows');
+  if (blocked?.kind === 'blocked') return [warn('flows.programs', 'port security', `not checked: ${blocked.reason}`, blocked.fix)];
+  return flows.targets.map(({ bridge }) => {
+    const mine = actions.filter((a) => actionSubject(a) === `flows ${bridge}`);
+    const observation = flows.bridges.get(bridge);
+    if (mine.length === 0) {
+      return ok('flows.programs', bridge, `${observation?.stamps.size ?? 0} program(s) in place, canary present`);
+    }
+    return fail(
+      'flows.programs',
+      bridge,
+      `${observation?.canary === false ? 'the canary is gone (ovs-vswitchd lost its flows?); ' : ''}${mine.map(describeAction).join('; ')}`,
+      'ticrypt-net host flows (or wait for the sync timer: host reconcile)',
+    );
   });
 }
 
