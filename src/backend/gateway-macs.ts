@@ -17,10 +17,7 @@ export type GatewayMacs = (network: string) => string | undefined;
  *
  * @param read reads an interface's MAC (default: `/sys/class/net/<name>/address`); tests pass their own.
  */
-export function gatewayMacs(
-  site: Site,
-  read: (iface: string) => string | undefined = readInterfaceMac,
-): GatewayMacs {
+export function gatewayMacs(site: Site, read: (iface: string) => string | undefined = readInterfaceMac): GatewayMacs {
   const known = new Map<string, string>();
   return (name) => {
     const network = site.networks.find((n) => n.name === name);

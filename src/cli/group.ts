@@ -27,7 +27,9 @@ export function addGroupCommands(program: Command, io: CliIo): void {
       .option('--none', 'no group: the VM reaches the gateway only'),
   ).action(async (vm: string, name: string | undefined, options: ConnectionOptions & { none?: boolean }) => {
     if ((name === undefined) === (options.none !== true)) {
-      throw new UsageError(`group set: expected a group name or --none, found ${name === undefined ? 'neither' : 'both'}`);
+      throw new UsageError(
+        `group set: expected a group name or --none, found ${name === undefined ? 'neither' : 'both'}`,
+      );
     }
     print(await (await adminClient(options)).call<VmGroupAnswer>('PUT', vmGroupPath(vm), { group: name ?? null }));
   });

@@ -122,4 +122,3 @@ export function parseOvsState(
   }
   return { ovsRunning: true, bridges, ports };
 }
-

@@ -198,7 +198,8 @@ export function planBridges(layout: HostLayout, observed: ObservedHost, options:
   for (const bridge of layout.bridges) {
     const found = observed.bridges.find((b) => b.name === bridge);
     const policy = layout.policies.find((p) => p.bridge === bridge)?.policy;
-    if (found === undefined) actions.push({ kind: 'create-bridge', bridge, datapathType, ...(policy ? { policy } : {}) });
+    if (found === undefined)
+      actions.push({ kind: 'create-bridge', bridge, datapathType, ...(policy ? { policy } : {}) });
     else if ((found.datapathType || 'system') !== datapathType) {
       actions.push({
         kind: 'blocked',

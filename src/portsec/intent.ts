@@ -94,7 +94,9 @@ export function bridgeProgramOf(
 ): FlowProgram {
   const mine = ports.filter((p) => p.bridge === bridge.name);
   const passPorts = mine
-    .filter((p) => p.ofport !== undefined && p.name !== bridge.name && p.interfaceExternalIds['attached-mac'] === undefined)
+    .filter(
+      (p) => p.ofport !== undefined && p.name !== bridge.name && p.interfaceExternalIds['attached-mac'] === undefined,
+    )
     .map((p) => p.ofport as number);
   const uplink = uplinkOf(policy, mine);
   return renderBridgeProgram({

@@ -137,7 +137,11 @@ function locate(state: PinState, nics: readonly PinNic[], outcomes: PinOutcome[]
       const named = nic.bridge === undefined ? undefined : snapshot.bridges.find((b) => b.name === nic.bridge);
       outcomes.push(
         nic.bridge !== undefined && policyOf(named?.externalIds ?? {}) === undefined
-          ? { nic, result: 'unsecured', detail: `bridge ${nic.bridge} ${named ? 'has no port-security policy' : 'does not exist'}` }
+          ? {
+              nic,
+              result: 'unsecured',
+              detail: `bridge ${nic.bridge} ${named ? 'has no port-security policy' : 'does not exist'}`,
+            }
           : { nic, result: 'absent', detail: `no OVS port with attached-mac ${nic.mac} and vm-id ${nic.vmUuid}` },
       );
       continue;
@@ -158,7 +162,11 @@ function locate(state: PinState, nics: readonly PinNic[], outcomes: PinOutcome[]
       continue;
     }
     if (typeof policy === 'string') {
-      outcomes.push({ nic, result: 'failed', detail: `${where}: ${policy} in the bridge's external_ids (run host apply)` });
+      outcomes.push({
+        nic,
+        result: 'failed',
+        detail: `${where}: ${policy} in the bridge's external_ids (run host apply)`,
+      });
       continue;
     }
     const stamps = state.stamps.get(bridge);
@@ -184,7 +192,8 @@ async function applyBundles(context: PinContext, byBridge: Map<string, BridgeWor
       const doing = `applying a flow bundle to ${bridge}`;
       const result = await call(context, 'ovs-ofctl', doing, (ms) => bundleArgs(bridge, ms), bundleText(work.steps));
       if (result.ok) outcomes.push(...work.done);
-      else outcomes.push(...work.done.map((o): PinOutcome => ({ nic: o.nic, result: 'failed', detail: result.message })));
+      else
+        outcomes.push(...work.done.map((o): PinOutcome => ({ nic: o.nic, result: 'failed', detail: result.message })));
     }),
   );
 }

@@ -114,7 +114,12 @@ export function stampFlow(kind: ProgramKind, ident: number, digest: number): str
 /** The EUI-64 link-local address of a MAC (`fe80::5054:ff:fe12:3456` for 52:54:00:12:34:56). */
 export function linkLocalOf(mac: string): string {
   const b = mac.split(':').map((x) => Number.parseInt(x, 16));
-  const words = [(((b[0] ?? 0) ^ 2) << 8) | (b[1] ?? 0), ((b[2] ?? 0) << 8) | 0xff, 0xfe00 | (b[3] ?? 0), ((b[4] ?? 0) << 8) | (b[5] ?? 0)];
+  const words = [
+    (((b[0] ?? 0) ^ 2) << 8) | (b[1] ?? 0),
+    ((b[2] ?? 0) << 8) | 0xff,
+    0xfe00 | (b[3] ?? 0),
+    ((b[4] ?? 0) << 8) | (b[5] ?? 0),
+  ];
   return `fe80::${words.map((w) => w.toString(16)).join(':')}`;
 }
 
@@ -191,7 +196,9 @@ export function renderPortProgram(spec: PortSpec): FlowProgram {
   flows.push(`table=${TABLE.spoof},priority=10,in_port=${P},actions=drop`);
 
   const peer = (priority: number, match: string, action: string) =>
-    flows.push(`table=${TABLE.peers},priority=${priority},in_port=${P}${match === '' ? '' : `,${match}`},actions=${action}`);
+    flows.push(
+      `table=${TABLE.peers},priority=${priority},in_port=${P}${match === '' ? '' : `,${match}`},actions=${action}`,
+    );
   if (peers === 'all') {
     peer(40, '', 'NORMAL');
   } else {
@@ -205,7 +212,8 @@ export function renderPortProgram(spec: PortSpec): FlowProgram {
       peer(40, `rarp,dl_dst=${BROADCAST}`, out);
     }
     const group = peers === 'groups' ? spec.group : undefined;
-    const groupId = group === undefined ? undefined : flowInteger('port.group.id', group.id, 1, 0xffffffff, 'a group id');
+    const groupId =
+      group === undefined ? undefined : flowInteger('port.group.id', group.id, 1, 0xffffffff, 'a group id');
     if (group !== undefined) {
       const members = group.members
         .map((m, i) => ({
@@ -341,7 +349,10 @@ export function bundleText(steps: readonly ({ install: FlowProgram } | { remove:
   const lines: string[] = [];
   for (const step of steps) {
     if ('install' in step) {
-      lines.push(`delete cookie=${exactCookie(step.install.kind, step.install.ident)}`, ...programAddLines(step.install));
+      lines.push(
+        `delete cookie=${exactCookie(step.install.kind, step.install.ident)}`,
+        ...programAddLines(step.install),
+      );
     } else {
       lines.push(`delete cookie=${exactCookie(step.remove.kind, step.remove.ident)}`);
     }

@@ -50,7 +50,6 @@ export function isAllowedDomain(text: string): boolean {
 /** Expected-text for a domain name, shared by messages and tests. */
 export const DOMAIN_EXPECTED = 'a lower-case domain name of at least two labels such as pypi.org';
 
-
 /** A Linux interface name (bridges, uplinks): at most 15 characters (IFNAMSIZ - 1). */
 export const InterfaceName = text("an interface name of 1-15 letters, digits, '_', '.' or '-'", isInterfaceName);
 

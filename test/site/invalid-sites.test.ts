@@ -145,6 +145,24 @@ const cases: [string, unknown, string, string][] = [
     'expected \'allow-list\' egress and \'controlled\' DNS on a network of kind secure, found egress "open" and dns "controlled"',
   ],
   [
+    'an unknown peers policy',
+    secure({ peers: 'everyone' }),
+    'networks.secure.peers',
+    "expected 'all', 'gateway' or 'groups', found \"everyone\"",
+  ],
+  [
+    'link-local IPv6 with peers kept apart',
+    secure({ ipv6: 'link-local' }),
+    'networks.secure.ipv6',
+    'expected \'off\' with peers "gateway" (link-local IPv6 reaches only other VMs, which peers "gateway" keeps apart), found "link-local"',
+  ],
+  [
+    'a multicast gateway MAC',
+    secure({ gatewayMac: '01:00:5e:00:00:01' }),
+    'networks.secure.gatewayMac',
+    'expected a unicast MAC address like 52:54:00:12:34:56, found "01:00:5e:00:00:01"',
+  ],
+  [
     'derived VLAN interface name too long',
     secure({ uplink: { parent: 'enp175s0f0np0' } }),
     'networks.secure.uplink.interface',

@@ -61,6 +61,24 @@ describe('presets', () => {
     ]);
   });
 
+  it('port security: gateway-only on allow-list networks, flat on open ones, IPv6 off; both overridable', () => {
+    expect(defaultSite().networks.map((n) => [n.name, n.peers, n.ipv6, n.gatewayMac])).toEqual([
+      ['secure', 'gateway', 'off', undefined],
+      ['service', 'all', 'off', undefined],
+      ['datain', 'all', 'off', undefined],
+    ]);
+    const site = parseSite({
+      networks: {
+        secure: { preset: 'secure', peers: 'groups', gatewayMac: '52:54:00:AA:00:01' },
+        service: { preset: 'service', ipv6: 'link-local' },
+      },
+    });
+    expect(site.networks.map((n) => [n.peers, n.ipv6, n.gatewayMac])).toEqual([
+      ['groups', 'off', '52:54:00:aa:00:01'],
+      ['all', 'link-local', undefined],
+    ]);
+  });
+
   it('carry the DHCP range size, beyond dnsmasq default lease limit for the /17', () => {
     const [secure, service] = defaultSite().networks;
     expect(secure?.dhcp.size).toBe(32510);

@@ -22,4 +22,3 @@ export function parseRequest<S extends z.ZodType>(schema: S, value: unknown, whe
     issues,
   );
 }
-

@@ -22,7 +22,13 @@ export interface PortSecurityRouteOptions {
   readonly networks: readonly string[];
   readonly gatewayMac: GatewayMacs;
   /** One audit line per group change. */
-  readonly audit?: (event: { event: 'group'; actor: string; vmUuid: string; before: string | null; after: string | null }) => void;
+  readonly audit?: (event: {
+    event: 'group';
+    actor: string;
+    vmUuid: string;
+    before: string | null;
+    after: string | null;
+  }) => void;
 }
 
 /** Add the port-security routes to the API. */
@@ -33,7 +39,11 @@ export function addPortSecurityRoutes(app: FastifyInstance, options: PortSecurit
     const host = authenticate(request, store.tokens, 'host');
     const { name } = parseRequest(NetworkParams, request.params, 'params');
     if (!options.networks.includes(name)) {
-      throw new ApiError(422, 'E_UNKNOWN_NETWORK', `Unknown network ${JSON.stringify(name)}: expected one of ${options.networks.join(', ')}`);
+      throw new ApiError(
+        422,
+        'E_UNKNOWN_NETWORK',
+        `Unknown network ${JSON.stringify(name)}: expected one of ${options.networks.join(', ')}`,
+      );
     }
     const gatewayMac = options.gatewayMac(name);
     return {

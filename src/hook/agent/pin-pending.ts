@@ -48,7 +48,8 @@ export async function pinPending(
       if (outcome !== undefined && outcome.result !== 'absent' && outcome.result !== 'failed') {
         removePinWant(file);
         if (outcome.result === 'pinned' || outcome.result === 'kept') pinned++;
-        if (outcome.result !== 'current' && outcome.result !== 'unsecured') options.log.info(`${what}: ${outcome.detail}`);
+        if (outcome.result !== 'current' && outcome.result !== 'unsecured')
+          options.log.info(`${what}: ${outcome.detail}`);
       } else if (Date.now() - want.at > GIVE_UP_MS) {
         removePinWant(file);
         dropped++;

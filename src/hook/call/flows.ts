@@ -61,7 +61,9 @@ export function startFlows(
               at: Date.now(),
             });
           } catch (error) {
-            log.error(`${options.cause}: flows: ${describeNic(managed.nic)}: pin not asked for: ${(error as Error).message}`);
+            log.error(
+              `${options.cause}: flows: ${describeNic(managed.nic)}: pin not asked for: ${(error as Error).message}`,
+            );
           }
         }
       },

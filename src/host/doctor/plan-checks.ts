@@ -106,7 +106,8 @@ export function flowChecks(observed: ObservedHost, reshaping: boolean): CheckRes
   }
   const actions = planFlowsOfHost(observed);
   const blocked = actions.find((a) => a.kind === 'blocked' && a.subject === 'flows');
-  if (blocked?.kind === 'blocked') return [warn('flows.programs', 'port security', `not checked: ${blocked.reason}`, blocked.fix)];
+  if (blocked?.kind === 'blocked')
+    return [warn('flows.programs', 'port security', `not checked: ${blocked.reason}`, blocked.fix)];
   return flows.targets.map(({ bridge }) => {
     const mine = actions.filter((a) => actionSubject(a) === `flows ${bridge}`);
     const observation = flows.bridges.get(bridge);

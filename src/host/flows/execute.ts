@@ -22,8 +22,14 @@ export async function executeFlowActions(actions: readonly FlowAction[], run: Pr
   for (const action of actions) byBridge.set(action.bridge, [...(byBridge.get(action.bridge) ?? []), action]);
   for (const [bridge, list] of byBridge) {
     const text = bundleText(list.map((a) => (a.kind === 'install-flows' ? { install: a.program } : { remove: a.ref })));
-    await runChecked(run, `applying ${list.length} flow change(s) to ${bridge}`, 'ovs-ofctl', bundleArgs(bridge, BUNDLE_MS), {
-      input: text,
-    });
+    await runChecked(
+      run,
+      `applying ${list.length} flow change(s) to ${bridge}`,
+      'ovs-ofctl',
+      bundleArgs(bridge, BUNDLE_MS),
+      {
+        input: text,
+      },
+    );
   }
 }
