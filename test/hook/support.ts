@@ -140,12 +140,18 @@ export interface HookRun {
 
 /**
  * Run an installed hook as libvirt does: argv, stdin, and libvirt's
- * environment (LC_ALL=C, a short PATH, no HOME).
+ * environment (LC_ALL=C, a short PATH, no HOME), plus `env` (e.g. `OVS_RUNDIR`
+ * pointing OVS's tools at another instance).
  */
-export function runHookScript(script: string, args: readonly string[], stdin = ''): Promise<HookRun> {
+export function runHookScript(
+  script: string,
+  args: readonly string[],
+  stdin = '',
+  env: Record<string, string> = {},
+): Promise<HookRun> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(script, args, { env: { LC_ALL: 'C', PATH: '/usr/bin:/bin' }, stdio: 'pipe' });
+    const child = spawn(script, args, { env: { LC_ALL: 'C', PATH: '/usr/bin:/bin', ...env }, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
