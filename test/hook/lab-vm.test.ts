@@ -11,16 +11,14 @@
  *                                                       root <p>m0 ═ <p>m1 (API over a /30 in 198.18.0.0/24)
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderInterfaceXml } from '../../src/libvirt/interface-xml.js';
 import { renderNetworkXml } from '../../src/libvirt/network-xml.js';
-import { HOOK_LIB_DIR } from '../../src/names.js';
 import { parseSite } from '../../src/site/parse.js';
 import { type Guest, Guests } from '../lab/guest/guest.js';
 import { runPrefix } from '../lab/names.js';
@@ -28,6 +26,14 @@ import { Netns } from '../lab/netns.js';
 import { OvsBridge } from '../lab/ovs.js';
 import { labAvailable } from '../lab/prereq.js';
 import { BackendService, CLI, endPid } from '../lab/service.js';
+import {
+  HOOK_CONFIG as CONFIG,
+  installLabHooks,
+  pidOf,
+  restartLibvirtd,
+  until,
+  type LabHooks,
+} from '../lab/libvirt-hooks.js';
 import { vethPair } from '../lab/veth.js';
 import { bundleHook, randomMac } from './support.js';
 
@@ -44,48 +50,7 @@ const lab = labAvailable(
   'perl',
 );
 
-const HOOKS = '/etc/libvirt/hooks';
-const CONFIG = '/etc/ticrypt-net/hook.yaml';
 const virsh = (...args: string[]) => execa('virsh', ['-q', '-c', 'qemu:///system', ...args], { timeout: 150_000 });
-const pidOf = async (name: string) =>
-  Number((await execa('pgrep', ['-r', 'R,S,D,T,I', '-x', name], { reject: false })).stdout.split('\n')[0]) || undefined;
-
-async function restartLibvirtd(): Promise<void> {
-  const pid = await pidOf('libvirtd');
-  if (pid !== undefined) await endPid(pid, 10_000);
-  await execa('libvirtd', ['-d']);
-  for (let i = 0; i < 100; i++) {
-    if (
-      await virsh('version').then(
-        () => true,
-        () => false,
-      )
-    ) {
-      await handOverLabRecord(pid);
-      return;
-    }
-    await sleep(100);
-  }
-  throw new Error('libvirtd did not come back');
-}
-
-/** If scripts/lab-daemons.sh recorded the libvirtd just replaced, record its successor, so its `stop` ends that one. */
-async function handOverLabRecord(old: number | undefined): Promise<void> {
-  const record = '/run/ticrypt-net-lab/libvirtd.pid';
-  const recorded = Number((await readFile(record, 'utf8').catch(() => '')).trim());
-  const now = await pidOf('libvirtd');
-  if (old !== undefined && recorded === old && now !== undefined) await writeFile(record, `${now}\n`);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(250);
-  }
-}
 
 describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend service and a real VM (lab)', () => {
   const p = runPrefix();
@@ -109,13 +74,7 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
   let adminToken = '';
   let paths: { site: string; store: string; state: string; log: string; spool: string };
   const started: string[] = [];
-  let libvirtdWasRunning = false;
-  let installedQemuD = false;
-  let configBackup: string | undefined;
-  const createdDirs: string[] = [];
-  /** The hook's bundle copy `hook install` makes: removed afterwards when this test made it. */
-  const libDir = dirname(HOOK_LIB_DIR);
-  let createdLib = false;
+  let hooks: LabHooks | undefined;
 
   const startService = async () => {
     service = await BackendService.start({
@@ -181,7 +140,6 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
       await execa('virtlogd', ['-d']);
       started.push('virtlogd');
     }
-    libvirtdWasRunning = (await pidOf('libvirtd')) !== undefined;
 
     // The backend namespace: a leg on the bridge (tag 1081), the management link, an uplink.
     backend = await Netns.create(`${p}-bk`);
@@ -227,61 +185,27 @@ describe.skipIf(!lab)('qemu and network hooks with libvirtd, OVS, the backend se
     await virsh('net-start', NET);
 
     // The hooks, as the README says: install, configure, restart libvirtd.
-    installedQemuD =
-      existsSync(join(HOOKS, 'qemu')) && !readFileSync(join(HOOKS, 'qemu'), 'utf8').includes('# ticrypt-net qemu hook');
-    for (const dir of [HOOKS, join(HOOKS, 'qemu.d'), join(HOOKS, 'network.d'), '/etc/ticrypt-net']) {
-      if (!existsSync(dir)) createdDirs.unshift(dir);
-    }
-    createdLib = !existsSync(libDir);
-    // An operator's config is set aside and put back; the template install writes otherwise is removed.
-    if (existsSync(CONFIG)) {
-      configBackup = `${CONFIG}.${p}.bak`;
-      await rename(CONFIG, configBackup);
-    }
-    const install = await execa(process.execPath, [CLI, 'hook', 'install', ...(installedQemuD ? ['--qemu-d'] : [])]);
-    expect(install.stdout).toMatch(/restart libvirtd/);
     await writeFile(join(work, 'host.token'), token, { mode: 0o600 });
-    await writeFile(
-      CONFIG,
-      JSON.stringify({
+    // A probe run by libvirt after ours at `start` (qemu.d runs after qemu): what the backend knows before the guest runs.
+    const probe = `#!/bin/sh\n[ "$1" = "${DOMAIN}" ] && [ "$2" = start ] || exit 0\n${process.execPath} -e "fetch('${URL}/v1/registrations', { headers: { authorization: 'Bearer ${token}' } }).then((r) => r.text()).then((t) => require('fs').writeFileSync('${work}/probe-start.json', t))" >/dev/null 2>&1\nexit 0\n`;
+    hooks = await installLabHooks(
+      {
         hostId: 'kvm-1',
         backend: { url: URL, tokenFile: join(work, 'host.token'), insecure: true },
         networks: [{ name: NET, bridge: `${p}bs` }],
         timeouts: { requestMs: 1000, hookMs: 2000 },
         spoolDir: paths.spool,
         syslog: false,
-      }),
-      { mode: 0o600 },
+      },
+      [[`zz-${p}-probe`, probe]],
     );
-    // A probe run by libvirt after ours at `start` (qemu.d runs after qemu): what the backend knows before the guest runs.
-    await mkdir(join(HOOKS, 'qemu.d'), { recursive: true });
-    await writeFile(
-      join(HOOKS, 'qemu.d', `zz-${p}-probe`),
-      `#!/bin/sh\n[ "$1" = "${DOMAIN}" ] && [ "$2" = start ] || exit 0\n${process.execPath} -e "fetch('${URL}/v1/registrations', { headers: { authorization: 'Bearer ${token}' } }).then((r) => r.text()).then((t) => require('fs').writeFileSync('${work}/probe-start.json', t))" >/dev/null 2>&1\nexit 0\n`,
-      { mode: 0o755 },
-    );
-    await restartLibvirtd();
   }, 120_000);
 
   afterAll(async () => {
     await guests?.destroyAll();
     await virsh('net-destroy', NET).catch(() => {});
     await virsh('net-undefine', NET).catch(() => {});
-    for (const hook of installedQemuD ? ['qemu.d/ticrypt-net', 'network.d/ticrypt-net'] : ['qemu', 'network']) {
-      await unlink(join(HOOKS, hook)).catch(() => {});
-    }
-    await unlink(join(HOOKS, 'qemu.d', `zz-${p}-probe`)).catch(() => {});
-    await unlink(CONFIG).catch(() => {});
-    if (configBackup) await rename(configBackup, CONFIG).catch(() => {});
-    // Deepest first: network.d and qemu.d before hooks/.
-    for (const dir of [...createdDirs].sort((a, b) => b.length - a.length)) await rmdir(dir).catch(() => {});
-    if (createdLib) await rm(libDir, { recursive: true, force: true });
-    // libvirtd forgets hooks only when it restarts; leave it as it was found.
-    if (libvirtdWasRunning) await restartLibvirtd().catch(() => {});
-    else {
-      const pid = await pidOf('libvirtd');
-      if (pid !== undefined) await endPid(pid, 10_000);
-    }
+    await hooks?.restore();
     await service?.stop();
     await bridge?.remove();
     await backend?.remove();
