@@ -37,7 +37,11 @@ describe.skipIf(!lab)('host apply on a bare lab host (real OVS and libvirtd)', (
     const first = await apply();
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toContain(`create bridge ${p}-sec (datapath_type=netdev)`);
+    expect(first.stdout).toContain(
+      `create bridge ${p}-sec (datapath_type=netdev, fail_mode=secure, port security peers=gateway ipv6=off)`,
+    );
+    expect(await vsctl('get', 'bridge', `${p}-sec`, 'fail_mode')).toBe('secure');
+    expect(await vsctl('get', 'bridge', `${p}-sec`, 'external_ids:ticrypt-net-uplink')).toBe(`${uplink}.1081`);
     expect(first.stdout).toContain('confirmed: nothing left to change');
     expect(await vsctl('get', 'port', `${uplink}.1081`, 'tag')).toBe('1081');
     expect(await vsctl('get', 'port', uplink, 'trunks')).toBe('[1082]');
@@ -62,7 +66,7 @@ describe.skipIf(!lab)('host apply on a bare lab host (real OVS and libvirtd)', (
 
     const drift = await plan();
     expect(drift.stdout.split('\n').filter(Boolean)).toEqual([
-      `create bridge ${p}-svc (datapath_type=netdev)`,
+      `create bridge ${p}-svc (datapath_type=netdev, fail_mode=secure, port security peers=all ipv6=off)`,
       `set port ${uplink}.1081 tag=1081 (was untagged)`,
       `add port ${p}-svc-up to bridge ${p}-svc trunks=1082 (patch, peer ${p}-svc-dn)`,
       `define network ${p}-service`,

@@ -1,5 +1,7 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { programRunner } from '../../src/exec/run.js';
+import { observeForPin, pinNics, type PinNic } from '../../src/portsec/pin.js';
 import { cli } from '../support/cli.js';
 import { LabResources, labSiteYaml, pings, vsctl, writeLabSite, type LabNetwork } from './host-lab.js';
 import { runPrefix } from './names.js';
@@ -29,15 +31,22 @@ describe.skipIf(!lab)('two lab hosts and a backend: VLANs over vlan and trunk up
   ];
   const ns = (n: string) => `${p}${n}`;
 
-  /** A namespace with eth0 on `bridge` as a VM port of `vlan` (iface-id set, as libvirt does). */
+  const pins: PinNic[] = [];
+  const gatewayMacs = new Map<number, string>();
+
+  /** A namespace with eth0 on `bridge` as a VM port of `vlan` (as libvirt makes it), to be pinned to `cidr`'s address. */
   async function endpoint(name: string, bridge: string, vlan: number, cidr: string): Promise<void> {
     await res.netns(ns(name));
     await res.veth(`${p}${name}h`, 'eth0', { bNetns: ns(name) });
+    const mac = (await execa('ip', ['netns', 'exec', ns(name), 'cat', '/sys/class/net/eth0/address'])).stdout.trim();
+    const vm = `0b1d2c3e-0000-4000-8000-${Buffer.from(name).toString('hex').padStart(12, '0')}`;
     await vsctl(
       ...['add-port', bridge, `${p}${name}h`, `tag=${vlan}`],
       ...['--', 'set', 'interface', `${p}${name}h`, `external_ids:iface-id=${p}-${name}`],
+      ...[`external_ids:attached-mac="${mac}"`, `external_ids:vm-id=${vm}`],
     );
     await execa('ip', ['netns', 'exec', ns(name), 'ip', 'addr', 'add', cidr, 'dev', 'eth0']);
+    pins.push({ mac, vmUuid: vm, bridge, ip: cidr.split('/')[0]!, gatewayMac: gatewayMacs.get(vlan)! });
   }
 
   beforeAll(async () => {
@@ -82,6 +91,8 @@ describe.skipIf(!lab)('two lab hosts and a backend: VLANs over vlan and trunk up
       await res.veth(`${p}g${vlan}`, iface, { bNetns: ns('gw') });
       await vsctl('add-port', switchBr, `${p}g${vlan}`, `tag=${vlan}`);
       await execa('ip', ['netns', 'exec', ns('gw'), 'ip', 'addr', 'add', cidr, 'dev', iface]);
+      const mac = (await execa('ip', ['netns', 'exec', ns('gw'), 'cat', `/sys/class/net/${iface}/address`])).stdout;
+      gatewayMacs.set(vlan, mac.trim());
     }
     await endpoint('e1', `${p}as`, 1081, '192.168.129.10/17');
     await endpoint('e2', `${p}bs`, 1081, '192.168.129.20/17');
@@ -90,21 +101,26 @@ describe.skipIf(!lab)('two lab hosts and a backend: VLANs over vlan and trunk up
     await endpoint('e4', `${p}bv`, 1082, '192.168.122.40/24');
     // e3's control: the same (misused) subnet on the service VLAN of host B.
     await endpoint('e5', `${p}bv`, 1082, '192.168.129.31/17');
+    // Pinned as the hook pins a VM at start (with its bridge's program, which the hook installs too).
+    const run = programRunner();
+    const context = { run, timeoutMs: () => 10_000 };
+    const pinned = await pinNics(context, await observeForPin(context, pins), pins);
+    expect(pinned.outcomes.map((o) => o.result)).toEqual(pins.map(() => 'pinned'));
   });
   afterAll(() => res.cleanup());
 
-  it('secure endpoints on different hosts reach each other and the gateway', async () => {
-    expect(await pings(ns('e1'), '192.168.129.20', 5)).toBe(true);
-    expect(await pings(ns('e2'), '192.168.129.10')).toBe(true);
-    expect(await pings(ns('e1'), '192.168.128.1')).toBe(true);
-    expect(await pings(ns('e2'), '192.168.128.1')).toBe(true);
+  it('secure endpoints on different hosts reach the gateway, and (peers: gateway) not each other', async () => {
+    expect(await pings(ns('e1'), '192.168.128.1', 5)).toBe(true);
+    expect(await pings(ns('e2'), '192.168.128.1', 5)).toBe(true);
+    expect(await pings(ns('e1'), '192.168.129.20', 1)).toBe(false);
+    expect(await pings(ns('e2'), '192.168.129.10', 1)).toBe(false);
   });
 
   it('the service VLAN reaches its gateway over the trunk', async () => {
     expect(await pings(ns('e4'), '192.168.122.1', 5)).toBe(true);
   });
 
-  it('nothing crosses between VLANs', async () => {
+  it('nothing crosses between VLANs (the service VLAN, flat L2 by peers: all, spans the hosts)', async () => {
     expect(await pings(ns('e3'), '192.168.129.31', 5)).toBe(true);
     for (const target of ['192.168.129.10', '192.168.129.20', '192.168.128.1']) {
       expect(await pings(ns('e3'), target, 1)).toBe(false);
