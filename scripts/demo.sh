@@ -5,7 +5,8 @@
 # the internet (web servers, a resolver), each in its own network namespace; only
 # the cables are made by hand: `backend apply` and `host apply` build the rest
 # from the site file; then
-# two real Linux guests booted by libvirt, one per network, whose console shows
+# two real Linux guests booted by libvirt (their OVS ports pinned by the hook: port
+# security), one per network, whose console shows
 # what each may reach: the secure one resolves an allowed name and fetches from
 # it, and is refused another name and another port; the service one goes where
 # it likes.
@@ -229,6 +230,9 @@ networks:
 spoolDir: $work/spool
 EOF
 run cli hook check
+# Port security: host apply made the bridges fail_mode=secure (nothing passes unpinned); the flow sync installs
+# each bridge's program now that it can ask the backend (the gateway's MAC); the hooks pin each VM's port.
+run cli host flows
 hooked=yes
 save_state
 bash scripts/lab-daemons.sh restart-libvirtd
@@ -299,10 +303,17 @@ boot_guest "$SERVICE_VM" service 52:54:00:d3:e0:02 "$SERVICE_UUID" "$(guest_scri
   'fetch wget -q -O- http://other.example/' \
   'other-port wget -q -O- http://files.example:8080/')"
 
-say "the hooks registered both NICs before the guests ran"
+say "the hooks registered both NICs before the guests ran, and pinned their ports (port security)"
 admin() { node -e "fetch('$API$1',{headers:{authorization:'Bearer '+require('fs').readFileSync('$work/admin.token','utf8').trim()}}).then(r=>r.json()).then(j=>console.log(JSON.stringify(j)))"; }
 admin /v1/registrations
 ovs-vsctl --columns=name,tag find Port "external_ids:iface-id!=\"\"" 2>/dev/null | grep -E 'name|tag' || true
+# Each port's program (anti-spoofing, then the network's peers policy) and each bridge's, installed by the
+# hook at start; the flow sync (host flows: run when Open vSwitch starts, and by the minute's timer) finds
+# nothing to change.
+for br in br-secure br-service; do
+  echo "$br: fail_mode=$(ovs-vsctl get bridge "$br" fail_mode), $(ovs-ofctl -O OpenFlow14 --no-names dump-flows "$br" cookie=0x7c4e000000000000/0xffff000000000000 | grep -c cookie=) flows of ticrypt-net's"
+done
+run cli host flows --dry-run
 
 say "what the guests did, from their consoles (each got its address by DHCP, then ran its steps)"
 for _ in $(seq 120); do

@@ -135,6 +135,9 @@ export function installHooks(options: InstallOptions = {}): InstallReport {
     );
   }
   notes.push('enable the flush and reconcile timer: systemctl enable --now ticrypt-net-host-sync.timer');
+  notes.push(
+    "enable port security's flow sync at each Open vSwitch start and the hot-plug pin: systemctl enable ticrypt-net-host-flows.service ticrypt-net-host-pin.path",
+  );
   return { written, kept, unchanged, node, config, notes };
 }
 
