@@ -7,7 +7,6 @@
  * a failed run resolves with its result. Everything else uses `./run.ts`.
  * May not: grow features the hook does not need (namespaces, daemons).
  */
-import { spawn } from 'node:child_process';
 import type { ProgramResult, ProgramRunner } from './run.js';
 
 /** Largest stdout or stderr kept from one run. */
@@ -21,8 +20,10 @@ const MAX_OUTPUT = 16 * 1024 * 1024;
  * @example const run = lightRunner(() => Math.min(1000, deadline - Date.now()));
  */
 export function lightRunner(timeoutMs: () => number): ProgramRunner {
-  return (program, args, options = {}) =>
-    new Promise<ProgramResult>((resolve) => {
+  return async (program, args, options = {}) => {
+    // Loaded at the first run: a hook run that starts no program does not pay for it.
+    const { spawn } = await import('node:child_process');
+    return new Promise<ProgramResult>((resolve) => {
       const limit = Math.max(1, Math.floor(timeoutMs()));
       const command = [program, ...args];
       const out: Buffer[] = [];
@@ -62,4 +63,5 @@ export function lightRunner(timeoutMs: () => number): ProgramRunner {
         });
       });
     });
+  };
 }

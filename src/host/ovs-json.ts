@@ -80,8 +80,17 @@ export function parseOvsState(
   portJson: string,
   interfaceJson: string,
 ): { ovsRunning: true; bridges: ObservedBridge[]; ports: ObservedPort[] } {
+  return joinOvsState(parseOvsTable(bridgeJson), parseOvsTable(portJson), parseOvsTable(interfaceJson));
+}
+
+/** Join the rows of the Bridge, Port and Interface tables (columns as {@link OVS_COLUMNS} names them) into bridges and ports. */
+export function joinOvsState(
+  bridgeRows: readonly OvsRow[],
+  portRows: readonly OvsRow[],
+  interfaceRows: readonly OvsRow[],
+): { ovsRunning: true; bridges: ObservedBridge[]; ports: ObservedPort[] } {
   const bridgeOf = new Map<string, string>();
-  const bridges = parseOvsTable(bridgeJson).map((row) => {
+  const bridges = bridgeRows.map((row) => {
     const name = String(row.name);
     for (const port of ovsSet(row.ports)) {
       const id = ovsUuid(port);
@@ -95,9 +104,9 @@ export function parseOvsState(
       ...(failMode === undefined ? {} : { failMode }),
     };
   });
-  const interfaces = new Map(parseOvsTable(interfaceJson).map((row) => [ovsUuid(row._uuid) ?? '', row]));
+  const interfaces = new Map(interfaceRows.map((row) => [ovsUuid(row._uuid) ?? '', row]));
   const ports: ObservedPort[] = [];
-  for (const row of parseOvsTable(portJson)) {
+  for (const row of portRows) {
     const bridge = bridgeOf.get(ovsUuid(row._uuid) ?? '');
     if (bridge === undefined) continue;
     const iface = interfaces.get(ovsUuid(ovsSet(row.interfaces)[0]) ?? '');

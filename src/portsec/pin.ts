@@ -45,15 +45,19 @@ export interface PinOutcome {
 
 /** How a pin run reaches OVS. */
 export interface PinContext {
+  /** Runs ovs-ofctl (and ovs-vsctl, without `lookup`). */
   readonly run: ProgramRunner;
   /** The time limit of the next OVS call in ms (the hook: what is left of its bound, at most 1000). */
   readonly timeoutMs: () => number;
+  /** How bridges and ports are read (default: ovs-vsctl through `run`; the hook reads ovsdb-server's socket). */
+  readonly lookup?: (timeoutMs: number) => Promise<OvsSnapshot>;
 }
 
 /** What one look at OVS found for a set of NICs: the ports, and each involved bridge's stamps. */
 export interface PinState {
   readonly snapshot?: OvsSnapshot;
-  readonly stamps: ReadonlyMap<string, FlowObservation | string>;
+  /** Each involved bridge's stamps (or why they could not be read); none when not asked for. */
+  readonly stamps?: ReadonlyMap<string, FlowObservation | string>;
   /** Why OVS could not be looked at (then every NIC fails with it, reported once). */
   readonly error?: string;
 }
@@ -90,21 +94,37 @@ function bridgeOfPort(snapshot: OvsSnapshot, port: VmPort): string {
   return snapshot.ports.find((p) => p.name === port.name)?.bridge ?? '';
 }
 
+async function lookup(context: PinContext): Promise<OvsSnapshot | { error: string }> {
+  if (context.lookup !== undefined) {
+    const ms = context.timeoutMs();
+    if (ms <= 0) return { error: 'ovsdb-server not asked: no time left in this run' };
+    return context.lookup(ms).catch((error: Error) => ({ error: error.message }));
+  }
+  const listed = await call(context, 'ovs-vsctl', 'listing ports', lookupArgs);
+  if (!listed.ok) return { error: listed.message };
+  try {
+    return parseLookup(listed.stdout);
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+}
+
 /**
  * Look at OVS for these NICs: every bridge, port and interface in one call,
- * then the stamps of each bridge that holds one of their ports. Start it
- * before the backend answers, and give it to {@link pinNics} or
- * {@link unpinNics} after.
+ * then (with `stamps`, the default) the stamps of each bridge that holds one
+ * of their ports. Start it before the backend answers, and give it to
+ * {@link pinNics} or {@link unpinNics} after. Without stamps, {@link pinNics}
+ * installs what it renders (a VM's start: its port is new).
  */
-export async function observeForPin(context: PinContext, nics: readonly PinNic[]): Promise<PinState> {
-  const lookup = await call(context, 'ovs-vsctl', 'listing ports', lookupArgs);
-  if (!lookup.ok) return { stamps: new Map(), error: lookup.message };
-  let snapshot: OvsSnapshot;
-  try {
-    snapshot = parseLookup(lookup.stdout);
-  } catch (error) {
-    return { stamps: new Map(), error: (error as Error).message };
-  }
+export async function observeForPin(
+  context: PinContext,
+  nics: readonly PinNic[],
+  options: { readonly stamps?: boolean } = {},
+): Promise<PinState> {
+  const found = await lookup(context);
+  if ('error' in found) return { error: found.error };
+  const snapshot = found;
+  if (options.stamps === false) return { snapshot };
   const bridges = new Set<string>();
   for (const nic of nics) for (const port of findPorts(snapshot, nic)) bridges.add(bridgeOfPort(snapshot, port));
   const stamps = new Map<string, FlowObservation | string>();
@@ -123,7 +143,7 @@ export async function observeForPin(context: PinContext, nics: readonly PinNic[]
   return { snapshot, stamps };
 }
 
-type Located = { nic: PinNic; port: VmPort; bridge: string; policy: BridgePolicy; stamps: FlowObservation };
+type Located = { nic: PinNic; port: VmPort; bridge: string; policy: BridgePolicy; stamps?: FlowObservation };
 
 /** Each NIC's port, bridge and policy, or its outcome when it has none. */
 function locate(state: PinState, nics: readonly PinNic[], outcomes: PinOutcome[]): Located[] {
@@ -169,12 +189,12 @@ function locate(state: PinState, nics: readonly PinNic[], outcomes: PinOutcome[]
       });
       continue;
     }
-    const stamps = state.stamps.get(bridge);
-    if (stamps === undefined || typeof stamps === 'string') {
+    const stamps = state.stamps?.get(bridge);
+    if (state.stamps !== undefined && (stamps === undefined || typeof stamps === 'string')) {
       outcomes.push({ nic, result: 'failed', detail: `${where}: ${stamps ?? 'stamps not read'}` });
       continue;
     }
-    located.push({ nic, port, bridge, policy, stamps });
+    located.push({ nic, port, bridge, policy, ...(typeof stamps === 'object' ? { stamps } : {}) });
   }
   return located;
 }
@@ -199,10 +219,12 @@ async function applyBundles(context: PinContext, byBridge: Map<string, BridgeWor
 }
 
 /**
- * Install each NIC's port program (and its bridge's program when the canary
- * is gone, or it differs and this run knows the gateway's MAC): what is
- * missing always; what differs only when this run knows the NIC's address and
- * the gateway's MAC, and never on a `groups` network (the sync renders the group).
+ * Install each NIC's port program, and its bridge's. Without stamps (a VM's
+ * start: its port is new) both are installed, the bridge's when this run
+ * knows the gateway's MAC (`all` needs none). With stamps (`started`,
+ * `reconnect`, `host pin`): what is missing always; what differs only when
+ * this run knows the NIC's address and the gateway's MAC, and never a port's
+ * on a `groups` network (the sync renders the group).
  */
 export async function pinNics(context: PinContext, state: PinState, nics: readonly PinNic[]): Promise<PinResult> {
   if (state.error !== undefined) return { outcomes: [], error: state.error };
@@ -219,20 +241,20 @@ export async function pinNics(context: PinContext, state: PinState, nics: readon
       const mine = snapshot.ports.filter((p) => p.bridge === bridge);
       const bridgeInfo = snapshot.bridges.find((b) => b.name === bridge)!;
       const bridgeProgram = bridgeProgramOf(bridgeInfo, policy, mine, nic.gatewayMac);
-      const bridgeStamp = stamps.stamps.get(programKey('bridge', 0));
       const planned = work.steps.some((s) => s.install.kind === 'bridge');
-      if (
-        !planned &&
-        (!stamps.canary ||
-          bridgeStamp === undefined ||
-          (bridgeStamp !== bridgeProgram.digest && (!needsGateway || nic.gatewayMac !== undefined)))
-      ) {
-        work.steps.unshift({ install: bridgeProgram });
-      }
+      const bridgeStamp = stamps?.stamps.get(programKey('bridge', 0));
+      // Without stamps (a start), the bridge's program is installed whenever this run knows all it needs: the
+      // same inputs give the same program, replaced atomically. With stamps, when it is missing or differs.
+      const knows = !needsGateway || nic.gatewayMac !== undefined;
+      const install =
+        stamps === undefined
+          ? knows
+          : !stamps.canary || bridgeStamp === undefined || (bridgeStamp !== bridgeProgram.digest && knows);
+      if (!planned && install) work.steps.unshift({ install: bridgeProgram });
       const program = renderPortProgram(
         portSpecOf(policy, port, { uplink: uplinkOf(policy, mine), ip: nic.ip, gatewayMac: nic.gatewayMac }),
       );
-      const stamp = stamps.canary ? stamps.stamps.get(programKey('port', port.ofport)) : undefined;
+      const stamp = stamps?.canary === true ? stamps.stamps.get(programKey('port', port.ofport)) : undefined;
       const bridgeToo = work.steps.some((s) => s.install.kind === 'bridge') ? ' (and the bridge program)' : '';
       if (stamp === program.digest) {
         work.done.push({ nic, result: 'current', detail: `${where}: its program is in place${bridgeToo}` });

@@ -7,7 +7,7 @@
  * ended, if it was not running), handing over scripts/lab-daemons.sh's record.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -100,6 +100,7 @@ export async function installLabHooks(
   }
   await execa(process.execPath, [CLI, 'hook', 'install', ...(qemuD ? ['--qemu-d'] : [])]);
   await writeFile(HOOK_CONFIG, JSON.stringify(config), { mode: 0o600 });
+  if (extra.length > 0) await mkdir(join(HOOKS, 'qemu.d'), { recursive: true });
   for (const [name, text] of extra) await writeFile(join(HOOKS, 'qemu.d', name), text, { mode: 0o755 });
   await restartLibvirtd();
   return {

@@ -160,6 +160,27 @@ describe('pinning at start, started, reconnect', () => {
   });
 });
 
+describe('pinning at start without reading stamps (the port is new)', () => {
+  it('installs the bridge program and the port program in one bundle, without a dump', async () => {
+    const ovs = fakeOvs();
+    const context = { run: ovs.run, timeoutMs: () => 1000 };
+    const state = await observeForPin(context, [nic], { stamps: false });
+    expect(state.stamps).toBeUndefined();
+    const result = await pinNics(context, state, [nic]);
+    expect(result.outcomes.map((o) => o.result)).toEqual(['pinned']);
+    expect(ovs.bundles[0]?.split('\n')[0]).toBe('delete cookie=0x7c4e100000000000/-1');
+  });
+
+  it('without the gateway MAC (the backend down), the port program only: a bridge program is never downgraded', async () => {
+    const ovs = fakeOvs();
+    await pin(ovs, [nic]);
+    const context = { run: ovs.run, timeoutMs: () => 1000 };
+    const bare: PinNic = { mac: nic.mac, vmUuid: nic.vmUuid };
+    await pinNics(context, await observeForPin(context, [bare], { stamps: false }), [bare]);
+    expect(ovs.bundles[1]).not.toContain('0x7c4e100000000000');
+  });
+});
+
 describe('unpinning at stopped', () => {
   it("removes exactly the port's cookie", async () => {
     const ovs = fakeOvs();

@@ -14,6 +14,7 @@ import { describeNic } from '../agent/events.js';
 import type { HookLog } from '../agent/log.js';
 import type { ManagedNic } from '../agent/nics.js';
 import { addPinWant } from '../agent/pin-wants.js';
+import { readOvsdb } from '../../portsec/ovsdb.js';
 import { observeForPin, pinNics, unpinNics, type PinContext, type PinNic, type PinResult } from '../../portsec/pin.js';
 
 /** Longest single OVS call of a hook run. */
@@ -42,12 +43,13 @@ function pinNic(managed: ManagedNic, outcome?: Outcome): PinNic {
  * @param deadline `Date.now()` by which every OVS call must have ended.
  */
 export function startFlows(
-  flows: 'pin' | 'unpin' | 'want',
+  flows: 'pin' | 'check' | 'unpin' | 'want',
   nics: readonly ManagedNic[],
   options: { readonly deadline: number; readonly spoolDir: string; readonly cause: string },
 ): FlowWork {
   const left = () => Math.min(OVS_CALL_MS, options.deadline - Date.now());
-  const context: PinContext = { run: lightRunner(left), timeoutMs: left };
+  // Ports are read from ovsdb-server's socket (no process: ~15 ms less per run); flows go through ovs-ofctl.
+  const context: PinContext = { run: lightRunner(left), timeoutMs: left, lookup: (ms) => readOvsdb(ms) };
   const outcomeOf = (outcomes: readonly Outcome[], managed: ManagedNic) =>
     outcomes.find((o) => o.event.nic.mac === managed.nic.mac && o.event.nic.network === managed.nic.network);
   if (flows === 'want') {
@@ -69,16 +71,18 @@ export function startFlows(
       },
     };
   }
+  // At start the ports are new: nothing to compare with, so no stamps are read (one ovs-ofctl call less).
   const state = observeForPin(
     context,
     nics.map((m) => pinNic(m)),
+    { stamps: flows === 'check' },
   );
   return {
     async finish(outcomes, log) {
       const pins = nics.map((m) => pinNic(m, outcomeOf(outcomes, m)));
       const result: PinResult =
-        flows === 'pin' ? await pinNics(context, await state, pins) : await unpinNics(context, await state, pins);
-      report(result, nics, flows, options.cause, log);
+        flows === 'unpin' ? await unpinNics(context, await state, pins) : await pinNics(context, await state, pins);
+      report(result, nics, flows === 'unpin' ? 'unpin' : 'pin', options.cause, log);
     },
   };
 }

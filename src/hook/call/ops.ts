@@ -15,10 +15,11 @@ export interface OpAction {
   readonly strict: boolean;
   /**
    * What the op does to the NICs' OVS ports (port security): `pin` their flows (after the
-   * registration, with its address), `unpin` them, or `want` them pinned once the port exists
-   * (the network hook runs before it does: `host pin` waits for it).
+   * registration, with its address: the port is new), `check` them (pin what is missing or
+   * differs), `unpin` them, or `want` them pinned once the port exists (the network hook runs
+   * before it does: `host pin` waits for it).
    */
-  readonly flows?: 'pin' | 'unpin' | 'want';
+  readonly flows?: 'pin' | 'check' | 'unpin' | 'want';
 }
 
 /**
@@ -29,8 +30,8 @@ export interface OpAction {
  */
 export const QEMU_OPS: Readonly<Record<string, OpAction>> = {
   start: { action: 'register', strict: true, flows: 'pin' },
-  started: { action: 'register', strict: false, flows: 'pin' },
-  reconnect: { action: 'register', strict: false, flows: 'pin' },
+  started: { action: 'register', strict: false, flows: 'check' },
+  reconnect: { action: 'register', strict: false, flows: 'check' },
   restore: { action: 'register', strict: true, flows: 'pin' },
   stopped: { action: 'deregister', strict: false, flows: 'unpin' },
   release: { action: 'deregister', strict: false },
