@@ -26,6 +26,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cookieOf, cookieText } from '../../src/portsec/cookie.js';
+import { lookupArgs, parseLookup } from '../../src/portsec/ovs.js';
+import { readOvsdb } from '../../src/portsec/ovsdb.js';
 import { linkLocalOf } from '../../src/portsec/render.js';
 import { cli } from '../support/cli.js';
 import { forge } from './guest/forger.js';
@@ -308,6 +310,17 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
     const dispatch = (await ofctl('dump-flows', bridgeOf('a'), `table=0,in_port=${ofport}`)).stdout;
     expect(Number(/n_packets=(\d+)/.exec(dispatch)?.[1])).toBeGreaterThan(0);
   }, 60_000);
+
+  it("the hook's reader of ovsdb-server's socket reads what ovs-vsctl lists", async () => {
+    const listed = parseLookup((await execa('ovs-vsctl', lookupArgs(10_000))).stdout);
+    const read = await readOvsdb(10_000);
+    const mine = (x: typeof read) => ({
+      bridges: x.bridges.filter((b) => b.name.startsWith(p)),
+      ports: x.ports.filter((q) => q.bridge.startsWith(p)).sort((a, b) => a.name.localeCompare(b.name)),
+    });
+    expect(mine(read).ports.length).toBeGreaterThan(5);
+    expect(mine(read)).toEqual(mine(listed));
+  });
 
   it('peers gateway: every VM reaches the gateway, none reaches another, on its host or the other', async () => {
     for (const name of Object.keys(VMS) as Vm[]) expect(await pings(ns[name].name, GW, 5), name).toBe(true);
