@@ -105,6 +105,12 @@ export {
   type PlacementBody,
   type PlacementAnswer,
   type SetPlacementAnswer,
+  vmGroupPath,
+  networkPeersPath,
+  type VmGroupBody,
+  type VmGroupAnswer,
+  type PeerGroup,
+  type PeersAnswer,
   type Registration,
   type AllowEntry,
   type AllowEntryBody,
@@ -178,7 +184,16 @@ export {
   type ObservedHost,
   type PlanOptions,
 } from './host/model.js';
-export { planHost, planOvs, planLinks, planBridges, planPorts, planNetworks } from './host/plan.js';
+export {
+  planHost,
+  planOvs,
+  planLinks,
+  planBridges,
+  planBridgePolicies,
+  planPorts,
+  planNetworks,
+  reshapes,
+} from './host/plan.js';
 export { observeHost } from './host/observe.js';
 export { applyHost, planHostNow, unconvergedError, type ApplyResult, type HostRunOptions } from './host/apply.js';
 export { resolveHost } from './host/this-host.js';
@@ -246,6 +261,34 @@ export {
   type SysctlSetting,
 } from './backend/sysctls.js';
 export { backendSetupChecks } from './host/doctor/backend-plan-checks.js';
+
+// Port security: the flow programs on each VM's OVS port, and their sync
+export {
+  renderPortProgram,
+  renderBridgeProgram,
+  renderGroupProgram,
+  bundleText,
+  programAddLines,
+  stampFlow,
+  linkLocalOf,
+  type FlowProgram,
+  type PortSpec,
+  type BridgeSpec,
+  type GroupSpec,
+  type PeersPolicy,
+  type Ipv6Policy,
+} from './portsec/render.js';
+export { cookieOf, cookieText, exactCookie, parseCookie, ALL_OURS, TABLE, type ProgramKind } from './portsec/cookie.js';
+export { policyOf, policyExternalIds, POLICY_KEYS, type BridgePolicy } from './portsec/policy.js';
+export { bridgeIntent, type BridgeIntent, type NetworkView, type GroupView } from './portsec/intent.js';
+export { planFlows, describeFlowAction, type FlowAction } from './portsec/plan.js';
+export { parseFlowDump, type FlowObservation } from './portsec/dump.js';
+export { observeForPin, pinNics, unpinNics, type PinNic, type PinOutcome, type PinContext } from './portsec/pin.js';
+export { readOvsdb } from './portsec/ovsdb.js';
+export { syncFlows, type FlowSyncResult } from './host/flows/sync.js';
+export { FlowInputError } from './errors/flow-input-error.js';
+export { OvsOfctlError } from './errors/ovs-ofctl-error.js';
+export { OvsdbReadError } from './errors/ovsdb-read-error.js';
 
 // VM launcher helpers: NICs and the allow-list in a domain definition
 export { addDomainInterface, removeDomainInterface, domainInterfaceMacs } from './libvirt/domain-edit.js';
