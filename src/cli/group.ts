@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../errors/usage-error.js';
-import { vmGroupPath, type VmGroupAnswer } from '../protocol/api.js';
+import type { VmGroupAnswer } from '../protocol/api.js';
 import { adminClient, type ConnectionOptions, withConnection } from './connection.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 
@@ -31,12 +31,12 @@ export function addGroupCommands(program: Command, io: CliIo): void {
         `group set: expected a group name or --none, found ${name === undefined ? 'neither' : 'both'}`,
       );
     }
-    print(await (await adminClient(options)).call<VmGroupAnswer>('PUT', vmGroupPath(vm), { group: name ?? null }));
+    print(await (await adminClient(options)).setGroup(vm, name ?? null));
   });
 
   withConnection(group.command('get').description("Print a VM's group").argument('<vm-uuid>')).action(
     async (vm: string, options: ConnectionOptions) => {
-      print(await (await adminClient(options)).call<VmGroupAnswer>('GET', vmGroupPath(vm)));
+      print(await (await adminClient(options)).group(vm));
     },
   );
 }

@@ -11,7 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { programsAvailable } from '../lab/prereq.js';
-import { bundleHook, domainXml, hostRig, listeningBackend, removeRig, runHookScript, testVm } from './support.js';
+import {
+  bundleHook,
+  domainXml,
+  hostRig,
+  listeningBackend,
+  placeOn,
+  removeRig,
+  runHookScript,
+  testVm,
+} from './support.js';
 
 const ovs = programsAvailable('ovs-vsctl', 'ovs-ofctl');
 
@@ -60,6 +69,7 @@ describe.skipIf(!ovs)('the hook with a slow or absent Open vSwitch', () => {
       });
       try {
         const vm = testVm(`vm-ovs-${sub}`);
+        await placeOn(server.backend, vm, rig.hostId);
         const run = await runHookScript(rig.qemuHook, [vm.name, 'start', 'begin', '-'], domainXml(vm), {
           OVS_RUNDIR: join(dir, sub),
         });

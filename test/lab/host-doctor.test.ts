@@ -82,7 +82,7 @@ describe.skipIf(!lab)('doctor on a lab host (seeded faults)', () => {
       hookYaml,
       JSON.stringify({
         hostId: 'kvm-a',
-        backend: { url: `http://127.0.0.1:${port}`, tokenFile: join(dir, 'token') },
+        backend: { url: `http://127.0.0.1:${port}`, tokenFile: join(dir, 'token'), insecure: true },
         networks: [{ name: `${p}-secure`, bridge: `${p}-sec` }],
       }),
     );

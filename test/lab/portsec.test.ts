@@ -107,6 +107,7 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
   const ns = {} as Record<Vm, Netns>;
   const ip = {} as Record<Vm, string>;
   const GUEST_MAC = '52:54:00:5e:00:9a';
+  const GUEST_UUID = '0b1d2c3e-0000-4000-8000-00000000009a';
   const bridgeOf = (host: 'a' | 'b') => `${p}${host}s`;
 
   const api = async (method: string, path: string, token: string, body?: unknown) => {
@@ -225,7 +226,7 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
     }
     const hookConfig = (host: 'a' | 'b') => ({
       hostId: `kvm-${host}`,
-      backend: { url: URL, tokenFile: join(work, `token-${host}`) },
+      backend: { url: URL, tokenFile: join(work, `token-${host}`), insecure: true },
       networks: [{ name: NET, bridge: bridgeOf(host) }],
       timeouts: { requestMs: 1000, hookMs: 2000 },
       spoolDir: join(work, `spool-${host}`),
@@ -264,6 +265,8 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
           `external_ids:iface-id=${spec.vm}`,
         ],
       );
+      // Placed on its host by the VM launcher (the admin), as every VM is before it starts.
+      await api('PUT', `/v1/vms/${spec.vm}/placement`, tokens.admin, { hosts: [`kvm-${spec.host}`] });
       const answer = await api('POST', '/v1/register', spec.host === 'a' ? tokens.a : tokens.b, {
         vmUuid: spec.vm,
         vmName: `vm-${name}`,
@@ -281,7 +284,8 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
 
     // The guest: on host A's libvirt network, as the VM launcher would put it; the hook pins it at start.
     guests = new Guests(work);
-    guest = await guests.boot({ name: `${p}g`, nic: { mac: GUEST_MAC, network: NET } });
+    await api('PUT', `/v1/vms/${GUEST_UUID}/placement`, tokens.admin, { hosts: ['kvm-a'] });
+    guest = await guests.boot({ name: `${p}g`, nic: { mac: GUEST_MAC, network: NET }, uuid: GUEST_UUID });
   }, 240_000);
 
   afterAll(async () => {

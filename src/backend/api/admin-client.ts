@@ -1,18 +1,21 @@
 import {
   API_PATHS,
   vmAllowListPath,
+  vmGroupPath,
   vmPlacementPath,
   type AllowEntryBody,
   type AllowListAnswer,
   type AllowListsAnswer,
   type PlacementAnswer,
   type SetPlacementAnswer,
+  type VmGroupAnswer,
 } from '../../protocol/api.js';
 import { BackendClient, type BackendClientOptions } from './client.js';
 
 /**
  * The VM launcher's (and the `ticrypt-net` CLI's) typed client of the admin
- * API, with an admin token: where each VM may run, and what it may reach.
+ * API, with an admin token: where each VM may run, what it may reach, and
+ * which group's VMs it reaches on `peers: groups` networks.
  *
  * Placement: before `virsh start` on a host, place the VM there; for a
  * migration, place it on both hosts before the destination starts it, and on
@@ -64,5 +67,15 @@ export class AdminClient {
   /** Every VM's allow-list. */
   allowLists(): Promise<AllowListsAnswer> {
     return this.client.call('GET', API_PATHS.allowLists);
+  }
+
+  /** Put a VM in a group on `peers: groups` networks (created when new), or in none (`null`). */
+  setGroup(vmUuid: string, group: string | null): Promise<VmGroupAnswer> {
+    return this.client.call('PUT', vmGroupPath(vmUuid), { group });
+  }
+
+  /** A VM's group. */
+  group(vmUuid: string): Promise<VmGroupAnswer> {
+    return this.client.call('GET', vmGroupPath(vmUuid));
   }
 }
