@@ -76,7 +76,7 @@ describe.skipIf(!lab)('doctor on a lab host (seeded faults)', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
-    await writeFile(join(dir, 'token'), `${token}\n`);
+    await writeFile(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
     hookYaml = join(dir, 'hook.yaml');
     await writeFile(
       hookYaml,

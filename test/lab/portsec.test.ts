@@ -319,7 +319,7 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
     const listed = parseLookup((await execa('ovs-vsctl', lookupArgs(10_000))).stdout);
     const read = await readOvsdb(10_000);
     const mine = (x: typeof read) => ({
-      bridges: x.bridges.filter((b) => b.name.startsWith(p)),
+      bridges: x.bridges.filter((b) => b.name.startsWith(p)).sort((a, b) => a.name.localeCompare(b.name)),
       ports: x.ports.filter((q) => q.bridge.startsWith(p)).sort((a, b) => a.name.localeCompare(b.name)),
     });
     expect(mine(read).ports.length).toBeGreaterThan(5);
