@@ -1,7 +1,8 @@
 /**
  * Hand-built Ethernet frames for attacks no lab guest's tool makes (a DHCP
  * offer nobody asked for, a router advertisement, a DHCPv6 server message, an
- * ARP whose sender MAC is another's, a neighbour advertisement), sent raw from
+ * ARP whose sender MAC is another's, a neighbour advertisement; and the DHCP
+ * discover a guest's real rogue server answers), sent raw from
  * a namespace's interface with `socat INTERFACE:` (one frame per write), and
  * nft counters in the receivers' namespaces (a netdev table on the ingress of
  * their interface: every frame that arrives, before any protocol sees it).
@@ -118,6 +119,25 @@ export function dhcpOfferFrame(a: { src: string; sip: string; yiaddr: string }):
     a.src,
     0x0800,
     udp4(a.sip, '255.255.255.255', 67, 68, Buffer.concat([bootp, options])),
+  );
+}
+
+/**
+ * A DHCP discover (BOOTP request, udp 68 to 67 from 0.0.0.0, broadcast) for
+ * client `chaddr`, sent from `src`: what makes a rogue DHCP server answer.
+ */
+export function dhcpDiscoverFrame(a: { src: string; chaddr: string }): Buffer {
+  const bootp = Buffer.alloc(240);
+  bootp.set([1, 1, 6, 0]);
+  bootp.writeUInt32BE(0x5ec0ffee, 4);
+  mac(a.chaddr).copy(bootp, 28);
+  Buffer.from('63825363', 'hex').copy(bootp, 236);
+  const options = Buffer.from([53, 1, 1, 255]);
+  return ether(
+    'ff:ff:ff:ff:ff:ff',
+    a.src,
+    0x0800,
+    udp4('0.0.0.0', '255.255.255.255', 68, 67, Buffer.concat([bootp, options])),
   );
 }
 

@@ -30,11 +30,12 @@ import { lookupArgs, parseLookup } from '../../src/portsec/ovs.js';
 import { readOvsdb } from '../../src/portsec/ovsdb.js';
 import { linkLocalOf } from '../../src/portsec/render.js';
 import { cli } from '../support/cli.js';
-import { forge } from './guest/forger.js';
+import { forge, rogueDhcp } from './guest/forger.js';
 import { type Guest, Guests } from './guest/guest.js';
 import {
   arpFrame,
   dhcp6AdvertiseFrame,
+  dhcpDiscoverFrame,
   dhcpOfferFrame,
   FrameCounters,
   naFrame,
@@ -349,6 +350,7 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
       copyboth: 'icmp type echo-request ip length 1031',
       arpgw: `ether saddr ${GUEST_MAC} arp saddr ip ${GW}`,
       arpnb: `ether saddr ${GUEST_MAC} arp saddr ip ${ip.a1}`,
+      rogue: `ether saddr ${GUEST_MAC} udp sport 67`,
       dhcpoffer: `ether saddr ${a2.mac} udp sport 67`,
       ra: `ether saddr ${a2.mac} icmpv6 type nd-router-advert`,
       dhcp6: `ether saddr ${a2.mac} udp sport 547`,
@@ -356,6 +358,7 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
       na: `ether saddr ${a2.mac} icmpv6 type nd-neighbor-advert`,
       ll6: `ether saddr ${a2.mac} udp dport 9`,
       legit: 'icmp type echo-request ip length 1078',
+      legitA2: `ether saddr ${a2.mac} icmp type echo-request ip length 1088`,
     };
     const receivers = {
       gateway: await FrameCounters.create(backend, `${p}g1`, `${p}count`, rules),
@@ -380,6 +383,13 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
       await forge(guest, { mac: GUEST_MAC, ip: `${guestIp}/17`, gateway: GW });
       await guest.sh(`arping -U -c 3 -I eth0 -s ${GW} ${GW}; arping -A -c 3 -I eth0 -s ${ip.a1} ${ip.a1}; true`, 30);
       await guest.sh(ping(1050), 30);
+      // The guest's own rogue DHCP server (busybox udhcpd) answers a discover the gateway's leg broadcasts
+      // (from the gateway's MAC: a broadcast the gateway sends reaches every VM port, pinned or not).
+      const udhcpd = await rogueDhcp(guest, { start: '192.168.200.10', end: '192.168.200.20', router: guestIp });
+      await sleep(500);
+      await sendFrame(backend, `${p}g1`, dhcpDiscoverFrame({ src: gatewayMac, chaddr: '52:54:00:5e:00:ee' }), 1);
+      await sleep(3000); // udhcpd ARP-probes the address it offers (2 s) before it offers
+      await guest.run(`kill ${udhcpd}; killall udhcpd; true`);
       // A2 sends what no guest tool makes: a DHCP offer, a router advertisement, a DHCPv6 server message,
       // ARP with A1's MAC inside, a neighbour advertisement for A1's address, link-local IPv6 to B1.
       const me = { src: a2.mac, sip6: linkLocalOf(a2.mac) };
@@ -393,6 +403,8 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
         'eth0',
         udp6Frame({ src: a2.mac, dst: VMS.b1.mac, sip6: me.sip6, dip6: linkLocalOf(VMS.b1.mac) }),
       );
+      // A2's own traffic, beside its attacks.
+      await ns.a2.run('ping', ['-c', '3', '-i', '0.2', '-W', '1', '-s', '1060', GW]).catch(() => {});
       await sleep(500);
       return {
         gateway: await receivers.gateway.read(),
@@ -416,6 +428,7 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
       'copyboth',
       'arpgw',
       'arpnb',
+      'rogue',
       'dhcpoffer',
       'ra',
       'dhcp6',
@@ -424,7 +437,7 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
     ]) {
       expect(open.gateway[attack], `unprotected: ${attack} at the gateway`).toBeGreaterThan(0);
     }
-    for (const attack of ['arpgw', 'dhcpoffer', 'ra', 'dhcp6', 'na']) {
+    for (const attack of ['arpgw', 'rogue', 'dhcpoffer', 'ra', 'dhcp6', 'na']) {
       expect(open.a1[attack], `unprotected: ${attack} at A1`).toBeGreaterThan(0);
       expect(open.b1[attack], `unprotected: ${attack} at B1`).toBeGreaterThan(0);
     }
@@ -437,12 +450,34 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
       expect(await apply(host)).toContain(`install bridge flows ${bridgeOf(host)}: missing`);
       expect((await cli('host', 'plan', ...hostArgs(host))).stdout).toBe('nothing to change\n');
     }
+    const guestPort = (
+      await vsctl('--bare', '--columns=name', 'find', 'interface', `external_ids:attached-mac="${GUEST_MAC}"`)
+    ).trim();
+    const guestOfport = Number(await vsctl('get', 'interface', guestPort, 'ofport'));
+    const offersDropped = async () =>
+      Number(
+        /n_packets=(\d+)/.exec(
+          (await ofctl('dump-flows', bridgeOf('a'), `table=10,in_port=${guestOfport},udp,tp_src=67`)).stdout,
+        )?.[1] ?? 0,
+      );
+    const droppedBefore = await offersDropped();
     const pinned = await round();
     for (const [receiver, counts] of Object.entries(pinned)) {
-      const { legit, ...attacks } = counts;
+      const { legit, legitA2, ...attacks } = counts;
       expect(attacks, `pinned: at ${receiver}`).toEqual(Object.fromEntries(Object.keys(attacks).map((a) => [a, 0])));
-      if (receiver === 'gateway') expect(legit, 'the guest pinging as itself').toBe(3);
+      if (receiver === 'gateway') {
+        expect(legit, 'the guest pinging as itself').toBe(3);
+        expect(legitA2, 'A2 pinging as itself').toBe(3);
+      }
     }
+    // The guest's server did answer (its offers died on its program's udp 67 drop, counters lag up to ~1 s).
+    expect(
+      await until(
+        'the guest offers counted',
+        async () => ((await offersDropped()) > droppedBefore ? true : undefined),
+        5000,
+      ),
+    ).toBe(true);
     expect(await pings(ns.a1.name, GW, 3)).toBe(true);
   }, 240_000);
 
