@@ -494,18 +494,8 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
     const plan = (await cli('host', 'plan', ...hostArgs('a'))).stdout;
     expect(plan).toContain(`install bridge flows ${bridgeOf('a')}: missing`);
     expect(plan).toContain(`install port flows ${bridgeOf('a')} ${p}a1 `);
-    const doctor = await cli(
-      '--json',
-      'doctor',
-      '--site',
-      files.siteA,
-      '--host',
-      'a',
-      '--datapath',
-      'netdev',
-      '--hook-config',
-      HOOK_CONFIG,
-    );
+    const doctorArgs = ['doctor', '--site', files.siteA, '--host', 'a', '--datapath', 'netdev'];
+    const doctor = await cli('--json', ...doctorArgs, '--hook-config', HOOK_CONFIG);
     const results = (
       JSON.parse(doctor.stdout) as { results: { id: string; subject: string; status: string; message: string }[] }
     ).results;
@@ -513,7 +503,22 @@ describe.skipIf(!lab)('port security: two hosts, the backend, the hooks and a re
       status: 'fail',
       message: expect.stringContaining('the canary is gone'),
     });
+    // What the operator reads (the README quotes it): the port-security lines of doctor's text, before and after.
+    const portsecLines = async () =>
+      (await cli(...doctorArgs, '--hook-config', HOOK_CONFIG)).stdout
+        .split(/\n(?=[A-Z]{2,4} )/)
+        .filter((l) => /^\w+ +(bridge\.port-security|flows\.programs) /.test(l))
+        .join('\n');
+    const lost = await portsecLines();
+    console.log(`doctor after the restart:\n${lost}`);
+    expect(lost).toMatch(new RegExp(`^FAIL flows\\.programs ${bridgeOf('a')}: the canary is gone`, 'm'));
+    expect(lost).toMatch(new RegExp(`^OK +bridge\\.port-security ${bridgeOf('a')}: fail_mode=secure`, 'm'));
     for (const host of ['a', 'b'] as const) expect(await flows(host)).toMatch(/change\(s\), in place\n$/);
+    const back = await portsecLines();
+    console.log(`doctor after host flows:\n${back}`);
+    expect(back).toMatch(
+      new RegExp(`^OK +flows\\.programs ${bridgeOf('a')}: \\d+ program\\(s\\) in place, canary present`, 'm'),
+    );
     expect(await pings(ns.a1.name, GW, 5)).toBe(true);
     expect(await pings(ns.b1.name, GW, 5)).toBe(true);
     expect(await guest.run(`ping -c 2 -W 2 ${GW}`)).toMatchObject({ exitCode: 0 });
