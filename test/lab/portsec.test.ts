@@ -14,6 +14,8 @@
  *     backend ns: <p>g1 192.168.128.1/17 ═ <p>gr (1081) ─────────────────────────────────────────────────┘
  *                 <p>m1 (the API) ═ <p>m0 root
  *
+ * The guest forges with its own tools (another's MAC, address or both, ARP,
+ * its own DHCP server); a namespace VM sends what no guest tool makes.
  * Every attack is counted at its receivers (nft counters on the ingress of the
  * gateway's, the victim's and a remote VM's interface): first on unprotected
  * bridges (the attacks arrive: the test can fail), then pinned (none arrives),
