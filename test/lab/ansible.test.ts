@@ -102,7 +102,9 @@ describe.skipIf(!lab)('the Ansible roles on a bare lab site (ansible-playbook, c
     expect(run.recap.backend?.failed, run.stdout).toBe(0);
     expect(run.recap[site.host.name]?.failed, run.stdout).toBe(0);
     expect(run.stdout).toContain('add address 192.168.128.1/17 to gw-secure');
-    expect(run.stdout).toContain(`create bridge ${site.networks[0]!.bridge} (datapath_type=netdev)`);
+    expect(run.stdout).toContain(
+      `create bridge ${site.networks[0]!.bridge} (datapath_type=netdev, fail_mode=secure, port security peers=gateway ipv6=off)`,
+    );
     expect((await site.backend.run('ip', ['-br', 'addr', 'show', 'gw-secure'])).stdout).not.toContain('192.168');
     const bridges = (await execa('ovs-vsctl', ['list-br'])).stdout.split('\n');
     expect(bridges).not.toContain(site.networks[0]!.bridge);

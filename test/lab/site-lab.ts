@@ -21,6 +21,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { AdminClient } from '../../src/backend/api/admin-client.js';
 import { BackendClient } from '../../src/backend/api/client.js';
+import { programRunner } from '../../src/exec/run.js';
+import { observeForPin, pinNics } from '../../src/portsec/pin.js';
 import { Netns } from './netns.js';
 import { OvsBridge } from './ovs.js';
 import { PeerServers } from './peer-servers.js';
@@ -147,27 +149,39 @@ export class SiteLab {
 
   /**
    * A VM NIC on network `index`'s bridge, placed on the host (the launcher's
-   * admin token) and registered with the host's token, as the hook would: a
+   * admin token), registered with the host's token and pinned (port
+   * security) with the answer's address, as the hook does at `start`: a
    * namespace whose veth's root end is a port of the host's bridge, tagged
-   * with the network's VLAN. Resolves with the address the API reserved and
-   * the lease the VM got by DHCP (configured on its interface).
+   * with the network's VLAN and marked as libvirt marks a VM's port. Resolves
+   * with the address the API reserved and the lease the VM got by DHCP
+   * (configured on its interface).
    */
   async vm(index: 0 | 1, name: string, mac: string, vmUuid: string, tokens: { host: string; admin: string }) {
     const network = this.networks[index] as (typeof this.networks)[number];
     const ns = await Netns.create(`${this.p}-${name}`);
     this.namespaces.push(ns);
     await vethPair({ name: `${this.p}${name}` }, { name: 'eth0', netns: ns }, { txOff: true, mac });
-    await execa('ovs-vsctl', ['--timeout=10', 'add-port', network.bridge, `${this.p}${name}`, `tag=${network.vlan}`]);
+    const port = `${this.p}${name}`;
+    await execa('ovs-vsctl', [
+      ...['--timeout=10', 'add-port', network.bridge, port, `tag=${network.vlan}`, '--', 'set', 'interface', port],
+      ...[`external_ids:attached-mac="${mac}"`, `external_ids:vm-id=${vmUuid}`, `external_ids:iface-id=${vmUuid}`],
+    ]);
     await ns.run('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
     await new AdminClient({ url: API_URL, token: tokens.admin }).setPlacement(vmUuid, [this.host.name]);
     const host = new BackendClient({ url: API_URL, token: tokens.host });
-    const answer = await host.call<{ ip: string }>('POST', '/v1/register', {
+    const answer = await host.call<{ ip: string; gatewayMac: string }>('POST', '/v1/register', {
       vmUuid,
       vmName: name,
       mac,
       network: network.name,
       generation: Date.now() * 1000,
     });
+    const nic = { mac, vmUuid, bridge: network.bridge, ip: answer.ip, gatewayMac: answer.gatewayMac };
+    const context = { run: programRunner(), timeoutMs: () => 10_000 };
+    const pinned = await pinNics(context, await observeForPin(context, [nic]), [nic]);
+    if (pinned.outcomes[0]?.result !== 'pinned') {
+      throw new Error(`site lab: VM ${name} not pinned: ${pinned.error ?? pinned.outcomes[0]?.detail ?? 'no outcome'}`);
+    }
     const lease = await dhcpLease(ns, 'eth0', 10);
     const gateway = NETWORKS[index].key === 'secure' ? '192.168.128.1' : '192.168.122.1';
     if (lease !== undefined) await configure(ns, 'eth0', `${lease}/${NETWORKS[index].subnet}`, gateway);
