@@ -415,7 +415,6 @@ async function components(dir: string): Promise<Components> {
   };
   const nft = nftRunner();
   const hosts = new HostsDir(join(dir, 'state/dnsmasq/secure/hosts'), { network: secure, reload: () => undefined });
-  const domains = { before: [], after: [] };
   const store = openStore(join(dir, 'backend.db'));
   try {
     for (let i = 0; i < COMPONENT_SAMPLES; i += 1) {
@@ -429,9 +428,9 @@ async function components(dir: string): Promise<Components> {
         nicId: 0xf00000 + i,
       };
       const nic = { registration, entries: entries(n) };
-      result.nftAdd.push(await timed(() => nft(renderChange({ site, domains }, [], [nic]))));
-      result.nftDelete.push(await timed(() => nft(renderChange({ site, domains }, [nic], []))));
-      await nft(renderChange({ site, domains }, [], [nic]));
+      result.nftAdd.push(await timed(() => nft(renderChange({ site }, [], [nic]))));
+      result.nftDelete.push(await timed(() => nft(renderChange({ site }, [nic], []))));
+      await nft(renderChange({ site }, [], [nic]));
       result.nftRevoke.push(await timed(() => nft(renderRevoke(site, [nic]))));
       result.nftCleanup.push(await timed(() => nft(renderCleanup(site, [nic]))));
       result.hostPut.push(await timed(() => hosts.put(registration)));

@@ -1,7 +1,8 @@
 /**
  * The backend's composition root: opens the store, wires the firewall
- * (`nft/`), dnsmasq (`dnsmasq/`, through `service/`), the registry and the API
- * (`api/`) together, rebuilds kernel and dnsmasq from the store, then serves.
+ * (`nft/`), dnsmasq (`dnsmasq/`, through `service/`), the DNS front (`dns/`),
+ * the registry and the API (`api/`) together, rebuilds kernel and dnsmasq from
+ * the store, starts the DNS front, then serves.
  * For: `backend serve`. May not: hold any decision of its own (each part it
  * wires owns its rules); nothing below it imports it.
  */
@@ -14,6 +15,7 @@ import { NftError } from '../errors/nft-error.js';
 import type { Site } from '../site/model.js';
 import { Metrics } from './api/metrics.js';
 import { buildApi } from './api/server.js';
+import { DnsService } from './dns/service.js';
 import { NftGateway } from './nft/gateway.js';
 import { openStore, type Store } from './store/store.js';
 import { DnsmasqFleet } from './service/dnsmasq-fleet.js';
@@ -45,6 +47,8 @@ export interface BackendOptions {
   readonly insecureHttp?: boolean;
   /** Log dropped secure egress (rate-limited, prefix `ticrypt`). */
   readonly logDrops?: boolean;
+  /** DNS queries per second each VM may send to the DNS front (bursts of twice that). Default 100. */
+  readonly dnsRate?: number;
   readonly logger: Logger;
   /** How often the guard checks the table, the fail-closed rules and ARP settings, ms (default 1000). */
   readonly guardIntervalMs?: number;
@@ -90,7 +94,14 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
       HOST_ENTRY_READ.test(line) ? logger.debug({ dnsmasq: network }, line) : logger.info({ dnsmasq: network }, line),
     onExit: (network, detail) => logger.error({ dnsmasq: network }, `dnsmasq exited (${detail}); restarting`),
   });
-  const enforcer = new GatewayEnforcer(nft, fleet);
+  const rate = options.dnsRate ?? 100;
+  const dns = new DnsService({
+    site,
+    logger: logger.child({ dns: true }),
+    metrics: metrics.registry,
+    rate: { perSecond: rate, burst: 2 * rate },
+  });
+  const enforcer = new GatewayEnforcer(nft, fleet, dns);
   const auditLine = (event: AuditEvent) => audit.info(event, event.event);
   const timed = {
     rebuild: async (state: Parameters<GatewayEnforcer['rebuild']>[0]) => {
@@ -138,7 +149,9 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
       'rebuilt firewall and dnsmasq from the store',
     );
     await guard.watch();
+    await dns.start();
   } catch (error) {
+    await dns.close();
     await guard.stop();
     await fleet.stop();
     store.close();
@@ -186,6 +199,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
       clearInterval(sweeps);
       await app.close();
       await guard.stop();
+      await dns.close();
       await fleet.stop();
       store.close();
     },

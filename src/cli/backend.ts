@@ -31,6 +31,7 @@ interface ServeOptions {
   tlsKey?: string;
   insecureHttp?: boolean;
   logDrops?: boolean;
+  dnsRate?: string;
 }
 
 interface SetupOptions {
@@ -140,6 +141,7 @@ export function addBackendCommands(program: Command, io: CliIo): void {
     .option('--tls-key <file>', 'TLS private key (PEM)')
     .option('--insecure-http', 'serve plain HTTP (a protected management network, or tests)')
     .option('--log-drops', "log dropped secure egress (rate-limited, prefix 'ticrypt')")
+    .option('--dns-rate <n>', 'DNS queries per second each VM may send (bursts of twice that)', '100')
     .action(async (options: ServeOptions) => {
       const site = await loadSite(options.site);
       if (!options.insecureHttp && (options.tlsCert === undefined || options.tlsKey === undefined)) {
@@ -155,6 +157,7 @@ export function addBackendCommands(program: Command, io: CliIo): void {
         ...(options.tlsCert && options.tlsKey ? { tls: { cert: options.tlsCert, key: options.tlsKey } } : {}),
         insecureHttp: options.insecureHttp === true,
         logDrops: options.logDrops === true,
+        dnsRate: parseInteger('--dns-rate', options.dnsRate ?? '100', 1, 1_000_000),
       });
       logger.info({ url: running.url }, 'listening');
       await new Promise<void>((resolve) => {

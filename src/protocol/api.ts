@@ -209,10 +209,23 @@ export type AllowEntry =
     }
   | {
       readonly type: 'domain';
-      /** A lower-case domain name; its addresses, as the backend's resolver learns them, are allowed. */
+      /**
+       * A lower-case domain name (`pypi.org`: that name only) or a wildcard
+       * (`*.example.org`: every name below example.org, not example.org
+       * itself). The VM may resolve it through the backend's DNS front, and
+       * each answer opens the addresses it names, for a while.
+       */
       readonly domain: string;
       readonly protocol: AllowProtocol;
       readonly ports?: PortRange;
+      /**
+       * Special-use ranges (private, loopback, link-local, CGNAT, reserved,
+       * documentation, ...) this name's answers may open, as IPv4 addresses or
+       * CIDRs. An answered address in a special-use range outside these opens
+       * nothing and is left out of the answer (no DNS rebinding into private
+       * space). Default: none.
+       */
+      readonly specialRanges?: readonly string[];
     };
 
 /** A VM's allow-list: keyed by VM UUID, applying to all its NICs on allow-list networks. */
@@ -221,12 +234,16 @@ export interface AllowList {
   readonly entries: readonly AllowEntry[];
 }
 
-/** An allow entry on the wire: `{ address | domain, protocol, ports? }`, ports as `443` or `'8000-8100'`. */
+/**
+ * An allow entry on the wire: `{ address | domain, protocol, ports?, specialRanges? }`,
+ * ports as `443` or `'8000-8100'`, `specialRanges` only on a domain entry.
+ */
 export interface AllowEntryBody {
   readonly address?: string;
   readonly domain?: string;
   readonly protocol: string;
   readonly ports?: number | string;
+  readonly specialRanges?: readonly string[];
 }
 
 /** `PUT /v1/vms/:uuid/allow-list`. */

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { isIpv4, isNetworkCidr, parseIpv4Cidr } from '../site/address.js';
-import { DOMAIN_EXPECTED, expect as expectMsg, HostName, isAllowedDomain, Mac, Name } from '../site/primitives.js';
+import { DOMAIN_PATTERN_EXPECTED, expect as expectMsg, HostName, isDomainPattern, Mac, Name } from '../site/primitives.js';
 import type {
   AllowEntry,
   AllowEntryBody as AllowEntryJson,
@@ -97,16 +97,27 @@ const Ports = z.union([z.number(), z.string()], expectMsg(PORTS_EXPECTED)).trans
 const Protocol = z.enum(['tcp', 'udp', 'icmp', 'any'], expectMsg("'tcp', 'udp', 'icmp' or 'any'"));
 
 const ADDRESS_EXPECTED = 'an IPv4 address or network like 203.0.113.10 or 203.0.113.0/24';
-/** One allow entry as the API takes it: `{ address | domain, protocol, ports? }`. */
+const isAddressOrNetwork = (v: string) => isIpv4(v) || (parseIpv4Cidr(v) !== undefined && isNetworkCidr(v));
+/** At most this many special-use ranges on one domain entry. */
+export const MAX_SPECIAL_RANGES = 16;
+
+/** One allow entry as the API takes it: `{ address | domain, protocol, ports?, specialRanges? }`. */
 export const AllowEntryBody = z
   .strictObject({
-    address: z
-      .string(expectMsg(ADDRESS_EXPECTED))
-      .refine((v) => isIpv4(v) || (parseIpv4Cidr(v) !== undefined && isNetworkCidr(v)), expectMsg(ADDRESS_EXPECTED))
+    address: z.string(expectMsg(ADDRESS_EXPECTED)).refine(isAddressOrNetwork, expectMsg(ADDRESS_EXPECTED)).optional(),
+    domain: z
+      .string(expectMsg(DOMAIN_PATTERN_EXPECTED))
+      .refine(isDomainPattern, expectMsg(DOMAIN_PATTERN_EXPECTED))
       .optional(),
-    domain: z.string(expectMsg(DOMAIN_EXPECTED)).refine(isAllowedDomain, expectMsg(DOMAIN_EXPECTED)).optional(),
     protocol: Protocol,
     ports: Ports.optional(),
+    specialRanges: z
+      .array(
+        z.string(expectMsg(ADDRESS_EXPECTED)).refine(isAddressOrNetwork, expectMsg(ADDRESS_EXPECTED)),
+        expectMsg(`a list of at most ${MAX_SPECIAL_RANGES} IPv4 networks`),
+      )
+      .max(MAX_SPECIAL_RANGES, expectMsg(`a list of at most ${MAX_SPECIAL_RANGES} IPv4 networks`))
+      .optional(),
   })
   .superRefine((entry, ctx) => {
     if ((entry.address === undefined) === (entry.domain === undefined)) {
@@ -114,6 +125,13 @@ export const AllowEntryBody = z
         code: 'custom',
         message:
           'expected exactly one of address or domain, found ' + (entry.address === undefined ? 'neither' : 'both'),
+      });
+    }
+    if (entry.specialRanges !== undefined && entry.domain === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['specialRanges'],
+        message: 'expected specialRanges only on a domain entry, found them on an address entry',
       });
     }
     if (entry.ports !== undefined && entry.protocol !== 'tcp' && entry.protocol !== 'udp') {
@@ -126,9 +144,10 @@ export const AllowEntryBody = z
   })
   .transform((entry): AllowEntry => {
     const ports = entry.ports === undefined ? {} : { ports: entry.ports };
+    const special = entry.specialRanges === undefined ? {} : { specialRanges: entry.specialRanges };
     return entry.address !== undefined
       ? { type: 'address', address: entry.address, protocol: entry.protocol, ...ports }
-      : { type: 'domain', domain: entry.domain ?? '', protocol: entry.protocol, ...ports };
+      : { type: 'domain', domain: entry.domain ?? '', protocol: entry.protocol, ...ports, ...special };
   });
 
 /** `PUT /v1/vms/:uuid/allow-list`. */
@@ -158,7 +177,9 @@ export function entryToBody(entry: AllowEntry): AllowEntryJson {
     entry.ports === undefined
       ? {}
       : { ports: entry.ports.from === entry.ports.to ? entry.ports.from : `${entry.ports.from}-${entry.ports.to}` };
-  return { ...target, protocol: entry.protocol, ...ports };
+  const special =
+    entry.type === 'domain' && entry.specialRanges !== undefined ? { specialRanges: entry.specialRanges } : {};
+  return { ...target, protocol: entry.protocol, ...ports, ...special };
 }
 
 /** `PUT /v1/vms/:uuid/group`: a group name, or `null` for none. */

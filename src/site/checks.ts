@@ -73,6 +73,12 @@ function checkNetwork(network: Network): SiteIssue[] {
       path: at(network.egress !== 'allow-list' ? 'egress' : 'dns'),
       message: `expected 'allow-list' egress and 'controlled' DNS on a network of kind secure, found egress ${describeValue(network.egress)} and dns ${describeValue(network.dns)}`,
     });
+  } else if (network.dns === 'controlled' && network.egress !== 'allow-list') {
+    // The DNS front tells VMs apart by source address, which only allow-list networks pin to a registered NIC.
+    issues.push({
+      path: at('dns'),
+      message: `expected 'open' DNS on a network with ${describeValue(network.egress)} egress (controlled DNS needs 'allow-list' egress), found 'controlled'`,
+    });
   }
   if (network.ipv6 === 'link-local' && network.peers !== 'all') {
     issues.push({

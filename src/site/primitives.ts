@@ -50,6 +50,18 @@ export function isAllowedDomain(text: string): boolean {
 /** Expected-text for a domain name, shared by messages and tests. */
 export const DOMAIN_EXPECTED = 'a lower-case domain name of at least two labels such as pypi.org';
 
+/**
+ * Whether `text` may be an allow entry's domain: a name (`pypi.org`) or a
+ * wildcard (`*.example.org`) whose base is such a name, so `*.org` is refused.
+ */
+export function isDomainPattern(text: string): boolean {
+  return isAllowedDomain(text.startsWith('*.') ? text.slice(2) : text);
+}
+
+/** Expected-text for an allow entry's domain, shared by messages and tests. */
+export const DOMAIN_PATTERN_EXPECTED =
+  'a lower-case domain name of at least two labels such as pypi.org, or a wildcard such as *.example.org';
+
 /** A Linux interface name (bridges, uplinks): at most 15 characters (IFNAMSIZ - 1). */
 export const InterfaceName = text("an interface name of 1-15 letters, digits, '_', '.' or '-'", isInterfaceName);
 

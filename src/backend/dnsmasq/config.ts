@@ -3,19 +3,14 @@
  *
  * One dnsmasq per network, bound to the network's gateway interface only. DHCP
  * answers known MACs only (site reservations here, registered VMs as files in
- * the hosts dir); on a `controlled` DNS network only allowed names are
- * forwarded, every other name is NXDOMAIN, and every address an allowed name
- * resolves to lands in that domain's nft set.
+ * the hosts dir). On an `open` DNS network it also forwards every name to the
+ * site's resolvers; on a `controlled` one it serves no DNS at all (`port=0`):
+ * the backend service's DNS front answers there (src/backend/dns/).
  */
 import { parseIpv4Cidr, prefixToNetmask } from '../../site/address.js';
 import { dnsmasqCheck } from '../checks.js';
 import type { Network, Site } from '../../site/model.js';
 import { isBootFile } from '../../site/primitives.js';
-import { NFT_TABLE } from '../../names.js';
-import { domainSetName } from '../nft/names.js';
-
-/** Default cap, in seconds, on the TTL dnsmasq caches and hands out on a controlled network. */
-export const DEFAULT_DNS_TTL_CAP = 300;
 
 /** Where dnsmasq logs: `stderr` (for a supervisor that reads it), `syslog` (facility DAEMON), or a file. */
 export type DnsmasqLog = 'stderr' | 'syslog' | { readonly file: string };
@@ -30,26 +25,6 @@ export interface DnsmasqConfigOptions {
   readonly leaseFile: string;
   /** Where dnsmasq writes its pid (`pid-file`). */
   readonly pidFile: string;
-  /**
-   * Domain names VMs on a `controlled` network may resolve: the union of the
-   * domain entries of the allow-lists of the network's VMs. Each allows the name
-   * and its subdomains. Sorted and deduplicated here; ignored on `open` networks.
-   * Default: none (every name NXDOMAIN).
-   */
-  readonly allowedDomains?: readonly string[];
-  /**
-   * The nft set (in table `inet ticrypt`) that receives a domain's IPv4
-   * addresses. Default: the nft module's `domainSetName`, the set its ruleset declares.
-   */
-  readonly domainSetName?: (domain: string) => string;
-  /**
-   * Cap, in seconds, on TTLs cached and handed out on a controlled network.
-   * dnsmasq adds addresses to nft sets only when an answer comes from upstream,
-   * not from its cache: a set's element timeout must exceed this cap so an
-   * address a VM may still use is always in the set (the nft ruleset's
-   * default timeout is 1d). Default {@link DEFAULT_DNS_TTL_CAP}.
-   */
-  readonly dnsTtlCap?: number;
   /** Where to log. Default `stderr` (the process module runs dnsmasq in the foreground and reads it). */
   readonly log?: DnsmasqLog;
   /** Log every DNS query (`log-queries`). Default false. */
@@ -61,7 +36,7 @@ export interface DnsmasqConfigOptions {
 /**
  * Render the dnsmasq config file for one network of the site.
  *
- * Every value written is checked first (domains, addresses, names, paths); a
+ * Every value written is checked first (addresses, names, paths); a
  * bad one throws and nothing is rendered.
  *
  * @throws {DnsmasqInputError} `E_DNSMASQ_INPUT`, naming the field, what was expected and what was found.
@@ -71,7 +46,6 @@ export interface DnsmasqConfigOptions {
  *   hostsDir: '/var/lib/ticrypt-net/dnsmasq/secure/hosts',
  *   leaseFile: '/var/lib/ticrypt-net/dnsmasq/secure/leases',
  *   pidFile: '/run/ticrypt-net/dnsmasq-secure.pid',
- *   allowedDomains: ['pypi.org'],
  * });
  */
 export function renderDnsmasqConfig(site: Site, network: Network, options: DnsmasqConfigOptions): string {
@@ -88,7 +62,7 @@ export function renderDnsmasqConfig(site: Site, network: Network, options: Dnsma
     '',
     ...dhcpLines(network),
     '',
-    ...(network.dns === 'controlled' ? controlledDnsLines(site, network, options) : openDnsLines(site, network)),
+    ...(network.dns === 'controlled' ? controlledDnsLines() : openDnsLines(site, network)),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -185,38 +159,11 @@ function upstreams(site: Site, network: Network): string[] {
   });
 }
 
-function controlledDnsLines(site: Site, network: Network, options: DnsmasqConfigOptions): string[] {
-  const servers = upstreams(site, network);
-  const ttl = dnsmasqCheck.integer('options.dnsTtlCap', options.dnsTtlCap ?? DEFAULT_DNS_TTL_CAP, 1, 86400);
-  const given = options.allowedDomains ?? [];
-  const domains = [
-    ...new Set(given.map((domain, index) => dnsmasqCheck.domain(`options.allowedDomains[${index}]`, domain))),
+function controlledDnsLines(): string[] {
+  return [
+    "# Controlled DNS: the backend service's DNS front answers on this network's gateway, port 53; dnsmasq serves DHCP only.",
+    'port=0',
   ];
-  domains.sort();
-  if (domains.length > 0 && servers.length === 0) {
-    throw dnsmasqCheck.refuse(
-      'site.backend.upstreamDns',
-      `at least one upstream resolver to forward the allowed names of controlled network ${network.name} to`,
-      site.backend.upstreamDns,
-    );
-  }
-  const setName = options.domainSetName ?? domainSetName;
-  const lines = [
-    '# Controlled DNS: only allowed names are forwarded; every other name is NXDOMAIN.',
-    'domain-needed',
-    'bogus-priv',
-    'no-resolv',
-    // Sets are fed only by answers from upstream, never by cache hits: cap TTLs below the sets' timeout.
-    `max-cache-ttl=${ttl}`,
-    `max-ttl=${ttl}`,
-    'address=/#/',
-  ];
-  for (const domain of domains) {
-    for (const server of servers) lines.push(`server=/${domain}/${server}`);
-    const set = dnsmasqCheck.setName(`domainSetName(${domain})`, setName(domain));
-    lines.push(`nftset=/${domain}/4#${NFT_TABLE.family}#${NFT_TABLE.name}#${set}`);
-  }
-  return lines;
 }
 
 function openDnsLines(site: Site, network: Network): string[] {

@@ -2,13 +2,12 @@
  * What a line of `nft -j monitor` means for `table inet ticrypt`. Pure.
  *
  * Outside its own full rebuilds (during which the backend does not watch),
- * the backend changes the table only by adding and deleting set elements,
- * sets of domains, and the rules of the `domains` chain. So any other change
- * to the table itself, its chains or its rules (a `flush ruleset`, a
- * `flush table`, a `delete table`, an `nft -f` that replaces it) is someone
- * else's: the table can no longer be trusted to equal the store.
+ * the backend changes the table only by adding and deleting set elements
+ * (registrations, and what the DNS front's answers open). So any change to
+ * the table itself, its chains or its rules (a `flush ruleset`, a `flush
+ * table`, a `delete table`, an `nft -f` that replaces it) is someone else's:
+ * the table can no longer be trusted to equal the store.
  */
-import { DOMAINS_CHAIN } from '../nft/names.js';
 
 /** The meaning of one monitor line. */
 export type TableEvent =
@@ -40,7 +39,7 @@ export function classifyTableEvent(line: string): TableEvent {
       if (o.family !== 'inet' || table !== 'ticrypt') continue;
       if (kind === 'table') return { kind: 'foreign', what: `${op} table inet ticrypt` };
       if (kind === 'chain') return { kind: 'foreign', what: `${op} chain inet ticrypt ${String(o.name)}` };
-      if (kind === 'rule' && o.chain !== DOMAINS_CHAIN) {
+      if (kind === 'rule') {
         return { kind: 'foreign', what: `${op} rule in chain inet ticrypt ${String(o.chain)}` };
       }
     }

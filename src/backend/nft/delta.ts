@@ -1,9 +1,9 @@
 /**
  * Incremental transactions: one `nft -f` script per register, deregister or
- * allow-list change, made only of hash-set element adds and deletes (plus,
- * when the set of allowed domains changes, that domain's sets and the small
- * `domains` chain). Its size depends on the change, never on how many VMs are
- * registered, and it never lists or rewrites the table.
+ * allow-list change, made only of hash-set element adds and deletes. Its size
+ * depends on the change, never on how many VMs are registered, and it never
+ * lists or rewrites the table. (What the DNS front opens per answer goes
+ * through its own transactions: see dns-opens.ts.)
  */
 import { nftCheck } from '../checks.js';
 import type { Site } from '../../site/model.js';
@@ -17,10 +17,8 @@ import {
   nicIdText,
   type NftElement,
 } from './elements.js';
-import { domainMemberSetName, domainSetName, DOMAINS_CHAIN, REVOKED_SET, SSH_FORWARDS_MAP, TABLE } from './names.js';
-import { domainRules } from './ruleset.js';
-import { keyType, PORT_SHAPES } from './shapes.js';
-import type { RulesetOptions, SshForward } from './types.js';
+import { REVOKED_SET, SSH_FORWARDS_MAP, TABLE } from './names.js';
+import type { SshForward } from './types.js';
 
 /** A registered NIC and the allow entries of its VM. */
 export interface NicState {
@@ -31,13 +29,6 @@ export interface NicState {
 /** What a change needs besides the NICs it touches. */
 export interface DeltaContext {
   readonly site: Site;
-  /**
-   * The distinct allowed domains of all registered VMs before and after the
-   * change (see `distinctDomains`): a domain's sets and rules exist while
-   * some registered VM names it.
-   */
-  readonly domains: { readonly before: readonly string[]; readonly after: readonly string[] };
-  readonly options?: RulesetOptions;
   /**
    * Write each delete as add-then-delete, so it succeeds whether or not the
    * element is there (a kernel that drifted from the store still converges),
@@ -52,15 +43,6 @@ function elementCommands(verb: 'add' | 'delete', elements: readonly NftElement[]
   return [...groupBySet(elements, verb === 'add')].map(
     ([set, keys]) => `${verb} element ${TABLE} ${set} { ${keys.join(', ')} }`,
   );
-}
-
-function domainSetCommands(domain: string, timeout: string): string[] {
-  return [
-    `add set ${TABLE} ${domainSetName(domain)} { type ipv4_addr; flags timeout; timeout ${timeout}; }`,
-    ...PORT_SHAPES.map(
-      (port) => `add set ${TABLE} ${domainMemberSetName(domain, port)} { type ${keyType({ ipBits: 0, port })}; }`,
-    ),
-  ];
 }
 
 /**
@@ -82,30 +64,11 @@ export function renderChange(ctx: DeltaContext, before: readonly NicState[], aft
   const added = next.filter((e) => !oldKeys.has(elementId(e)));
   const removed = old.filter((e) => !nextKeys.has(elementId(e)));
 
-  const timeout = nftCheck.timeout('domainTimeout', ctx.options?.domainTimeout ?? '1d');
-  const domainsBefore = new Set(ctx.domains.before);
-  const domainsAfter = new Set(ctx.domains.after);
-  const newDomains = [...domainsAfter].filter((d) => !domainsBefore.has(d));
-  const goneDomains = [...domainsBefore].filter((d) => !domainsAfter.has(d));
-  const domainsChanged = newDomains.length > 0 || goneDomains.length > 0;
-
   // Deletes before adds: a map key whose value changes is deleted, then added with its new value.
   const commands = [
-    ...newDomains.flatMap((d) => domainSetCommands(d, timeout)),
     ...(ctx.idempotent === true ? elementCommands('add', removed) : []),
     ...elementCommands('delete', removed),
     ...elementCommands('add', added),
-    ...(domainsChanged
-      ? [
-          `flush chain ${TABLE} ${DOMAINS_CHAIN}`,
-          ...domainRules([...domainsAfter].sort()).map((rule) => `add rule ${TABLE} ${DOMAINS_CHAIN} ${rule}`),
-        ]
-      : []),
-    ...goneDomains.flatMap((d) => [
-      ...domainSetCommands(d, timeout),
-      `delete set ${TABLE} ${domainSetName(d)}`,
-      ...PORT_SHAPES.map((port) => `delete set ${TABLE} ${domainMemberSetName(d, port)}`),
-    ]),
   ];
   return commands.length === 0 ? '' : `${commands.join('\n')}\n`;
 }
@@ -130,16 +93,11 @@ export function renderRevoke(site: Site, nics: readonly NicState[]): string {
 
 /**
  * Delete revoked NICs' elements and their `revoked` ids, in one transaction,
- * for a batch of NICs cut off by {@link renderRevoke}. The site's set of
- * domains must not have changed since (the caller flushes before such a change).
+ * for a batch of NICs cut off by {@link renderRevoke}.
  */
-export function renderCleanup(site: Site, nics: readonly NicState[], options?: RulesetOptions): string {
+export function renderCleanup(site: Site, nics: readonly NicState[]): string {
   const ids = revocableIds(site, nics);
-  const deletions = renderChange(
-    { site, domains: { before: [], after: [] }, ...(options ? { options } : {}) },
-    nics,
-    [],
-  );
+  const deletions = renderChange({ site }, nics, []);
   return `${deletions}${ids.length === 0 ? '' : `delete element ${TABLE} ${REVOKED_SET} { ${ids.join(', ')} }\n`}`;
 }
 

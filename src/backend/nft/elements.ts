@@ -3,11 +3,11 @@
  * elements they put in `table inet ticrypt`. Pure; every value re-checked.
  */
 import { nftCheck } from '../checks.js';
-import { intToIpv4 } from '../../site/address.js';
+import { intToIpv4, type Ipv4Subnet } from '../../site/address.js';
 import type { Network, Site } from '../../site/model.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
-import { domainMemberSetName, markText, MAX_NIC_ID, NIC_FLOWS_SET, NIC_IDS_MAP } from './names.js';
-import { allowSetName, IP_LEVELS, portShapeOf, type PortShape } from './shapes.js';
+import { markText, MAX_NIC_ID, NIC_FLOWS_SET, NIC_IDS_MAP } from './names.js';
+import { allowSetName, dnsSetName, IP_LEVELS, portShapeOf, type PortShape, type Shape } from './shapes.js';
 
 /** One element of one set or map, as nft text (`0x0000002a . 203.0.113.0 . tcp . 443`). */
 export interface NftElement {
@@ -65,27 +65,61 @@ export function nicIdText(nicId: unknown): string {
   return markText(nftCheck.integer('nicId', nicId, 1, MAX_NIC_ID));
 }
 
-/** The elements one allow entry puts in the sets, for the NIC with id `nicId`. */
-export function entryElements(nicId: number, entry: AllowEntry): NftElement[] {
+/**
+ * The elements that open `destination` with an entry's protocol and ports to
+ * the NIC with id `nicId`, in the sets `setOf` names per key shape. The one
+ * place that writes the owner part of a key: allow-list and DNS-opened
+ * elements are keyed alike, so a flow either accepts carries the NIC's id as
+ * its `ct mark`.
+ */
+function destinationElements(
+  nicId: number,
+  destination: Ipv4Subnet,
+  entry: AllowEntry,
+  setOf: (shape: Shape) => string,
+): NftElement[] {
   const owner = nicIdText(nicId);
   const ports = portParts(entry);
-  if (entry.type === 'domain') {
-    const domain = nftCheck.domain('domain', entry.domain);
-    return ports.map(({ shape, suffix }) => ({ set: domainMemberSetName(domain, shape), key: `${owner}${suffix}` }));
-  }
-  if (entry.type !== 'address')
-    throw nftCheck.refuse('type', "'address' or 'domain'", (entry as { type: unknown }).type);
-  const destination = nftCheck.destination('address', entry.address);
   const ipBits = IP_LEVELS.find((level) => level >= destination.prefix && level < destination.prefix + 4) ?? 32;
   const step = 2 ** (32 - ipBits);
   const elements: NftElement[] = [];
   for (let base = destination.first; base <= destination.last; base += step) {
     const address = ipBits === 0 ? '' : ` . ${intToIpv4(base)}`;
     for (const { shape, suffix } of ports) {
-      elements.push({ set: allowSetName({ ipBits, port: shape }), key: `${owner}${address}${suffix}` });
+      elements.push({ set: setOf({ ipBits, port: shape }), key: `${owner}${address}${suffix}` });
     }
   }
   return elements;
+}
+
+/**
+ * The elements one allow entry puts in the sets, for the NIC with id `nicId`.
+ * A domain entry has none of its own: each answer of the DNS front opens the
+ * addresses it names ({@link dnsOpenElements}).
+ */
+export function entryElements(nicId: number, entry: AllowEntry): NftElement[] {
+  if (entry.type === 'domain') {
+    nicIdText(nicId);
+    portParts(entry);
+    return [];
+  }
+  if (entry.type !== 'address')
+    throw nftCheck.refuse('type', "'address' or 'domain'", (entry as { type: unknown }).type);
+  return destinationElements(nicId, nftCheck.destination('address', entry.address), entry, allowSetName);
+}
+
+/**
+ * The elements that open `address`, answered by the DNS front for a name of
+ * the domain `entry`, to the NIC with id `nicId`: one per port block of the
+ * entry, in the `dns_*` sets (`flags timeout`; the caller adds the timeout).
+ *
+ * @example
+ * dnsOpenElements(42, '203.0.113.10', { type: 'domain', domain: 'pypi.org', protocol: 'tcp', ports: { from: 443, to: 443 } });
+ * // [{ set: 'dns_p16', key: '0x0000002a . 203.0.113.10 . tcp . 443' }]
+ */
+export function dnsOpenElements(nicId: number, address: string, entry: AllowEntry): NftElement[] {
+  const destination = nftCheck.destination('address', nftCheck.ipv4('address', address));
+  return destinationElements(nicId, destination, entry, (shape) => dnsSetName(shape.port));
 }
 
 /** Whether registrations on this network get firewall elements (allow-list egress). */
@@ -143,13 +177,6 @@ export function dedupe(elements: readonly NftElement[]): NftElement[] {
     seen.add(id);
     return true;
   });
-}
-
-/** The distinct domains named by allow entries, sorted. */
-export function distinctDomains(entries: Iterable<AllowEntry>): string[] {
-  const domains = new Set<string>();
-  for (const entry of entries) if (entry.type === 'domain') domains.add(nftCheck.domain('domain', entry.domain));
-  return [...domains].sort();
 }
 
 /** What tells two elements apart: set, key and value. */

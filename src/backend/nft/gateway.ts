@@ -14,7 +14,6 @@ import {
   renderCleanup,
   renderRevoke,
   renderSshForwardChange,
-  type DeltaContext,
   type NicState,
 } from './delta.js';
 import { renderRulesetBytes } from './render-worker.js';
@@ -50,7 +49,7 @@ const keyOf = (n: NicState) => `${n.registration.network}/${n.registration.mac}`
  * @example
  * const gateway = new NftGateway(site);
  * await gateway.rebuild(stateFromStore);
- * await gateway.change({ before: [], after: [] }, [], [{ registration, entries }]);
+ * await gateway.change([], [{ registration, entries }]);
  */
 export class NftGateway {
   private readonly nft: NftRunner;
@@ -88,22 +87,16 @@ export class NftGateway {
    *
    * A NIC that goes away is cut off in that transaction by adding it to
    * `revoked`; its elements are deleted in a batch `cleanupDelayMs` later. A
-   * change that touches a NIC still awaiting that, or changes the set of
-   * domains, runs the pending cleanup first.
+   * change that touches a NIC still awaiting that runs the pending cleanup first.
    */
-  async change(
-    domains: DeltaContext['domains'],
-    before: readonly NicState[],
-    after: readonly NicState[],
-  ): Promise<void> {
+  async change(before: readonly NicState[], after: readonly NicState[]): Promise<void> {
     await this.cleaning;
-    const domainsChanged = domains.before.join() !== domains.after.join();
-    if (domainsChanged || [...before, ...after].some((n) => this.pending.has(keyOf(n)))) await this.cleanup();
+    if ([...before, ...after].some((n) => this.pending.has(keyOf(n)))) await this.cleanup();
     const afterKeys = new Set(after.map(keyOf));
     const gone = before.filter((n) => !afterKeys.has(keyOf(n)) && revocableIds(this.site, [n]).length > 0);
-    const defer = this.cleanupDelayMs > 0 && !domainsChanged && gone.length > 0;
+    const defer = this.cleanupDelayMs > 0 && gone.length > 0;
     const kept = defer ? before.filter((n) => !gone.includes(n)) : before;
-    const ctx = { site: this.site, domains, options: this.options };
+    const ctx = { site: this.site };
     const script = (idempotent: boolean) =>
       `${renderChange({ ...ctx, idempotent }, kept, after)}${defer ? renderRevoke(this.site, gone) : ''}`;
     try {
@@ -130,7 +123,7 @@ export class NftGateway {
     this.pending.clear();
     const run = async () => {
       try {
-        await this.nft(renderCleanup(this.site, nics, this.options));
+        await this.nft(renderCleanup(this.site, nics));
       } catch (error) {
         this.onCleanupError(error);
       }

@@ -2,7 +2,7 @@
  * The nftables part of the backend gateway: `table inet ticrypt`, rendered
  * whole and changed one transaction at a time. Every export is named here.
  */
-export { renderRuleset, domainRules, counterNames, chainNames, sourceChainName } from './ruleset.js';
+export { renderRuleset, counterNames, chainNames, sourceChainName } from './ruleset.js';
 export {
   renderChange,
   renderRegister,
@@ -18,11 +18,13 @@ export {
   nicElements,
   identityElements,
   entryElements,
+  dnsOpenElements,
   elementText,
-  distinctDomains,
   portBlocks,
   type NftElement,
 } from './elements.js';
+export { renderDnsOps, type DnsOp } from './dns-opens.js';
+export { NftSession, type NftSessionOptions } from './session.js';
 export { nftRunner, nftCommand, type NftRunner, type NftRunnerOptions } from './apply.js';
 export { conntrackDeletions, entryDeletions, conntrackRunner, type ConntrackRunner } from './conntrack.js';
 export { NftGateway, type NftGatewayOptions } from './gateway.js';
@@ -38,18 +40,16 @@ export {
   markText,
   networkCounters,
   SSH_FORWARDS_MAP,
-  DOMAINS_CHAIN,
   COUNTERS,
   LOG_PREFIX,
-  domainSetName,
-  domainMemberSetName,
-  dnsmasqNftset,
 } from './names.js';
 export {
   IP_LEVELS,
   PORT_SHAPES,
   allowShapes,
   allowSetName,
+  dnsSetName,
+  dnsShapes,
   keyType,
   keyExpression,
   type Shape,

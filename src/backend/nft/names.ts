@@ -1,10 +1,8 @@
 /**
  * The names inside `table inet ticrypt`: the table, its sets, maps, chains and
- * counters, and the per-domain sets dnsmasq fills. One place, so the full
- * ruleset, the incremental transactions and dnsmasq's config agree.
+ * counters. One place, so the full ruleset, the incremental transactions and
+ * the DNS front's opens agree.
  */
-import { createHash } from 'node:crypto';
-import { nftCheck } from '../checks.js';
 import { NFT_TABLE_REF } from '../../names.js';
 
 export { MAX_NIC_ID, NIC_ID_MASK, SSH_FLOW_MARK, markText } from './marks.js';
@@ -40,9 +38,6 @@ export const REVOKED_SET = 'revoked';
 /** The map of backend TCP port to VM address: DNAT to that VM's port 22. */
 export const SSH_FORWARDS_MAP = 'ssh_forwards';
 
-/** The chain holding one group of rules per distinct allowed domain. */
-export const DOMAINS_CHAIN = 'domains';
-
 /** The prerouting chain (priority mangle) that validates sources and sets the fail-closed mark bit. */
 export const SOURCE_CHAIN = 'source';
 
@@ -76,36 +71,3 @@ export function networkCounters(network: string): { spoofed: string; unregistere
 
 /** The log prefix of every ticrypt log rule (rate-limited, optional). */
 export const LOG_PREFIX = 'ticrypt';
-
-function domainHash(domain: string): string {
-  return createHash('sha256').update(nftCheck.domain('domain', domain)).digest('hex').slice(0, 16);
-}
-
-/**
- * The name of the nft set of addresses dnsmasq learns for `domain`
- * (`ipv4_addr`, `flags timeout`): `d_` and 16 hex digits of its SHA-256.
- * Deterministic, and safe in nft and dnsmasq whatever the domain.
- *
- * @throws {NftInputError} `E_NFT_INPUT` when `domain` is not a lower-case domain name.
- * @example domainSetName('pypi.org') // 'd_' + 16 hex digits, the same every time
- */
-export function domainSetName(domain: string): string {
-  return `d_${domainHash(domain)}`;
-}
-
-/**
- * The name of the set of VM keys allowed to reach `domain` in one key shape
- * (see `PORT_SHAPES`): `m_<hash>_<shape>`.
- */
-export function domainMemberSetName(domain: string, shape: string): string {
-  return `m_${domainHash(domain)}_${shape}`;
-}
-
-/**
- * The value of dnsmasq's `--nftset` for `domain`: `4#inet#ticrypt#<set>`.
- *
- * @example `--nftset=/pypi.org/${dnsmasqNftset('pypi.org')}`
- */
-export function dnsmasqNftset(domain: string): string {
-  return `4#inet#ticrypt#${domainSetName(domain)}`;
-}

@@ -7,12 +7,9 @@ import type { Network, Site } from '../../site/model.js';
 import type { AllowEntry } from '../../protocol/api.js';
 import { intToIpv4 } from '../../site/address.js';
 import { isFailClosedMark } from '../../site/primitives.js';
-import { distinctDomains, groupBySet, nicElements, type NftElement } from './elements.js';
+import { groupBySet, nicElements, type NftElement } from './elements.js';
 import {
   COUNTERS,
-  DOMAINS_CHAIN,
-  domainMemberSetName,
-  domainSetName,
   LOG_PREFIX,
   markText,
   networkCounters,
@@ -25,7 +22,7 @@ import {
   SSH_FORWARDS_MAP,
   TABLE,
 } from './names.js';
-import { allowSetName, allowShapes, keyExpression, keyType, PORT_SHAPES } from './shapes.js';
+import { allowSetName, allowShapes, dnsSetName, dnsShapes, keyExpression, keyType } from './shapes.js';
 import type { GatewayState, RulesetOptions } from './types.js';
 
 /**
@@ -40,8 +37,8 @@ import type { GatewayState, RulesetOptions } from './types.js';
 export function renderRuleset(site: Site, state: GatewayState, options: RulesetOptions = {}): string {
   const body = [
     ...counterNames(site).map((name) => `  counter ${name} {\n  }`),
-    ...renderSets(site, state, options),
-    ...renderChains(site, state, options),
+    ...renderSets(site, state),
+    ...renderChains(site, options),
   ];
   return [`table ${TABLE} {}`, `delete table ${TABLE}`, `table ${TABLE} {`, body.join('\n'), '}', ''].join('\n');
 }
@@ -72,7 +69,6 @@ export function chainNames(site: Site): string[] {
     'forward',
     'from_vm',
     ...(site.networks.some((n) => n.egress === 'allow-list') ? ['allow_egress', 'allow_ingress'] : []),
-    DOMAINS_CHAIN,
     'to_vm',
     'prerouting',
     'postrouting',
@@ -94,15 +90,13 @@ function setBlock(name: string, type: string, keys: readonly string[], extra: re
   return [...lines, '  }'].join('\n');
 }
 
-function renderSets(site: Site, state: GatewayState, options: RulesetOptions): string[] {
+function renderSets(site: Site, state: GatewayState): string[] {
   const entriesOf = new Map<string, readonly AllowEntry[]>(state.allowLists.map((l) => [l.vmUuid, l.entries]));
   const elements: NftElement[] = state.registrations.flatMap((r) =>
     nicElements(site, r, entriesOf.get(r.vmUuid) ?? []),
   );
   const groups = groupBySet(elements);
   const keys = (set: string) => [...new Set(groups.get(set) ?? [])];
-  const timeout = nftCheck.timeout('domainTimeout', options.domainTimeout ?? '1d');
-  const domains = registeredDomains(state);
   const forwards = (state.sshForwards ?? []).map(
     (f) => `${nftCheck.port('sshForwards.port', f.port)} : ${nftCheck.ipv4('sshForwards.ip', f.ip)}`,
   );
@@ -111,35 +105,14 @@ function renderSets(site: Site, state: GatewayState, options: RulesetOptions): s
     setBlock(NIC_FLOWS_SET, 'ifname . ipv4_addr . mark', keys(NIC_FLOWS_SET)),
     setBlock(REVOKED_SET, 'mark', []),
     ...allowShapes().map((shape) => setBlock(allowSetName(shape), keyType(shape), keys(allowSetName(shape)))),
-    ...domains.flatMap((domain) => [
-      setBlock(domainSetName(domain), 'ipv4_addr', [], ['flags timeout', `timeout ${timeout}`]),
-      ...PORT_SHAPES.map((port) => {
-        const name = domainMemberSetName(domain, port);
-        return setBlock(name, keyType({ ipBits: 0, port }), keys(name));
-      }),
-    ]),
+    // Filled by the DNS front, one answer at a time, each element with its own timeout; empty after a rebuild.
+    ...dnsShapes().map((shape) => setBlock(dnsSetName(shape.port), keyType(shape), [], ['flags timeout'])),
     [`  map ${SSH_FORWARDS_MAP} {`, '    type inet_service : ipv4_addr', ...elementsLine(forwards), '  }'].join('\n'),
   ];
 }
 
-/** The distinct domains named by the allow-lists of VMs with at least one registered NIC. */
-function registeredDomains(state: GatewayState): string[] {
-  const registered = new Set(state.registrations.map((r) => r.vmUuid));
-  return distinctDomains(state.allowLists.filter((l) => registered.has(l.vmUuid)).flatMap((l) => l.entries));
-}
-
 function elementsLine(keys: readonly string[]): string[] {
   return keys.length === 0 ? [] : [`    elements = { ${keys.join(', ')} }`];
-}
-
-/** The rules of the `domains` chain: per domain and key shape, one lookup. */
-export function domainRules(domains: readonly string[]): string[] {
-  return domains.flatMap((domain) =>
-    PORT_SHAPES.map(
-      (port) =>
-        `ip daddr @${domainSetName(domain)} ${keyExpression({ ipBits: 0, port })} @${domainMemberSetName(domain, port)} accept`,
-    ),
-  );
 }
 
 function subnetText(cidr: string): string {
@@ -215,7 +188,7 @@ function sourceChains(site: Site, options: RulesetOptions): string[] {
   ];
 }
 
-function renderChains(site: Site, state: GatewayState, options: RulesetOptions): string[] {
+function renderChains(site: Site, options: RulesetOptions): string[] {
   const uplink = nftCheck.interfaceName('backend.uplink', site.backend.uplink);
   const management = nftCheck.ipv4('backend.management.address', site.backend.management.address);
   const vm = site.networks;
@@ -238,7 +211,6 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
   const idMask = markText(NIC_ID_MASK);
   const ssh = markText(SSH_FLOW_MARK);
   const established = 'ct state established,related';
-  const domains = registeredDomains(state);
   const gatewayRules = vm.flatMap((n) => {
     const at = `iifname "${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}" ip daddr ${nftCheck.ipv4('gateway', n.gateway)}`;
     return [`${at} meta l4proto { tcp, udp } th dport 53 accept`, `${at} meta l4proto icmp accept`];
@@ -290,12 +262,12 @@ function renderChains(site: Site, state: GatewayState, options: RulesetOptions):
         `${established} ${drop(COUNTERS.unowned)}`,
         `ct mark set meta mark & ${idMask}`,
         ...allowShapes().map((shape) => `${keyExpression(shape)} @${allowSetName(shape)} accept`),
-        `jump ${DOMAINS_CHAIN}`,
+        // What the DNS front opened for this NIC, keyed like the allow sets: the flow gets the same mark.
+        ...dnsShapes().map((shape) => `${keyExpression(shape)} @${dnsSetName(shape.port)} accept`),
         ...log('egress drop'),
         drop(COUNTERS.egress),
       ]),
     ]),
-    chain(DOMAINS_CHAIN, domainRules(domains)),
     chain('to_vm', [
       `iifname != "${uplink}" ${drop(COUNTERS.cross)}`,
       ...onAllowList([`oifname ${ifaceSet(allowList)} goto allow_ingress`]),

@@ -45,6 +45,20 @@ export function allowSetName(shape: Shape): string {
   return `allow_${shape.ipBits}_${shape.port}`;
 }
 
+/**
+ * The name of the set of DNS-opened destinations of a port shape, e.g.
+ * `dns_p16`: keys are always a whole address (`ipBits` 32), elements carry a
+ * timeout (see `dnsOpenElements`).
+ */
+export function dnsSetName(port: PortShape): string {
+  return `dns_${port}`;
+}
+
+/** The key shapes of the DNS-opened sets: a whole address, every port shape. */
+export function dnsShapes(): Shape[] {
+  return PORT_SHAPES.map((port) => ({ ipBits: 32, port }));
+}
+
 /** Every address allow shape, in rule order (most specific first). */
 export function allowShapes(): Shape[] {
   return IP_LEVELS.flatMap((ipBits) => PORT_SHAPES.map((port) => ({ ipBits, port })));

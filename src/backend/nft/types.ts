@@ -26,6 +26,4 @@ export interface RulesetOptions {
   readonly log?: boolean;
   /** The log rate limit, e.g. `10/second` (default) or `60/minute`. */
   readonly logRate?: string;
-  /** How long an address dnsmasq learned for an allowed domain stays allowed. Default `1d`. */
-  readonly domainTimeout?: string;
 }

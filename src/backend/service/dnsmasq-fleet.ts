@@ -28,8 +28,8 @@ export interface DnsmasqFleetOptions {
    * however fast VMs come and go. 0 sends one per removal.
    */
   readonly reloadDelayMs?: number;
-  /** Extra config options (query or DHCP logging, TTL cap). */
-  readonly config?: Pick<DnsmasqConfigOptions, 'logQueries' | 'logDhcp' | 'dnsTtlCap'>;
+  /** Extra config options (query or DHCP logging). */
+  readonly config?: Pick<DnsmasqConfigOptions, 'logQueries' | 'logDhcp'>;
 }
 
 interface Member {
@@ -44,13 +44,10 @@ interface Member {
 /**
  * One supervised dnsmasq per site network, with its host entry directory.
  * A registration becomes a host entry file (picked up without a reload);
- * removal deletes the file and SIGHUPs; a change of the allowed domains
- * rewrites the config of controlled-DNS networks and restarts their dnsmasq
- * (dnsmasq re-reads neither `server=` with `nftset=` nor its config on SIGHUP).
+ * removal deletes the file and SIGHUPs.
  */
 export class DnsmasqFleet {
   private readonly members = new Map<string, Member>();
-  private domains: readonly string[] = [];
 
   constructor(
     private readonly site: Site,
@@ -70,8 +67,7 @@ export class DnsmasqFleet {
   }
 
   /** Write every config and host entry from `registrations`, then (re)start every dnsmasq. */
-  async start(registrations: readonly Registration[], domains: readonly string[]): Promise<void> {
-    this.domains = domains;
+  async start(registrations: readonly Registration[]): Promise<void> {
     await mkdir(this.options.stateDir, { recursive: true });
     await assertTraversable(this.options.stateDir);
     for (const member of this.members.values()) {
@@ -89,14 +85,6 @@ export class DnsmasqFleet {
   /** Take a NIC's reservation away (file removed, dnsmasq SIGHUPed). */
   async remove(registration: Registration): Promise<void> {
     await this.member(registration.network).hosts.remove(registration);
-  }
-
-  /** The allowed domains changed: rewrite and restart the controlled-DNS networks' dnsmasq. */
-  async setDomains(domains: readonly string[]): Promise<void> {
-    this.domains = domains;
-    for (const member of this.members.values()) {
-      if (member.network.dns === 'controlled') await this.restart(member);
-    }
   }
 
   /** Stop every dnsmasq (leases stay in their files). */
@@ -167,7 +155,6 @@ export class DnsmasqFleet {
       hostsFile: paths.hostsFile,
       leaseFile: paths.leaseFile,
       pidFile: paths.pidFile,
-      allowedDomains: this.domains,
     });
     await writeFile(paths.confFile, text);
     const run = this.options.netns === undefined ? {} : { netns: this.options.netns };

@@ -6,18 +6,16 @@ export interface NicView {
   readonly entries: readonly AllowEntry[];
 }
 
-/** One change to enforce: the touched NICs before and after, and the site's allowed domains before and after. */
+/** One change to enforce: the touched NICs before and after. */
 export interface EnforcedChange {
   readonly before: readonly NicView[];
   readonly after: readonly NicView[];
-  readonly domains: { readonly before: readonly string[]; readonly after: readonly string[] };
 }
 
 /** The whole state to enforce, as the store holds it. */
 export interface EnforcedState {
   readonly registrations: readonly Registration[];
   readonly allowLists: readonly AllowList[];
-  readonly domains: readonly string[];
 }
 
 /**

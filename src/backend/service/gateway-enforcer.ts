@@ -5,7 +5,21 @@ import type { EnforcedChange, EnforcedState, Enforcer, NicView } from './enforce
 const key = (n: NicView) => `${n.registration.network}/${n.registration.mac}`;
 
 /**
- * The production {@link Enforcer}: nftables first, then dnsmasq.
+ * What the DNS front takes from the registry's decisions: which NIC may
+ * resolve which names (see src/backend/dns/). It is told last, once the
+ * firewall and dnsmasq hold the change, and never fails the change: what it
+ * cannot close it leaves to expire.
+ */
+export interface DnsPolicyFollower {
+  /** The whole state (daemon start; the firewall was just rebuilt: nothing is open). */
+  rebuild(state: EnforcedState): void;
+  /** One change: resolves once what the change no longer allows is closed. */
+  change(change: EnforcedChange): Promise<void>;
+}
+
+/**
+ * The production {@link Enforcer}: nftables first, then dnsmasq, then the
+ * DNS front's view of who may resolve what.
  *
  * The firewall changes first, in one transaction, so a removal closes access
  * before the DHCP reservation goes; if dnsmasq then fails, the firewall
@@ -16,11 +30,13 @@ export class GatewayEnforcer implements Enforcer {
   constructor(
     private readonly nft: NftGateway,
     private readonly dnsmasq: DnsmasqFleet,
+    private readonly dns?: DnsPolicyFollower,
   ) {}
 
   async rebuild(state: EnforcedState): Promise<void> {
     await this.nft.rebuild({ registrations: state.registrations, allowLists: state.allowLists });
-    await this.dnsmasq.start(state.registrations, state.domains);
+    await this.dnsmasq.start(state.registrations);
+    this.dns?.rebuild(state);
   }
 
   async rebuildFirewall(state: EnforcedState): Promise<void> {
@@ -28,17 +44,15 @@ export class GatewayEnforcer implements Enforcer {
   }
 
   async change(change: EnforcedChange): Promise<void> {
-    await this.nft.change(change.domains, change.before, change.after);
+    await this.nft.change(change.before, change.after);
     try {
       const after = new Map(change.after.map((n) => [key(n), n]));
       for (const nic of change.before) if (!after.has(key(nic))) await this.dnsmasq.remove(nic.registration);
       for (const nic of change.after) await this.dnsmasq.put(nic.registration);
-      if (change.domains.before.join() !== change.domains.after.join())
-        await this.dnsmasq.setDomains(change.domains.after);
     } catch (error) {
-      const reversed = { before: change.domains.after, after: change.domains.before };
-      await this.nft.change(reversed, change.after, change.before).catch(() => undefined);
+      await this.nft.change(change.after, change.before).catch(() => undefined);
       throw error;
     }
+    await this.dns?.change(change);
   }
 }

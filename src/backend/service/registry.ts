@@ -10,7 +10,6 @@ import type {
   RegisterAnswer,
   Registration,
 } from '../../protocol/api.js';
-import { DomainIndex } from './domain-index.js';
 import type { Enforcer, NicView } from './enforcer.js';
 import { SerialQueue } from './serial.js';
 
@@ -87,7 +86,6 @@ export interface RegistryOptions {
  */
 export class Registry {
   private readonly queue = new SerialQueue();
-  private readonly domains = new DomainIndex();
   private readonly lastReconcile = new Map<string, number>();
   private readonly counts = new Map<string, number>();
   private readonly audit: (event: AuditEvent) => void;
@@ -105,7 +103,7 @@ export class Registry {
     this.now = resolved.now ?? Date.now;
   }
 
-  /** Build the domain index and make kernel and dnsmasq equal to the store. Call once at start. */
+  /** Make kernel and dnsmasq equal to the store. Call once at start. */
   async start(): Promise<void> {
     this.startedAt = this.now();
     await this.rebuild();
@@ -119,13 +117,9 @@ export class Registry {
     return this.queue.run(async () => {
       const registrations = this.store.registrations.list();
       const allowLists = this.store.allowLists.list();
-      const registered = new Set(registrations.map((r) => r.vmUuid));
-      let index = new DomainIndex();
-      for (const list of allowLists) if (registered.has(list.vmUuid)) index = index.with([], list.entries);
-      const state = { registrations, allowLists, domains: index.list() };
+      const state = { registrations, allowLists };
       if (options.firewallOnly === true && this.enforcer.rebuildFirewall) await this.enforcer.rebuildFirewall(state);
       else await this.enforcer.rebuild(state);
-      this.domains.adopt(index);
       this.counts.clear();
       for (const r of registrations) this.counts.set(r.network, (this.counts.get(r.network) ?? 0) + 1);
     });
@@ -336,21 +330,18 @@ export class Registry {
     return this.queue.run(async () => {
       const before = this.store.allowLists.get(vmUuid);
       const nics = this.store.registrations.ofVm(vmUuid);
-      const next = nics.length > 0 ? this.domains.with(before, entries) : this.domains;
       this.store.db.exec('BEGIN IMMEDIATE');
       try {
         this.store.allowLists.set(vmUuid, entries);
         await this.enforcer.change({
           before: nics.map((registration) => ({ registration, entries: before })),
           after: nics.map((registration) => ({ registration, entries })),
-          domains: { before: this.domains.list(), after: next.list() },
         });
         this.store.db.exec('COMMIT');
       } catch (error) {
         this.store.db.exec('ROLLBACK');
         throw error;
       }
-      this.domains.adopt(next);
       this.audit({ event: 'allow-list', actor, vmUuid, before, after: entries, nics: nics.length });
     });
   }
@@ -395,23 +386,12 @@ export class Registry {
           removed.push(r);
         },
       });
-      const vms = new Set([...before, ...added, ...removed].map((r) => r.vmUuid));
-      let next = this.domains;
-      for (const vm of vms) {
-        const entries = this.store.allowLists.get(vm);
-        const wasActive = before.some((r) => r.vmUuid === vm) || this.activeBefore(vm, before, added, removed);
-        const isActive = this.store.registrations.ofVm(vm).length > 0;
-        if (wasActive && !isActive) next = next.with(entries, []);
-        if (!wasActive && isActive) next = next.with([], entries);
-      }
       const view = (r: Registration): NicView => ({ registration: r, entries: this.store.allowLists.get(r.vmUuid) });
       await this.enforcer.change({
         before: before.map(view),
         after: added.map(view),
-        domains: { before: this.domains.list(), after: next.list() },
       });
       db.exec('COMMIT');
-      this.domains.adopt(next);
       for (const r of before) this.counts.set(r.network, (this.counts.get(r.network) ?? 0) - 1);
       for (const r of added) this.counts.set(r.network, (this.counts.get(r.network) ?? 0) + 1);
       return { added };
@@ -419,21 +399,6 @@ export class Registry {
       if (db.inTransaction) db.exec('ROLLBACK');
       throw error;
     }
-  }
-
-  /** Whether a VM had registrations before this change (its rows now, minus what the change added, plus what it removed). */
-  private activeBefore(
-    vm: string,
-    before: readonly Registration[],
-    added: readonly Registration[],
-    removed: readonly Registration[],
-  ): boolean {
-    const now = this.store.registrations.ofVm(vm).length;
-    const addedHere = added.filter(
-      (r) => r.vmUuid === vm && !before.some((b) => b.network === r.network && b.mac === r.mac),
-    ).length;
-    const removedHere = removed.filter((r) => r.vmUuid === vm).length;
-    return now - addedHere + removedHere > 0;
   }
 
   /**

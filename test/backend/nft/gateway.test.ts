@@ -15,7 +15,6 @@ const nic = (n: number, network = 'secure'): NicState => ({
   registration: registration(n, network),
   entries: ENTRIES,
 });
-const noDomains = { before: [], after: [] };
 
 describe.skipIf(!lab)('NftGateway: revoke at once, delete in a batch', () => {
   let ns: Netns;
@@ -36,8 +35,8 @@ describe.skipIf(!lab)('NftGateway: revoke at once, delete in a batch', () => {
   it('a deregistration revokes the NIC in one transaction and deletes its elements later', async () => {
     const gw = gateway();
     await gw.rebuild({ registrations: [], allowLists: [] });
-    await gw.change(noDomains, [], [nic(1)]);
-    await gw.change(noDomains, [nic(1)], []);
+    await gw.change([], [nic(1)]);
+    await gw.change([nic(1)], []);
     const revoked = await tableContents(ns.name);
     expect(revoked['set revoked']).toHaveLength(1);
     expect(revoked['set nic_ids']).toHaveLength(1);
@@ -53,9 +52,9 @@ describe.skipIf(!lab)('NftGateway: revoke at once, delete in a batch', () => {
   it('a change touching a NIC that awaits its cleanup runs the cleanup first', async () => {
     const gw = gateway();
     await gw.rebuild({ registrations: [], allowLists: [] });
-    await gw.change(noDomains, [], [nic(2)]);
-    await gw.change(noDomains, [nic(2)], []);
-    await gw.change(noDomains, [], [nic(2)]); // the VM starts again before the batch ran
+    await gw.change([], [nic(2)]);
+    await gw.change([nic(2)], []);
+    await gw.change([], [nic(2)]); // the VM starts again before the batch ran
     const contents = await tableContents(ns.name);
     expect(contents['set revoked']).toEqual([]);
     expect(contents['set nic_ids']).toHaveLength(1);
@@ -71,7 +70,7 @@ describe.skipIf(!lab)('NftGateway: revoke at once, delete in a batch', () => {
           const before = up.has(n) ? [nic(n)] : [];
           if (register) up.add(n);
           else up.delete(n);
-          await gw.change(noDomains, before, up.has(n) ? [nic(n)] : []);
+          await gw.change(before, up.has(n) ? [nic(n)] : []);
         }
         await gw.cleanup();
         const registrations = [...up].map((n) => registration(n));

@@ -2,9 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { NftError } from '../../../src/errors/nft-error.js';
 import {
   conntrackDeletions,
-  distinctDomains,
-  dnsmasqNftset,
-  domainSetName,
+  dnsOpenElements,
   entryElements,
   nftCommand,
   portBlocks,
@@ -21,7 +19,6 @@ const site = defaultSite();
 /** A NIC id, and the same id as nft writes it. */
 const ID = 1;
 const MARK = '0x00000001';
-const noDomains = { before: [], after: [] };
 
 describe('renderRuleset for the default site', () => {
   const text = renderRuleset(site, { registrations: [], allowLists: [] });
@@ -56,7 +53,7 @@ describe('renderRuleset for the default site', () => {
     ['anything else counted per network', 'counter name dropped_spoofed_service drop'],
     ['an allow-list network: its subnet', 'ip saddr != 192.168.128.0/17 counter name dropped_spoofed_secure drop'],
     [
-      'registered interface, MAC and IP, on every packet',
+      'registered interface, MAC and IP, on every packet (DNS to the front included)',
       'iifname . ether saddr . ip saddr != @nic_ids counter name dropped_unregistered_secure drop',
     ],
     ['the NIC id into the packet mark', 'meta mark set iifname . ether saddr . ip saddr map @nic_ids'],
@@ -77,6 +74,7 @@ describe('renderRuleset for the default site', () => {
       'ct state established,related oifname . ip daddr . ct mark @nic_flows accept',
     ],
     ['exact address and port', 'ct mark . ip daddr . meta l4proto . th dport @allow_32_p16 accept'],
+    ['addresses a DNS answer opened, keyed alike', 'ct mark . ip daddr . meta l4proto . th dport @dns_p16 accept'],
     [
       'CIDR and port block',
       'ct mark . ip daddr & 255.255.240.0 . meta l4proto . th dport & 0xfff0 @allow_20_p12 accept',
@@ -115,8 +113,16 @@ describe('renderRuleset for the default site', () => {
     });
     expect(full).toContain('"bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 : 0x00000002');
     expect(full).toContain('"bond0.1081" . 192.168.129.1 . 0x00000002');
-    expect(full).toContain(`set ${domainSetName('pypi.org')} {\n    type ipv4_addr\n    flags timeout\n    timeout 1d`);
-    expect(full).toContain(`ip daddr @${domainSetName('pypi.org')} ct mark . meta l4proto . th dport @`);
+    // A domain entry has no element of its own: the DNS front's answers fill the dns_* sets, which start empty.
+    expect(full).toContain('  set dns_p16 {\n    type mark . ipv4_addr . inet_proto . inet_service\n    flags timeout\n  }');
+    expect(full).not.toContain('pypi');
+  });
+
+  it('looks up the DNS-opened sets after the allow-list sets, once the NIC id is the flow mark', () => {
+    const egress = text.slice(text.indexOf('chain allow_egress'));
+    expect(egress.indexOf('ct mark set meta mark & 0x00ffffff')).toBeLessThan(egress.indexOf('@allow_32_p16'));
+    expect(egress.indexOf('@allow_0_any')).toBeLessThan(egress.indexOf('@dns_p16'));
+    expect(egress.indexOf('@dns_any')).toBeLessThan(egress.indexOf('counter name dropped_egress'));
   });
 });
 
@@ -152,16 +158,27 @@ describe('element encodings', () => {
     expect(entryElements(ID, entry)).toEqual([{ set, key }]);
   });
 
-  it('names domain sets deterministically and safely', () => {
-    expect(domainSetName('pypi.org')).toMatch(/^d_[0-9a-f]{16}$/);
-    expect(domainSetName('pypi.org')).toBe(domainSetName('pypi.org'));
-    expect(dnsmasqNftset('pypi.org')).toBe(`4#inet#ticrypt#${domainSetName('pypi.org')}`);
-    expect(distinctDomains(SAMPLE_ENTRIES)).toEqual(['pypi.org']);
+  it('puts nothing in the sets for a domain entry', () => {
+    expect(entryElements(ID, { type: 'domain', domain: 'pypi.org', protocol: 'tcp' })).toEqual([]);
+  });
+
+  it.each([
+    [{ protocol: 'tcp', ports: { from: 443, to: 443 } }, [['dns_p16', `${MARK} . 203.0.113.10 . tcp . 443`]]],
+    [{ protocol: 'any' }, [['dns_any', `${MARK} . 203.0.113.10`]]],
+    [{ protocol: 'udp' }, [['dns_proto', `${MARK} . 203.0.113.10 . udp`]]],
+    [{ protocol: 'tcp', ports: { from: 8080, to: 8095 } }, [['dns_p12', `${MARK} . 203.0.113.10 . tcp . 8080`]]],
+  ] as const)('opens an answered address for a domain entry %j', (rest, expected) => {
+    const elements = dnsOpenElements(ID, '203.0.113.10', { type: 'domain', domain: 'pypi.org', ...rest });
+    expect(elements.map((e) => [e.set, e.key])).toEqual(expected);
   });
 
   it.each([
     ['a NIC id out of range', () => entryElements(0x01000000, SAMPLE_ENTRIES[0]!), 'nicId'],
-    ['a quote in a domain', () => domainSetName('x".org'), 'domain'],
+    [
+      'a non-address answer',
+      () => dnsOpenElements(ID, '203.0.113.10"', { type: 'domain', domain: 'pypi.org', protocol: 'tcp' }),
+      'address',
+    ],
     [
       'ports with icmp',
       () => entryElements(ID, { type: 'address', address: '1.2.3.4', protocol: 'icmp', ports: { from: 1, to: 2 } }),
@@ -189,7 +206,7 @@ function parseSiteWithUplink() {
 
 describe('incremental transactions', () => {
   const r = registration(1);
-  const ctx = { site, domains: noDomains };
+  const ctx = { site };
 
   const ids = 'add element inet ticrypt nic_ids { "bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 : 0x00000002 }';
   const flows = 'add element inet ticrypt nic_flows { "bond0.1081" . 192.168.129.1 . 0x00000002 }';
@@ -252,20 +269,6 @@ describe('incremental transactions', () => {
 
   it('is empty on an open network', () => {
     expect(renderChange(ctx, [], [{ registration: registration(1, 'service'), entries: SAMPLE_ENTRIES }])).toBe('');
-  });
-
-  it('adds a new domain with its sets and rewrites the domains chain', () => {
-    const text = renderChange(
-      { site, domains: { before: [], after: ['pypi.org'] } },
-      [],
-      [{ registration: r, entries: SAMPLE_ENTRIES }],
-    );
-    const lines = text.split('\n');
-    expect(lines[0]).toBe(
-      `add set inet ticrypt ${domainSetName('pypi.org')} { type ipv4_addr; flags timeout; timeout 1d; }`,
-    );
-    expect(lines).toContain('flush chain inet ticrypt domains');
-    expect(text.indexOf('flush chain')).toBeGreaterThan(text.indexOf('add element'));
   });
 
   it('forwards SSH with one map element', () => {

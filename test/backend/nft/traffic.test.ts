@@ -26,7 +26,7 @@ describe.skipIf(!lab)('real traffic through table inet ticrypt', () => {
     { type: 'address', address: '203.0.113.10', protocol: 'tcp', ports: { from: 443, to: 443 } },
     { type: 'address', address: '198.51.100.0/22', protocol: 'tcp', ports: { from: 1000, to: 1100 } },
   ];
-  const ctx = { site, domains: { before: [], after: [] } };
+  const ctx = { site };
 
   beforeAll(async () => {
     gw = await Netns.create(`${prefix}-gw`);

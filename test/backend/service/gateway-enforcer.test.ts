@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { NftGateway } from '../../../src/backend/nft/gateway.js';
 import type { DnsmasqFleet } from '../../../src/backend/service/dnsmasq-fleet.js';
 import { GatewayEnforcer } from '../../../src/backend/service/gateway-enforcer.js';
-import type { NicView } from '../../../src/backend/service/enforcer.js';
+import type { EnforcedChange, NicView } from '../../../src/backend/service/enforcer.js';
 
 const nic = (mac: string): NicView => ({
   registration: {
@@ -18,51 +18,44 @@ const nic = (mac: string): NicView => ({
   entries: [],
 });
 
-function parts(failOn?: 'put' | 'remove' | 'setDomains') {
+function parts(failOn?: 'put' | 'remove') {
   const calls: string[] = [];
+  const macs = (nics: readonly NicView[]) => nics.map((n) => n.registration.mac).join(',');
   const nft = {
-    change: async (
-      domains: { before: readonly string[]; after: readonly string[] },
-      before: readonly NicView[],
-      after: readonly NicView[],
-    ) => {
-      calls.push(
-        `nft ${before.map((n) => n.registration.mac).join(',')} -> ${after.map((n) => n.registration.mac).join(',')} [${domains.after.join(',')}]`,
-      );
+    change: async (before: readonly NicView[], after: readonly NicView[]) => {
+      calls.push(`nft ${macs(before)} -> ${macs(after)}`);
     },
   } as unknown as NftGateway;
-  const step = (name: 'put' | 'remove' | 'setDomains') => async (arg: unknown) => {
-    calls.push(
-      `${name} ${typeof arg === 'object' && arg && 'mac' in arg ? (arg as { mac: string }).mac : JSON.stringify(arg)}`,
-    );
+  const step = (name: 'put' | 'remove') => async (arg: { mac: string }) => {
+    calls.push(`${name} ${arg.mac}`);
     if (failOn === name) throw new Error(`${name} failed`);
   };
-  const fleet = { put: step('put'), remove: step('remove'), setDomains: step('setDomains') } as unknown as DnsmasqFleet;
-  return { enforcer: new GatewayEnforcer(nft, fleet), calls };
+  const fleet = { put: step('put'), remove: step('remove') } as unknown as DnsmasqFleet;
+  const dns = {
+    rebuild: () => calls.push('dns rebuild'),
+    change: async (change: EnforcedChange) => {
+      calls.push(`dns ${macs(change.before)} -> ${macs(change.after)}`);
+    },
+  };
+  return { enforcer: new GatewayEnforcer(nft, fleet, dns), calls };
 }
 
 describe('GatewayEnforcer', () => {
-  it('changes the firewall first, then removes and adds host entries, then domains', async () => {
+  it('changes the firewall first, then removes and adds host entries, then tells the DNS front', async () => {
     const { enforcer, calls } = parts();
-    await enforcer.change({
-      before: [nic('52:54:00:00:00:01')],
-      after: [nic('52:54:00:00:00:02')],
-      domains: { before: [], after: ['pypi.org'] },
-    });
+    await enforcer.change({ before: [nic('52:54:00:00:00:01')], after: [nic('52:54:00:00:00:02')] });
     expect(calls).toEqual([
-      'nft 52:54:00:00:00:01 -> 52:54:00:00:00:02 [pypi.org]',
+      'nft 52:54:00:00:00:01 -> 52:54:00:00:00:02',
       'remove 52:54:00:00:00:01',
       'put 52:54:00:00:00:02',
-      'setDomains ["pypi.org"]',
+      'dns 52:54:00:00:00:01 -> 52:54:00:00:00:02',
     ]);
   });
 
-  it('reverses the firewall change when dnsmasq fails, and rethrows', async () => {
+  it('reverses the firewall change when dnsmasq fails, and rethrows; the DNS front hears nothing', async () => {
     const { enforcer, calls } = parts('put');
-    await expect(
-      enforcer.change({ before: [], after: [nic('52:54:00:00:00:02')], domains: { before: [], after: [] } }),
-    ).rejects.toThrow('put failed');
-    expect(calls).toEqual(['nft  -> 52:54:00:00:00:02 []', 'put 52:54:00:00:00:02', 'nft 52:54:00:00:00:02 ->  []']);
+    await expect(enforcer.change({ before: [], after: [nic('52:54:00:00:00:02')] })).rejects.toThrow('put failed');
+    expect(calls).toEqual(['nft  -> 52:54:00:00:00:02', 'put 52:54:00:00:00:02', 'nft 52:54:00:00:00:02 -> ']);
   });
 });
 
@@ -76,7 +69,7 @@ describe('DnsmasqFleet', () => {
     const dir = await mkdtemp(join(tmpdir(), 'ticrypt-private-')); // mode 0700
     try {
       const fleet = new DnsmasqFleet(defaultSite(), { stateDir: join(dir, 'state') });
-      await expect(fleet.start([], [])).rejects.toThrow(
+      await expect(fleet.start([])).rejects.toThrow(
         `dnsmasq failed (could not run) preparing state directory ${join(dir, 'state')}: ${dir} has mode 0700, but dnsmasq reads its host entries as an unprivileged user: make it traversable (chmod o+x ${dir}) or choose another --state-dir`,
       );
     } finally {
