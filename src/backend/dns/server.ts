@@ -58,10 +58,14 @@ export class DnsServer {
       });
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
-        tcp.listen({ host: this.options.address, port, exclusive: true }, () => {
-          tcp.off('error', reject);
-          resolve();
-        });
+        // Port 0 (tests): TCP on the port UDP was given.
+        tcp.listen(
+          { host: this.options.address, port: port === 0 ? udp.address().port : port, exclusive: true },
+          () => {
+            tcp.off('error', reject);
+            resolve();
+          },
+        );
       });
     } catch (error) {
       udp.close();
