@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import fc from 'fast-check';
 import { decode } from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answerData, query, read, tcp, udp } from './client.js';
+import { answerData, query, tcp, udp } from './client.js';
 import { startTestFront, type TestFront } from './front-fixture.js';
 
 const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
