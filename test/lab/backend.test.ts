@@ -1,8 +1,9 @@
 /**
- * Issue 3's acceptance, against the real programs: `ticrypt-net backend serve`
- * (built CLI) in a "backend" namespace runs table inet ticrypt and one
- * dnsmasq per network; VM namespaces sit on one Open vSwitch bridge (netdev
- * datapath) on access ports tagged with their network's VLAN, as VM NICs do on
+ * Issue 3's acceptance, against the real programs (see backend-lab.ts for the
+ * set-up): `ticrypt-net backend serve` (built CLI) in a "backend" namespace
+ * runs table inet ticrypt, one dnsmasq per network and the DNS front; VM
+ * namespaces sit on one Open vSwitch bridge (netdev datapath) on access ports
+ * tagged with their network's VLAN, as VM NICs do on
  * br-secure/br-service/br-datain; an "internet" namespace behind the
  * backend's uplink holds two TCP servers and a resolver. The test, in the root
  * namespace, calls the API over a management veth. Where a real VM adds truth
@@ -16,20 +17,18 @@
  *     guest gv (1082) ───┘                           root 198.18.0.2 ─ m1 198.18.0.1 (API)   203.0.113.20 (server 2: 443; http 8080)
  *                                                                                          198.51.100.53 (resolver)
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findNetwork } from '../../src/site/lookup.js';
 import type { Network, Site } from '../../src/site/model.js';
 import { BASE_NIC, PLACEMENTS, REFUSALS, type Refusal } from '../backend/api/refusals.js';
-import { API_IP, API_PORT, API_URL as URL, BackendLab, UPLINK_IPS } from './backend-lab.js';
+import { API_IP, API_PORT, API_URL as URL, BackendLab, labUuid as uuid, RESOLVER, UPLINK_IPS } from './backend-lab.js';
 import { announce, forge } from './guest/forger.js';
 import { type Guest, Guests } from './guest/guest.js';
 import { runPrefix } from './names.js';
 import type { Netns } from './netns.js';
-import { PeerServers } from './peer-servers.js';
 import { labAvailable } from './prereq.js';
 import { configure, dhcpLease, dig, tcpProbe, TcpStream } from './probes.js';
 import type { ProcInfo } from './service.js';
@@ -51,7 +50,6 @@ const available = labAvailable(
 
 const S1 = '203.0.113.10';
 const S2 = '203.0.113.20';
-const RESOLVER = '198.51.100.53';
 /** The backend's uplink address toward the servers: what they see when VM traffic is masqueraded. */
 const UPLINK_IP = UPLINK_IPS[0];
 /** The lab's token names for the refusals' kinds of token. */
@@ -65,7 +63,8 @@ const AUTH: Record<Refusal['auth'], string> = {
   none: 'none',
 };
 
-const uuid = (n: number) => `0b1d2c3e-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
+/** The lab's "internet" is TEST-NET, a special-use range: domain entries name it, or the DNS front opens nothing. */
+const TEST_NET = ['203.0.113.0/24'];
 /** The VM namespaces: name suffix, network, VLAN, MAC, VM UUID (undefined: never registered). */
 const VMS = {
   a: { network: 'secure', vlan: 1081, mac: '52:54:00:a0:00:01', vm: uuid(0xa1) },
@@ -85,10 +84,8 @@ type GuestName = keyof typeof GUESTS;
 
 describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq with real traffic (lab)', () => {
   const p = runPrefix();
-  let built: BackendLab<VmName> | undefined;
+  let built: BackendLab<VmName, GuestName> | undefined;
   const streams: TcpStream[] = [];
-  let servers: PeerServers | undefined;
-  let stopResolver: (() => Promise<unknown>) | undefined;
   let site: Site;
   let secure: Network;
   let backend: Netns;
@@ -98,7 +95,7 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
   let guests: Guests | undefined;
   const guest = {} as Record<GuestName, Guest>;
 
-  const lab = (): BackendLab<VmName> => {
+  const lab = (): BackendLab<VmName, GuestName> => {
     if (built === undefined) throw new Error('the lab was not built');
     return built;
   };
@@ -106,30 +103,10 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
     lab().call(method, path, AUTH[auth], body, raw);
 
   /** The VM launcher's call: the VM may run on these hosts. */
-  async function place(vmUuid: string, hosts: readonly string[]): Promise<void> {
-    const { status, json } = await call('PUT', `/v1/vms/${vmUuid}/placement`, 'admin', { hosts });
-    expect(status, JSON.stringify(json)).toBe(200);
-  }
-
-  async function register(name: VmName | GuestName, generation = 1): Promise<string> {
-    const { network, mac, vm: vmUuid } = name in GUESTS ? GUESTS[name as GuestName] : VMS[name as VmName];
-    if (vmUuid !== undefined) await place(vmUuid, ['kvm-1']);
-    const { status, json } = await call('POST', '/v1/register', 'host', {
-      vmUuid,
-      vmName: `vm-${name}`,
-      mac,
-      network,
-      generation,
-    });
-    expect(status, JSON.stringify(json)).toBe(200);
-    return json.ip as string;
-  }
-
-  async function allow(name: VmName | GuestName, entries: unknown[]): Promise<void> {
-    const vmUuid = name in GUESTS ? GUESTS[name as GuestName].vm : VMS[name as VmName].vm;
-    const { status, json } = await call('PUT', `/v1/vms/${vmUuid}/allow-list`, 'admin', { entries });
-    expect(status, JSON.stringify(json)).toBe(200);
-  }
+  const place = (vmUuid: string, hosts: readonly string[]) => lab().place(vmUuid, hosts);
+  /** Place a VM (or guest) on kvm-1, which registers it: its address. */
+  const register = (name: VmName | GuestName, generation = 1) => lab().register(name, generation);
+  const allow = (name: VmName | GuestName, entries: unknown[]) => lab().allow(name, entries);
 
   /** The keys of the `nic_ids` map (the registered NICs), as `ifname . mac . ip`. */
   async function registeredSet(): Promise<string[]> {
@@ -147,53 +124,21 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
         networks: { secure: { preset: 'secure' }, service: { preset: 'service' }, datain: { preset: 'datain' } },
       },
       vms: VMS,
+      guests: GUESTS,
       internet: [`${S1}/24`, `${S2}/24`, `${RESOLVER}/24`],
+      // The internet: two servers that tell each connection where it came from, and a resolver.
+      servers: [`${S1}:443`, `${S1}:80`, `${S2}:443`, `http:${S1}:8080`, `http:${S2}:8080`],
+      resolver: [`address=/allowed.example/${S1}`, `address=/other.example/${S2}`],
       tokens: { 'kvm-1': [], 'kvm-2': [], ops: ['--admin'], prometheus: ['--metrics'] },
     });
     ({ site, backend, vm } = built);
     secure = findNetwork(site, 'secure');
-
-    // The internet: two servers that tell each connection where it came from, and a resolver.
-    servers = await PeerServers.start(built.internet, [
-      `${S1}:443`,
-      `${S1}:80`,
-      `${S2}:443`,
-      `http:${S1}:8080`,
-      `http:${S2}:8080`,
-    ]);
-    const resolverDir = join(built.work, 'resolver');
-    await execa('mkdir', ['-p', resolverDir]);
-    await writeFile(
-      join(resolverDir, 'dnsmasq.conf'),
-      [
-        ...['interface=eth0', 'bind-interfaces', `listen-address=${RESOLVER}`, 'except-interface=lo', 'no-resolv'],
-        ...['no-hosts', `address=/allowed.example/${S1}`, `address=/other.example/${S2}`, 'port=53'],
-        `pid-file=${join(resolverDir, 'dnsmasq.pid')}`,
-        '',
-      ].join('\n'),
-    );
-    // In the foreground, as this process's child: ended (and reaped) by its pid.
-    const resolverArgs = ['--keep-in-foreground', `--conf-file=${join(resolverDir, 'dnsmasq.conf')}`];
-    const resolver = execa('ip', ['netns', 'exec', built.internet.name, 'dnsmasq', ...resolverArgs], {
-      reject: false,
-      stdin: 'ignore',
-      stdout: 'ignore',
-      stderr: 'ignore',
-    });
-    stopResolver = async () => {
-      resolver.kill('SIGTERM');
-      await resolver;
-    };
-    for (let i = 0; i < 100 && (await dig(backend, RESOLVER, 'allowed.example', 1)).status !== 'NOERROR'; i++)
-      await sleep(50);
     await built.startService();
   });
 
   afterAll(async () => {
     await guests?.destroyAll();
     for (const stream of streams) await stream.close();
-    await servers?.stop();
-    await stopResolver?.();
     await built?.remove();
   });
 
@@ -201,7 +146,7 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
     for (const name of ['a', 'b', 'sv', 'di'] as const) ips[name] = await register(name);
     await allow('a', [
       { address: S1, protocol: 'tcp', ports: 443 },
-      { domain: 'allowed.example', protocol: 'tcp', ports: 443 },
+      { domain: 'allowed.example', protocol: 'tcp', ports: 443, specialRanges: TEST_NET },
     ]);
     await allow('b', [{ address: S1, protocol: 'tcp', ports: 80 }]);
     const leases = await Promise.all(
@@ -223,7 +168,7 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
     for (const name of Object.keys(GUESTS) as GuestName[]) reserved[name] = await register(name);
     await allow('gs', [
       { address: S1, protocol: 'tcp', ports: 443 },
-      { domain: 'allowed.example', protocol: 'tcp', ports: 8080 },
+      { domain: 'allowed.example', protocol: 'tcp', ports: 8080, specialRanges: TEST_NET },
     ]);
     await allow('gf', [{ address: S1, protocol: 'tcp', ports: 80 }]);
     const booted = await Promise.all(
@@ -318,8 +263,8 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
   it("lets a domain entry open that name's addresses to that VM only, once resolved", async () => {
     await allow('a', [
       { address: S1, protocol: 'tcp', ports: 443 },
-      { domain: 'allowed.example', protocol: 'tcp', ports: 443 },
-      { domain: 'other.example', protocol: 'tcp', ports: 443 },
+      { domain: 'allowed.example', protocol: 'tcp', ports: 443, specialRanges: TEST_NET },
+      { domain: 'other.example', protocol: 'tcp', ports: 443, specialRanges: TEST_NET },
     ]);
     // Nothing resolved it yet: its address is not known to the firewall.
     expect((await tcpProbe(vm.a, S2, 443)).outcome).toBe('timeout');
