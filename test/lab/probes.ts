@@ -47,9 +47,17 @@ export interface DigResult {
   readonly answers: readonly string[];
 }
 
-/** `dig @server name A`, one try of `seconds`. */
-export async function dig(ns: Netns, server: string, name: string, seconds = 2): Promise<DigResult> {
-  const result = await inNs(ns, 'dig', [`@${server}`, name, 'A', `+time=${seconds}`, '+tries=1']);
+/** `dig @server name TYPE` (default A), one try of `seconds`, over UDP (`tcp`: over TCP). */
+export async function dig(
+  ns: Netns,
+  server: string,
+  name: string,
+  seconds = 2,
+  type = 'A',
+  options: { tcp?: boolean } = {},
+): Promise<DigResult> {
+  const transport = options.tcp === true ? ['+tcp'] : [];
+  const result = await inNs(ns, 'dig', [`@${server}`, name, type, `+time=${seconds}`, '+tries=1', ...transport]);
   const status = /status: ([A-Z]+)/.exec(result.stdout)?.[1] ?? (result.exitCode === 9 ? 'timeout' : 'error');
   const answers = [...result.stdout.matchAll(/^\S+\s+\d+\s+IN\s+A\s+([0-9.]+)$/gm)].map((m) => m[1] ?? '');
   return { status, answers };

@@ -27,7 +27,7 @@ export function entryDeletions(ip: string, entry: AllowEntry): string[][] {
     if (subnet.prefix > 0) destination.push('-d', intToIpv4(subnet.first));
     if (subnet.prefix > 0 && subnet.prefix < 32) destination.push('--mask-dst', ipMask(subnet.prefix));
   }
-  // A domain's addresses live in the kernel set dnsmasq fills: delete by protocol and port from this VM.
+  // A domain's addresses are whatever its answers opened: delete by protocol and port from this VM.
   if (entry.protocol === 'any') return [[...source, ...destination]];
   const protocol = ['-p', entry.protocol];
   const ports = entry.ports;
@@ -59,7 +59,8 @@ export function conntrackDeletions(before: readonly NicState[], after: readonly 
     const kept = new Set(now.entries.map((e) => JSON.stringify(e)));
     for (const entry of old.entries) if (!kept.has(JSON.stringify(entry))) deletions.push(...entryDeletions(ip, entry));
   }
-  return deletions;
+  // Domain entries with the same protocol and ports delete the same connections: once (run side by side, twice races).
+  return [...new Map(deletions.map((filter) => [filter.join(' '), filter])).values()];
 }
 
 /** Deletes conntrack entries; resolves when done (none found is fine). */
@@ -74,8 +75,9 @@ export function conntrackRunner(options: { readonly netns?: string } = {}): Conn
       ['-D', ...filter],
       options.netns === undefined ? {} : { netns: options.netns },
     );
-    // conntrack exits 1 with "0 flow entries have been deleted" when nothing matched.
-    if (result.exitCode === 0 || /0 flow entries/.test(result.stderr)) return;
+    // conntrack exits 1 with "0 flow entries have been deleted" when nothing matched, and with "such conntrack
+    // doesn't exist" when an entry it listed was gone before it deleted it (expired, or a parallel deletion).
+    if (result.exitCode === 0 || /0 flow entries|such conntrack doesn't exist/.test(result.stderr)) return;
     throw new ConntrackError(result);
   };
 }
