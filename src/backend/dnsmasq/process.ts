@@ -7,13 +7,9 @@
  * What a change needs (dnsmasq(8), NOTES: "SIGHUP does NOT re-read the configuration file"):
  * - a new host entry file: nothing (dnsmasq reads it via inotify);
  * - a removed or changed host entry file: SIGHUP ({@link DnsmasqProcess.reload});
- * - anything in the config file, including the allowed-domain list (its
- *   `server=` and `nftset=` lines), upstream resolvers, ranges, reservations:
- *   a restart ({@link DnsmasqProcess.restart}). `--servers-file` would re-read
- *   `server=` lines on SIGHUP, but `nftset=` lines cannot live there, and a
- *   domain forwarded without its nftset line would resolve while its set stayed
- *   empty; so the domain list stays in the config file and a change restarts.
- *   Leases survive a restart (the lease file); the DNS cache does not.
+ * - anything in the config file (upstream resolvers, ranges, reservations):
+ *   a restart ({@link DnsmasqProcess.restart}). Leases survive a restart (the
+ *   lease file); the DNS cache does not.
  */
 import { createInterface } from 'node:readline';
 import { readFile, rm } from 'node:fs/promises';
