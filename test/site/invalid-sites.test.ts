@@ -139,6 +139,25 @@ const cases: [string, unknown, string, string][] = [
     'expected a declared policy for custom kind "lab" (well-known kinds: secure, service, datain), found nothing',
   ],
   [
+    'controlled DNS on a network with open egress',
+    {
+      networks: {
+        lab: {
+          kind: 'lab',
+          egress: 'open',
+          dns: 'controlled',
+          bridge: 'br-lab',
+          vlan: 1090,
+          subnet: '10.90.0.0/24',
+          gateway: '10.90.0.1',
+          dhcp: { start: '10.90.0.10', end: '10.90.0.20' },
+        },
+      },
+    },
+    'networks.lab.dns',
+    'expected \'open\' DNS on a network with "open" egress (controlled DNS needs \'allow-list\' egress), found \'controlled\'',
+  ],
+  [
     'secure kind with open egress',
     secure({ egress: 'open' }),
     'networks.secure.egress',
