@@ -155,7 +155,7 @@ const cases: [string, unknown, string, string][] = [
       },
     },
     'networks.lab.dns',
-    'expected \'open\' DNS on a network with "open" egress (controlled DNS needs \'allow-list\' egress), found \'controlled\'',
+    "expected 'open' DNS on a network with \"open\" egress (controlled DNS needs 'allow-list' egress), found 'controlled'",
   ],
   [
     'secure kind with open egress',
