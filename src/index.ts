@@ -162,7 +162,10 @@ export {
 } from './backend/guard/rules.js';
 export { classifyTableEvent, type TableEvent } from './backend/guard/table-events.js';
 export type { Enforcer, EnforcedChange, EnforcedState, NicView } from './backend/service/enforcer.js';
-export { GatewayEnforcer } from './backend/service/gateway-enforcer.js';
+export { GatewayEnforcer, type DnsPolicyFollower } from './backend/service/gateway-enforcer.js';
+export { DnsService, type DnsServiceOptions } from './backend/dns/service.js';
+export { NamePolicy, type NameVerdict, type WildcardLimits, type DomainEntry } from './backend/dns/policy.js';
+export { isDomainPattern, DOMAIN_PATTERN_EXPECTED } from './site/primitives.js';
 export { DnsmasqFleet, type DnsmasqFleetOptions } from './backend/service/dnsmasq-fleet.js';
 export { startBackend, type BackendOptions, type RunningBackend } from './backend/daemon.js';
 export { buildApi, type ApiOptions } from './backend/api/server.js';
