@@ -41,9 +41,12 @@ export class DnsServer {
     const port = this.options.port ?? 53;
     const udp = createSocket({ type: 'udp4' });
     udp.on('message', (message, from) => {
-      void this.handler(from.address, message, 'udp').then((reply) => {
-        if (reply !== undefined) udp.send(reply, from.port, from.address);
-      });
+      this.handler(from.address, message, 'udp').then(
+        (reply) => {
+          if (reply !== undefined) udp.send(reply, from.port, from.address);
+        },
+        () => undefined, // a handler must not throw; if one did, that message gets no reply
+      );
     });
     udp.on('error', () => undefined);
     const tcp = createServer((socket) => this.accept(socket));
@@ -115,14 +118,15 @@ export class DnsServer {
         buffered = buffered.subarray(2 + length);
         inFlight += 1;
         if (inFlight >= maxInFlight) socket.pause();
-        void this.handler(source, message, 'tcp').then((reply) => {
+        const done = (reply: Buffer | undefined) => {
           inFlight -= 1;
           if (socket.isPaused() && inFlight < maxInFlight) socket.resume();
           if (reply === undefined || socket.destroyed) return;
           const length = Buffer.alloc(2);
           length.writeUInt16BE(reply.length);
           socket.write(Buffer.concat([length, reply]));
-        });
+        };
+        this.handler(source, message, 'tcp').then(done, () => done(undefined));
       }
       if (buffered.length > maxMessage + 2) socket.destroy();
     });

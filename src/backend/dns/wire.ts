@@ -88,8 +88,7 @@ export function decodeUpstream(message: Buffer): UpstreamAnswer {
     }
   }
   const soa = (packet.authorities ?? []).find((a) => a.type === 'SOA');
-  const negativeTtl =
-    soa?.type === 'SOA' ? Math.min(soa.ttl ?? 0, soa.data.minimum ?? soa.ttl ?? 0) : (undefined as number | undefined);
+  const negativeTtl = soa?.type === 'SOA' ? Math.min(soa.ttl ?? 0, soa.data.minimum ?? soa.ttl ?? 0) : undefined;
   return {
     id: packet.id ?? 0,
     isResponse: (flags & 0x8000) !== 0,

@@ -198,6 +198,50 @@ describe('allow-lists', () => {
   });
 });
 
+describe('domain entries: wildcards and special-use ranges', () => {
+  it('takes a wildcard and the ranges its answers may open, and gives them back', async () => {
+    const entries = [
+      { domain: '*.example.org', protocol: 'tcp', ports: 443 },
+      { domain: 'intranet.example.org', protocol: 'tcp', specialRanges: ['10.9.0.0/16', '192.168.5.5'] },
+    ];
+    const put = await backend.call('PUT', `/v1/vms/${BASE_NIC.vmUuid}/allow-list`, 'admin', { entries });
+    expect(put.status).toBe(200);
+    expect((await backend.call('GET', `/v1/vms/${BASE_NIC.vmUuid}/allow-list`, 'admin')).json.entries).toEqual(entries);
+  });
+
+  it.each([
+    [
+      { domain: '*.org', protocol: 'tcp' },
+      'body.entries[0].domain',
+      /wildcard such as \*\.example\.org, found "\*\.org"/,
+    ],
+    [{ domain: 'a.*.example.org', protocol: 'tcp' }, 'body.entries[0].domain', /found "a\.\*\.example\.org"/],
+    [{ domain: '**.example.org', protocol: 'tcp' }, 'body.entries[0].domain', /found/],
+    [
+      { domain: 'pypi.org', protocol: 'tcp', specialRanges: ['10.9.0.1/16'] },
+      'body.entries[0].specialRanges[0]',
+      /expected an IPv4 address or network/,
+    ],
+    [
+      { address: '10.9.9.9', protocol: 'tcp', specialRanges: ['10.9.0.0/16'] },
+      'body.entries[0].specialRanges',
+      /only on a domain entry/,
+    ],
+    [
+      { domain: 'pypi.org', protocol: 'tcp', specialRanges: Array(17).fill('10.0.0.0/8') },
+      'body.entries[0].specialRanges',
+      /at most 16/,
+    ],
+  ])('refuses %j', async (entry, path, message) => {
+    const { status, json } = await backend.call('PUT', `/v1/vms/${BASE_NIC.vmUuid}/allow-list`, 'admin', {
+      entries: [entry],
+    });
+    expect(status).toBe(400);
+    const issue = json.error.issues.find((i: { path: string }) => i.path === path);
+    expect(issue?.message, JSON.stringify(json.error.issues)).toMatch(message);
+  });
+});
+
 describe('refusals change nothing', () => {
   it.each(REFUSALS.map((r) => [r.name, r] as const))('%s', async (_name, refusal) => {
     await backend.call('POST', '/v1/register', 'host', BASE_NIC);
