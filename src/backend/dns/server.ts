@@ -38,6 +38,18 @@ export class DnsServer {
 
   /** Bind both sockets; rejects (having bound neither) when either cannot be bound. */
   async listen(): Promise<void> {
+    // Port 0 (tests): TCP takes the port UDP was given, which another program may hold for TCP: try again.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.bind();
+        return;
+      } catch (error) {
+        if ((this.options.port ?? 53) !== 0 || attempt >= 5) throw error;
+      }
+    }
+  }
+
+  private async bind(): Promise<void> {
     const port = this.options.port ?? 53;
     const udp = createSocket({ type: 'udp4' });
     udp.on('message', (message, from) => {
@@ -61,7 +73,6 @@ export class DnsServer {
       });
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
-        // Port 0 (tests): TCP on the port UDP was given.
         tcp.listen(
           { host: this.options.address, port: port === 0 ? udp.address().port : port, exclusive: true },
           () => {

@@ -128,6 +128,9 @@ export interface Reply {
  * records) so the client retries over TCP.
  */
 export function encodeReply(query: DnsQuery, reply: Reply, maxSize = 65_535): Buffer {
+  for (const question of query.questions) {
+    if (!encodable(question.name)) throw new Error(`cannot echo the question name ${JSON.stringify(question.name)}`);
+  }
   const opt =
     query.ednsSize === undefined
       ? []
@@ -157,6 +160,21 @@ export function encodeReply(query: DnsQuery, reply: Reply, maxSize = 65_535): Bu
   });
   const full = encode(packet(reply.records, false));
   return full.length <= maxSize ? full : encode(packet([], true));
+}
+
+/**
+ * Whether dns-packet writes `name` back as the name it read: it splits on
+ * dots and writes each label's UTF-8 bytes, so a label that held a dot byte,
+ * or bytes it read as replacement characters (longer in UTF-8), would come
+ * out as another, possibly malformed, name.
+ */
+function encodable(name: string): boolean {
+  if (name === '.') return true;
+  const labels = name.replace(/\.$/, '').split('.');
+  return (
+    Buffer.byteLength(name) <= 254 &&
+    labels.every((label) => label.length > 0 && Buffer.byteLength(label) <= 63 && !label.includes('\ufffd'))
+  );
 }
 
 /**

@@ -36,11 +36,22 @@ export class FakeUpstream {
   ) {}
 
   static async start(zone: Zone): Promise<FakeUpstream> {
-    const udp = createSocket('udp4');
-    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    let udp = createSocket('udp4');
+    let tcp = createServer();
+    // UDP takes a free port; TCP the same one, which may be taken for TCP: then both try another.
+    for (let attempt = 1; ; attempt += 1) {
+      await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+      const listening = await new Promise<boolean>((resolve) => {
+        tcp.once('error', () => resolve(false));
+        tcp.listen(udp.address().port, '127.0.0.1', () => resolve(true));
+      });
+      if (listening) break;
+      if (attempt >= 5) throw new Error('no port free for both UDP and TCP');
+      udp.close();
+      udp = createSocket('udp4');
+      tcp = createServer();
+    }
     const port = udp.address().port;
-    const tcp = createServer();
-    await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', resolve));
     const fake = new FakeUpstream(udp, tcp, port, zone);
     udp.on('message', (message, from) => {
       for (const reply of fake.answer(message, 'udp')) udp.send(reply, from.port, from.address);

@@ -70,6 +70,17 @@ describe('DNS front fuzz', () => {
     );
   });
 
+  it('answers a question it cannot write back as read (a dot byte inside a label) with a header only', async () => {
+    // Found by the property above: the label "_3KfH_9x_l." would have been echoed as two labels, one empty.
+    const message = Buffer.from([
+      0, 80, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 5, 45, 95, 75, 81, 51, 9, 55, 76, 95, 45, 118, 113, 95, 45, 45, 2, 45, 55, 1,
+      45, 11, 95, 51, 75, 102, 72, 95, 57, 120, 95, 108, 46, 7, 101, 120, 97, 109, 112, 108, 101, 3, 111, 114, 103, 0,
+      0, 16, 0, 1, 0, 0, 41, 0, 8, 0, 0, 0, 0, 0, 0,
+    ]);
+    const reply = await front.handler.handle('secure', '127.0.0.1', message, 'udp');
+    expect(decode(reply!)).toMatchObject({ id: 80, type: 'response', questions: [] });
+  });
+
   it('the live sockets: random datagrams and byte streams, then a valid query is still answered', async () => {
     const sender = createSocket('udp4');
     const samples = fc.sample(fc.oneof(arbRandom, arbDamaged), 1500);
