@@ -17,6 +17,8 @@ export interface DnsServerOptions {
   readonly port?: number;
   /** Open TCP connections at most. Default 256. */
   readonly maxConnections?: number;
+  /** Open TCP connections at most from one source address (one VM cannot hold them all). Default 8. */
+  readonly maxConnectionsPerSource?: number;
   /** A TCP connection idle this long is closed (ms). Default 10,000. */
   readonly idleMs?: number;
   /** Queries in flight per TCP connection before it is read no further. Default 16. */
@@ -30,6 +32,7 @@ export class DnsServer {
   private udp: Socket | undefined;
   private tcp: Server | undefined;
   private readonly connections = new Set<TcpSocket>();
+  private readonly perSource = new Map<string, number>();
 
   constructor(
     private readonly options: DnsServerOptions,
@@ -108,6 +111,12 @@ export class DnsServer {
 
   private accept(socket: TcpSocket): void {
     const source = socket.remoteAddress ?? '';
+    const open = (this.perSource.get(source) ?? 0) + 1;
+    if (open > (this.options.maxConnectionsPerSource ?? 8)) {
+      socket.destroy();
+      return;
+    }
+    this.perSource.set(source, open);
     const maxMessage = this.options.maxMessage ?? 1024;
     const maxInFlight = this.options.maxInFlight ?? 16;
     let buffered: Buffer = Buffer.alloc(0);
@@ -115,7 +124,12 @@ export class DnsServer {
     this.connections.add(socket);
     socket.setTimeout(this.options.idleMs ?? 10_000, () => socket.destroy());
     socket.on('error', () => undefined);
-    socket.on('close', () => this.connections.delete(socket));
+    socket.on('close', () => {
+      this.connections.delete(socket);
+      const left = (this.perSource.get(source) ?? 1) - 1;
+      if (left > 0) this.perSource.set(source, left);
+      else this.perSource.delete(source);
+    });
     socket.on('data', (chunk: Buffer) => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
       while (buffered.length >= 2) {

@@ -77,6 +77,25 @@ describe('DNS front handler and sockets (loopback, fake upstream)', () => {
     expect(read(await udp(front.port, doubled))?.rcode).toBe('FORMERR');
   });
 
+  it('keeps at most 8 TCP connections from one source open', async () => {
+    const { connect } = await import('node:net');
+    const sockets = Array.from({ length: 10 }, () => connect({ host: '127.0.0.1', port: front.port }));
+    const closed = await Promise.all(
+      sockets.map(
+        (socket) =>
+          new Promise<boolean>((resolve) => {
+            socket.on('error', () => undefined);
+            socket.on('close', () => resolve(true));
+            setTimeout(() => resolve(false), 500);
+          }),
+      ),
+    );
+    expect(closed.filter(Boolean)).toHaveLength(2);
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(answerData(await tcp(front.port, query('pypi.org', 'A')))).toEqual(['151.101.0.223']);
+  });
+
   it('counts every outcome', () => {
     const outcomes = new Set(front.handled.map((h) => h.outcome));
     for (const o of ['answered', 'blocked', 'refused_type', 'too_long', 'malformed', 'not_query'] as const) {
