@@ -6,7 +6,7 @@
  */
 import type { RateLimiter } from './rate.js';
 import type { DnsResolver, Outcome } from './resolver.js';
-import { decodeQuery, encodeReply, headerReply, type DnsQuery } from './wire.js';
+import { decodeQuery, encodeReply, headerReply, type DnsQuery, type Reply } from './wire.js';
 
 /** How a message ended, for metrics: a resolver outcome, or the handler's own. */
 export type HandlerOutcome = Outcome | 'rate_limited' | 'malformed' | 'not_query';
@@ -73,12 +73,7 @@ export class DnsHandler {
     return reply;
   }
 
-  private encode(
-    message: Buffer,
-    query: DnsQuery,
-    reply: Parameters<typeof encodeReply>[1],
-    transport: 'udp' | 'tcp',
-  ): Buffer | undefined {
+  private encode(message: Buffer, query: DnsQuery, reply: Reply, transport: 'udp' | 'tcp'): Buffer | undefined {
     const size = transport === 'tcp' ? 65_535 : Math.max(512, Math.min(query.ednsSize ?? 512, 1232));
     try {
       return encodeReply(query, reply, size);

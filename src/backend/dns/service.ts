@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { Network, Site } from '../../site/model.js';
+import { dnsOpenElements } from '../nft/elements.js';
 import { NftSession } from '../nft/session.js';
 import type { EnforcedChange, EnforcedState } from '../service/enforcer.js';
 import type { DnsPolicyFollower } from '../service/gateway-enforcer.js';
@@ -19,9 +20,8 @@ import { Opener, type OpenRecord, type TransactionRunner } from './opener.js';
 import { DEFAULT_RATE, RateLimiter, type RateLimit } from './rate.js';
 import { DnsResolver } from './resolver.js';
 import { DnsServer } from './server.js';
-import { Upstream, type UpstreamServer } from './upstream.js';
-import { dnsOpenElements } from '../nft/elements.js';
 import type { WildcardLimits } from './policy.js';
+import { Upstream, type UpstreamServer } from './upstream.js';
 
 /** How the DNS front runs. */
 export interface DnsServiceOptions {
@@ -111,11 +111,13 @@ export class DnsService implements DnsPolicyFollower {
     await this.session?.close();
   }
 
+  /** Every registered NIC and allow-list (daemon start): the table was rebuilt, so nothing is open. */
   rebuild(state: EnforcedState): void {
     this.clients.rebuild(state.registrations, state.allowLists);
     this.opener.forget();
   }
 
+  /** One registry change: close what NICs that went away, or lost entries, no longer justify. */
   async change(change: EnforcedChange): Promise<void> {
     const { gone, changed } = this.clients.apply(change.before, change.after);
     const closing = [
