@@ -3,8 +3,9 @@ import { NFT_TABLE_REF } from '../names.js';
 
 /**
  * `nft` refused a transaction (or could not be run): nothing of it was
- * applied, `nft -f` is atomic. Carries the whole result: the exit code,
- * stderr and the script that was fed.
+ * applied, a transaction is atomic (one `nft -f` run, or one line of the DNS
+ * front's `nft -i`). Carries the whole result: the exit code, stderr and the
+ * script that was fed.
  *
  * @example
  * ```
@@ -12,7 +13,7 @@ import { NFT_TABLE_REF } from '../names.js';
  * ```
  */
 export class NftError extends ProgramError {
-  /** The script that was fed to `nft -f -`. */
+  /** The script that was fed to `nft -f -` (or the transaction line fed to `nft -i`). */
   readonly script: string;
 
   constructor(
@@ -22,6 +23,10 @@ export class NftError extends ProgramError {
       script: string;
       /** Default `nft`. */
       program?: string;
+      /** The command run, default `<program> -f -`. */
+      command?: readonly string[];
+      /** A long-lived `nft -i` refused this transaction and runs on (no exit code). */
+      refused?: boolean;
       /** Default `applying table inet ticrypt`. */
       action?: string;
       signal?: string | undefined;
@@ -32,8 +37,9 @@ export class NftError extends ProgramError {
     super(
       'E_NFT_APPLY',
       {
-        command: [details.program ?? 'nft', '-f', '-'],
+        command: details.command ?? [details.program ?? 'nft', '-f', '-'],
         stderr: details.stderr,
+        refused: details.refused,
         exitCode: details.exitCode,
         signal: details.signal,
         netns: details.netns,

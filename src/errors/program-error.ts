@@ -10,6 +10,8 @@ export interface ProgramFailure {
   readonly exitCode?: number | undefined;
   /** The signal that ended it, when one did (a time-out kills it). */
   readonly signal?: string | undefined;
+  /** A long-lived program refused one request and runs on (`nft -i`): it has no exit code to give. */
+  readonly refused?: boolean | undefined;
   /** What it wrote to stderr (or why it could not be started). */
   readonly stderr: string;
 }
@@ -21,7 +23,7 @@ export interface ProgramFailure {
  * keeps the whole result, and every message is built here, in one order:
  *
  * ```
- * <program> failed (exit N | signal S | could not run) <what it was doing>: <first line of stderr>
+ * <program> failed (exit N | signal S | refused | could not run) <what it was doing>: <first line of stderr>
  * ```
  */
 export class ProgramError extends TicryptNetError {
@@ -58,7 +60,9 @@ export function programFailureMessage(failure: ProgramFailure, doing: string): s
       ? `exit ${failure.exitCode}`
       : failure.signal !== undefined
         ? `signal ${failure.signal}`
-        : 'could not run';
+        : failure.refused === true
+          ? 'refused'
+          : 'could not run';
   const firstLine = failure.stderr.split('\n').find((line) => line.trim() !== '') ?? '(no output)';
   return `${failure.command[0] ?? 'program'} failed (${how}) ${doing}: ${firstLine.trim()}`;
 }

@@ -3,12 +3,13 @@
  * never a shell; inside a network namespace when asked (the `netns` option);
  * bounded in time; `LC_ALL=C`, so what it prints can be read.
  *
- * For: every edge that runs nft, conntrack, dnsmasq, ovs-vsctl, ip, nmcli or
- * virsh. May not: decide what a failure means beyond "not exit 0": a run
- * resolves with the whole result, and {@link runChecked} (or the edge itself)
- * throws the program's own error (`./program-errors.ts`).
+ * For: every edge that runs nft (the DNS front's long-lived `nft -i` too),
+ * conntrack, dnsmasq, ovs-vsctl, ip, nmcli or virsh. May not: decide what a
+ * failure means beyond "not exit 0": a run resolves with the whole result,
+ * and {@link runChecked} (or the edge itself) throws the program's own error
+ * (`./program-errors.ts`).
  */
-import { execa, type ResultPromise } from 'execa';
+import { execa, type Options, type ResultPromise } from 'execa';
 import { inNetns } from './netns.js';
 import { programError } from './program-errors.js';
 
@@ -114,6 +115,15 @@ const DAEMON = {
   env: { LC_ALL: 'C' },
 } as const;
 
+/** How an interactive program runs: a daemon whose stdin is piped, for the requests it reads one line at a time. */
+const INTERACTIVE = { ...DAEMON, stdin: 'pipe' } as const;
+
+/** A started long-running program: its argv (as the program saw it) and execa's subprocess. */
+export interface StartedProgram<O extends Options> {
+  readonly command: readonly string[];
+  readonly subprocess: ResultPromise<O>;
+}
+
 /**
  * Start a long-running program in the foreground (a supervised daemon): its
  * stdin and stdout closed, its stderr piped for its log. The subprocess is
@@ -125,7 +135,25 @@ export function startProgram(
   program: string,
   args: readonly string[],
   options: Pick<RunOptions, 'netns'> = {},
-): { readonly command: readonly string[]; readonly subprocess: ResultPromise<typeof DAEMON> } {
+): StartedProgram<typeof DAEMON> {
   const [file, ...argv] = inNetns(options.netns, [program, ...args]);
   return { command: [program, ...args], subprocess: execa(file, argv, DAEMON) };
+}
+
+/**
+ * Start a long-running program that takes requests on its stdin, one line
+ * each, and answers on its stderr (`nft -i`): stdin piped, stdout closed,
+ * stderr piped. Like {@link startProgram} otherwise: `LC_ALL=C` (its answers
+ * can be read), never a shell, never rejecting.
+ *
+ * @throws {UsageError} `E_USAGE` when `netns` is not a namespace name.
+ * @example const { subprocess } = startInteractive('nft', ['-i'], { netns: 'lab1' }); subprocess.stdin.write('list tables\n');
+ */
+export function startInteractive(
+  program: string,
+  args: readonly string[],
+  options: Pick<RunOptions, 'netns'> = {},
+): StartedProgram<typeof INTERACTIVE> {
+  const [file, ...argv] = inNetns(options.netns, [program, ...args]);
+  return { command: [program, ...args], subprocess: execa(file, argv, INTERACTIVE) };
 }

@@ -11,7 +11,7 @@ import { UsageError } from '../../src/errors/usage-error.js';
 import { VirshError } from '../../src/errors/virsh-error.js';
 import { inNetns, netnsWrapper } from '../../src/exec/netns.js';
 import { programError } from '../../src/exec/program-errors.js';
-import { programRunner, runChecked, runProgram } from '../../src/exec/run.js';
+import { programRunner, runChecked, runProgram, startInteractive } from '../../src/exec/run.js';
 
 describe('namespaces', () => {
   it('runs a command through ip netns exec, as arguments', () => {
@@ -94,5 +94,35 @@ describe('each program its own error, one message shape', () => {
     expect(programError({ command: ['virsh'], stderr: 'spawn virsh ENOENT' }, 'reading').message).toBe(
       'virsh failed (could not run) reading: spawn virsh ENOENT',
     );
+  });
+
+  it('says when a long-lived program refused one request and runs on', () => {
+    const error = new NftError({
+      exitCode: undefined,
+      stderr: 'Error: syntax error\nadd x',
+      script: 'add x',
+      command: ['nft', '-i'],
+      action: 'applying a DNS transaction',
+      refused: true,
+    });
+    expect(error.message).toBe('nft failed (refused) applying a DNS transaction: Error: syntax error');
+    expect(error).toMatchObject({ command: ['nft', '-i'], script: 'add x', exitCode: undefined });
+  });
+});
+
+describe('an interactive program', () => {
+  it('reads requests on its stdin and answers on its stderr, with LC_ALL=C, never through a shell', async () => {
+    const echo = 'process.stdin.on("data", (d) => process.stderr.write(process.env.LC_ALL + ":" + d));';
+    const { command, subprocess } = startInteractive(process.execPath, ['-e', echo, '$HOME;x']);
+    expect(command).toEqual([process.execPath, '-e', echo, '$HOME;x']);
+    const answer = new Promise<string>((resolve) => subprocess.stderr.once('data', (d: Buffer) => resolve(String(d))));
+    subprocess.stdin.write('ping\n');
+    expect(await answer).toBe('C:ping\n');
+    subprocess.stdin.end();
+    expect((await subprocess).exitCode).toBe(0);
+  });
+
+  it('refuses a bad namespace name before starting anything', () => {
+    expect(() => startInteractive('nft', ['-i'], { netns: 'a b' })).toThrow(UsageError);
   });
 });

@@ -8,15 +8,21 @@
  * transaction line the session writes a marker word, which nft refuses with
  * a syntax error that echoes it: on the one stderr stream, everything before
  * the marker's echo belongs to that transaction, in order.
+ *
+ * For: the DNS front's opens and closes (`renderDnsOps`). May not: start nft
+ * any way but `startInteractive` (src/exec/run.ts), or hold any decision
+ * about what to open.
  */
 import { createInterface } from 'node:readline';
-import { execa, type ResultPromise } from 'execa';
 import { NftError } from '../../errors/nft-error.js';
+import { inNetns } from '../../exec/netns.js';
+import { startInteractive } from '../../exec/run.js';
+import { nftCheck } from '../checks.js';
 
 /** How {@link NftSession} runs nft. */
 export interface NftSessionOptions {
-  /** The argv that starts interactive nft. Default `['nft', '-i']` (tests: `ip netns exec NS nft -i`). */
-  readonly command?: readonly [string, ...string[]];
+  /** Run nft inside this network namespace (tests, benchmarks); default the current one. */
+  readonly netns?: string;
   /** A transaction not confirmed within this many ms ends the process (and fails). Default 10 000. */
   readonly timeoutMs?: number;
 }
@@ -30,8 +36,6 @@ interface Pending {
   timer?: NodeJS.Timeout;
 }
 
-const SPAWN = { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false } as const;
-
 /** The marker words: never valid nft, never inside a transaction line. */
 const MARKER = /^ticrypt_sync_\d+$/;
 
@@ -44,24 +48,29 @@ const MARKER = /^ticrypt_sync_\d+$/;
  * await session.close();
  */
 export class NftSession {
-  private child: ResultPromise<typeof SPAWN> | undefined;
+  private child: ReturnType<typeof startInteractive>['subprocess'] | undefined;
   private readonly queue: Pending[] = [];
   private sequence = 0;
   /** After a marker's echo, nft prints a line of carets under it: skipped. */
   private skipCaret = false;
 
-  constructor(private readonly options: NftSessionOptions = {}) {}
+  private readonly netns: { readonly netns?: string };
+
+  /** @throws {UsageError} `E_USAGE` when `options.netns` is not a namespace name. */
+  constructor(private readonly options: NftSessionOptions = {}) {
+    inNetns(options.netns, ['nft']);
+    this.netns = options.netns === undefined ? {} : { netns: options.netns };
+  }
 
   /**
    * Run one transaction: `line` holds its commands, separated by `;`, with no
    * newline. Resolves once nft has committed it; rejects with {@link NftError}
-   * (nothing of it applied) when nft refuses it or the process dies.
+   * (nothing of it applied) when nft refuses it or the process dies, and with
+   * `NftInputError` when `line` is not one line (nothing is sent).
    */
   run(line: string): Promise<void> {
     if (line.includes('\n') || line.includes('\r') || line.trim() === '' || MARKER.test(line.trim())) {
-      return Promise.reject(
-        new NftError({ exitCode: undefined, stderr: 'a transaction must be one non-empty line', script: line }),
-      );
+      return Promise.reject(nftCheck.refuse('transaction', 'one non-empty line of nft commands', line));
     }
     const child = this.start();
     return new Promise<void>((resolve, reject) => {
@@ -85,8 +94,7 @@ export class NftSession {
 
   private start() {
     if (this.child !== undefined) return this.child;
-    const [program, ...args] = this.options.command ?? ['nft', '-i'];
-    const child = execa(program, args, SPAWN);
+    const { subprocess: child } = startInteractive('nft', ['-i'], this.netns);
     this.child = child;
     this.skipCaret = false;
     child.stdin.on('error', () => undefined); // the process died: its exit fails what is pending
@@ -94,7 +102,7 @@ export class NftSession {
     void child.then((result) => {
       if (this.child === child) this.child = undefined;
       const detail = result.failed ? result.message : `exit ${String(result.exitCode)}`;
-      this.failAll(`nft -i ended (${detail})`, result.exitCode);
+      this.failAll(`nft -i ended (${detail})`, result.exitCode, result.signal);
     });
     return child;
   }
@@ -118,7 +126,7 @@ export class NftSession {
     const next = this.queue[0];
     if (next !== undefined) this.arm(next);
     if (head.lines.some((l) => l.startsWith('Error:'))) {
-      head.reject(new NftError({ exitCode: undefined, stderr: head.lines.join('\n'), script: head.line }));
+      head.reject(this.error(head.lines.join('\n'), head.line, { refused: true }));
     } else head.resolve();
   }
 
@@ -131,12 +139,30 @@ export class NftSession {
     pending.timer.unref();
   }
 
-  private failAll(reason: string, exitCode: number | undefined): void {
+  /** The error of a transaction: refused while nft runs on, or failed because nft ended (how, if it did). */
+  private error(
+    stderr: string,
+    line: string,
+    how: { readonly refused?: boolean; readonly exitCode?: number | undefined; readonly signal?: string | undefined },
+  ): NftError {
+    return new NftError({
+      exitCode: how.exitCode,
+      signal: how.signal,
+      stderr,
+      script: line,
+      command: ['nft', '-i'],
+      action: 'applying a DNS transaction',
+      ...(how.refused === true ? { refused: true } : {}),
+      ...this.netns,
+    });
+  }
+
+  private failAll(reason: string, exitCode: number | undefined, signal: string | undefined): void {
     const failed = this.queue.splice(0);
     for (const pending of failed) {
       clearTimeout(pending.timer);
       const stderr = [...pending.lines, reason].join('\n');
-      pending.reject(new NftError({ exitCode, stderr, script: pending.line }));
+      pending.reject(this.error(stderr, pending.line, { exitCode, signal }));
     }
   }
 }

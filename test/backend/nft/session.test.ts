@@ -27,7 +27,7 @@ describe.skipIf(!lab)('NftSession and DNS transactions (lab)', () => {
   beforeAll(async () => {
     ns = await Netns.create(`${runPrefix()}-session`);
     await nftRunner({ netns: ns.name })(renderRuleset(defaultSite(), { registrations: [], allowLists: [] }));
-    session = new NftSession({ command: ['ip', 'netns', 'exec', ns.name, 'nft', '-i'] });
+    session = new NftSession({ netns: ns.name });
   });
   afterAll(async () => {
     await session?.close();
@@ -79,7 +79,7 @@ describe.skipIf(!lab)('NftSession and DNS transactions (lab)', () => {
   });
 
   it('starts again after nft died, failing only what was pending', async () => {
-    const broken = new NftSession({ command: ['ip', 'netns', 'exec', ns.name, 'nft', '-i'], timeoutMs: 300 });
+    const broken = new NftSession({ netns: ns.name, timeoutMs: 300 });
     await broken.run(
       renderDnsOps([{ kind: 'open', element: dnsOpenElements(MAC, '151.101.2.1', entry)[0]!, seconds: 60 }]),
     );
