@@ -16,6 +16,7 @@ export {
   DEFAULT_LIBVIRT_URI as DEFAULT_VIRSH_URI,
   LIBVIRT_HOOKS_DIR,
   HOOK_DROP_IN_NAME,
+  NFT_TABLE,
   NFT_TABLE_REF,
   DEFAULT_HOOK_CONFIG,
   DEFAULT_HOOK_CACHE,
@@ -165,7 +166,9 @@ export type { Enforcer, EnforcedChange, EnforcedState, NicView } from './backend
 export { GatewayEnforcer, type DnsPolicyFollower } from './backend/service/gateway-enforcer.js';
 export { DnsService, type DnsServiceOptions } from './backend/dns/service.js';
 export { NamePolicy, type NameVerdict, type WildcardLimits, type DomainEntry } from './backend/dns/policy.js';
-export { isDomainPattern, DOMAIN_PATTERN_EXPECTED } from './site/primitives.js';
+export { DnsUpstreamError } from './errors/dns-upstream-error.js';
+export { DnsAnswerError } from './errors/dns-answer-error.js';
+export { isAllowedDomain, isDomainPattern, DOMAIN_PATTERN_EXPECTED } from './site/primitives.js';
 export { DnsmasqFleet, type DnsmasqFleetOptions } from './backend/service/dnsmasq-fleet.js';
 export { startBackend, type BackendOptions, type RunningBackend } from './backend/daemon.js';
 export { buildApi, type ApiOptions } from './backend/api/server.js';

@@ -10,23 +10,17 @@
  * nft and dnsmasq give meaning to quotes, `,` `/` `#` `:` `;` whitespace and
  * newlines; no check admits one where it could change a line's meaning.
  *
- * For: the renderers under `nft/` and `dnsmasq/`, and the dnsmasq process
- * edge. May not: fix a value up (a MAC in upper case is refused, not lowered:
- * the store keeps one form), or do I/O.
+ * For: the renderers under `nft/` (the DNS front's opens and closes too) and
+ * `dnsmasq/`, the `nft -i` session and the dnsmasq process edge. May not:
+ * fix a value up (a MAC in upper case is refused, not lowered: the store
+ * keeps one form), or do I/O.
  */
 import type { Boundary, BoundaryInputError } from '../errors/boundary-input-error.js';
 import { DnsmasqInputError } from '../errors/dnsmasq-error.js';
 import { NftInputError } from '../errors/nft-input-error.js';
 import { isIpv4, isNetworkCidr, parseIpv4Cidr, type Ipv4Subnet } from '../site/address.js';
 import { isUnicastMac } from '../site/mac.js';
-import {
-  DOMAIN_EXPECTED,
-  isAllowedDomain,
-  isInterfaceName,
-  isLeaseTime,
-  LEASE_TIME_EXPECTED,
-  NAME_PATTERN,
-} from '../site/primitives.js';
+import { isInterfaceName, isLeaseTime, LEASE_TIME_EXPECTED, NAME_PATTERN } from '../site/primitives.js';
 
 /** The checks of one boundary: each takes `(field, value)` and returns the value or throws that boundary's error. */
 export interface BoundaryChecks {
@@ -46,8 +40,6 @@ export interface BoundaryChecks {
   integer(field: string, value: unknown, min: number, max: number): number;
   /** A Linux interface name (also safe inside double quotes in nft text). */
   interfaceName(field: string, value: unknown): string;
-  /** A domain name an allow entry may name (see `isAllowedDomain`). */
-  domain(field: string, value: unknown): string;
   /** A site name (network, reservation): lower-case letter first, then letters, digits, `-`, `_`. */
   name(field: string, value: unknown): string;
   /** An absolute path of letters, digits, `.`, `_`, `-` and `/`, no `..` component. */
@@ -56,8 +48,6 @@ export interface BoundaryChecks {
   setName(field: string, value: unknown): string;
   /** A rate for nft log rules: `N/second|minute` with N 1-10000. */
   rate(field: string, value: unknown): string;
-  /** An nft timeout like `1d`, `12h` or `30m`. */
-  timeout(field: string, value: unknown): string;
   /** A dnsmasq lease time: `infinite`, or a number with an optional s/m/h/d/w suffix, at least 2 minutes. */
   leaseTime(field: string, value: unknown): string;
 }
@@ -109,7 +99,6 @@ export function boundaryChecks(boundary: Boundary): BoundaryChecks {
     port: (field, value) => integer(field, value, 1, 65535, 'an integer port 1-65535'),
     integer: (field, value, min, max) => integer(field, value, min, max),
     interfaceName: text("an interface name of 1-15 letters, digits, '_', '.' or '-'", isInterfaceName),
-    domain: text(DOMAIN_EXPECTED, isAllowedDomain),
     name: text("a name of 1-32 lower-case letters, digits, '-' or '_', starting with a letter", (v) =>
       NAME_PATTERN.test(v),
     ),
@@ -124,7 +113,6 @@ export function boundaryChecks(boundary: Boundary): BoundaryChecks {
       const match = /^([1-9][0-9]{0,4})\/(second|minute)$/.exec(v);
       return match !== null && Number(match[1]) <= 10000;
     }),
-    timeout: text("a timeout like '1d', '12h' or '30m'", (v) => /^[1-9][0-9]{0,5}[smhd]$/.test(v)),
     leaseTime: text(LEASE_TIME_EXPECTED, isLeaseTime),
   };
 }

@@ -37,7 +37,8 @@ const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 const DOMAIN_PATTERN = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})+$`);
 
 /**
- * Whether `text` is a domain name an allow entry may name: RFC 1123 labels in
+ * Whether `text` is a domain name an allow entry may name (or a wildcard's
+ * base, see {@link isDomainPattern}): RFC 1123 labels in
  * lower case, at least two of them (a bare top-level domain would allow a whole
  * TLD), no trailing dot, and a last label that is not all digits (that is an address).
  */
@@ -46,9 +47,6 @@ export function isAllowedDomain(text: string): boolean {
   const last = text.slice(text.lastIndexOf('.') + 1);
   return !/^[0-9]+$/.test(last);
 }
-
-/** Expected-text for a domain name, shared by messages and tests. */
-export const DOMAIN_EXPECTED = 'a lower-case domain name of at least two labels such as pypi.org';
 
 /**
  * Whether `text` may be an allow entry's domain: a name (`pypi.org`) or a

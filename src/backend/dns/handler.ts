@@ -44,11 +44,13 @@ export class DnsHandler {
       this.onMessage({ network, outcome: 'rate_limited' });
       return undefined;
     }
-    let query: DnsQuery;
+    let query: DnsQuery | undefined;
     try {
-      if (message.length > MAX_QUERY_BYTES) throw new Error('too long for a query');
-      query = decodeQuery(message);
+      if (message.length <= MAX_QUERY_BYTES) query = decodeQuery(message);
     } catch {
+      query = undefined;
+    }
+    if (query === undefined) {
       this.onMessage({ network, outcome: 'malformed' });
       return headerReply(message, 'FORMERR');
     }

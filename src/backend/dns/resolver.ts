@@ -6,6 +6,7 @@
  * A name the VM's allow-list does not name is NXDOMAIN (NODATA when a name it
  * does name lies below it), never REFUSED: see DESIGN-NOTES.md.
  */
+import { DnsAnswerError } from '../../errors/dns-answer-error.js';
 import { dnsOpenElements, type NftElement } from '../nft/elements.js';
 import type { Lookup } from './cache.js';
 import type { DnsClient } from './clients.js';
@@ -172,7 +173,7 @@ export class DnsResolver {
       current = target;
       if (!lookup.records.some((r) => r.name === target)) lookup = await this.parts.lookup(target, 'A');
     }
-    throw new Error(`CNAME chain from ${name} loops or is longer than ${this.parts.maxChain ?? 8}`);
+    throw new DnsAnswerError(name, `its CNAME chain loops or is longer than ${this.parts.maxChain ?? 8}`);
   }
 }
 

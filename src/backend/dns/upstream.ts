@@ -7,6 +7,7 @@
 import { randomInt } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { connect } from 'node:net';
+import { DnsUpstreamError } from '../../errors/dns-upstream-error.js';
 import { decodeUpstream, encodeQuery, RCODES, type UpstreamAnswer } from './wire.js';
 
 /** A resolver to forward to. */
@@ -34,14 +35,6 @@ interface Pending {
   readonly done: (answer: UpstreamAnswer | undefined) => void;
 }
 
-/** A query no server answered usefully. */
-export class UpstreamFailure extends Error {
-  constructor(name: string, type: string, detail: string) {
-    super(`no usable answer for ${name} ${type} from the upstream resolvers: ${detail}`);
-    this.name = 'UpstreamFailure';
-  }
-}
-
 /**
  * The site's resolvers, asked for A and CNAME records only.
  *
@@ -57,10 +50,10 @@ export class Upstream {
 
   constructor(private readonly options: UpstreamOptions) {}
 
-  /** Ask for `name`/`type`; resolves with the first usable answer, rejects with {@link UpstreamFailure}. */
+  /** Ask for `name`/`type`; resolves with the first usable answer, rejects with {@link DnsUpstreamError}. */
   async query(name: string, type: 'A' | 'CNAME'): Promise<UpstreamAnswer> {
     const servers = this.options.servers;
-    if (servers.length === 0) throw new UpstreamFailure(name, type, 'none configured (site backend.upstreamDns)');
+    if (servers.length === 0) throw new DnsUpstreamError(name, type, 'none configured (site backend.upstreamDns)');
     await this.open();
     const tries = this.options.tries ?? 3;
     const first = this.next;
@@ -74,7 +67,7 @@ export class Upstream {
       if (answer.rcode === RCODES.NOERROR || answer.rcode === RCODES.NXDOMAIN) return answer;
       last = `rcode ${answer.rcode} from ${server.address}`;
     }
-    throw new UpstreamFailure(name, type, last);
+    throw new DnsUpstreamError(name, type, last);
   }
 
   /** Close the sockets (pending queries fail). */

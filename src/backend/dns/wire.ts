@@ -1,7 +1,9 @@
 /**
  * DNS messages on the wire, through dns-packet: the few shapes the front
  * reads (a VM's query, an upstream answer) and writes (a reply, a query
- * upstream). Decoding throws on anything malformed; callers catch.
+ * upstream). Decoding throws on anything malformed (dns-packet's own
+ * errors), encoding a reply throws `DnsAnswerError` when it cannot echo the
+ * question; callers catch.
  */
 import {
   decode,
@@ -13,6 +15,7 @@ import {
   type Packet,
   type Question,
 } from 'dns-packet';
+import { DnsAnswerError } from '../../errors/dns-answer-error.js';
 
 /** The response codes the front uses. */
 export const RCODES = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
@@ -129,7 +132,7 @@ export interface Reply {
  */
 export function encodeReply(query: DnsQuery, reply: Reply, maxSize = 65_535): Buffer {
   for (const question of query.questions) {
-    if (!encodable(question.name)) throw new Error(`cannot echo the question name ${JSON.stringify(question.name)}`);
+    if (!encodable(question.name)) throw new DnsAnswerError(question.name, 'the name cannot be written back as read');
   }
   const opt =
     query.ednsSize === undefined

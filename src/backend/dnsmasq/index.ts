@@ -17,7 +17,4 @@ export {
   type DnsmasqRunOptions,
   type DnsmasqStartOptions,
 } from './process.js';
-export { isAllowedDomain, DOMAIN_EXPECTED } from '../../site/primitives.js';
 export { netnsWrapper, type CommandWrapper } from '../../exec/netns.js';
-/** The nftables table dnsmasq adds resolved addresses to (family, name). */
-export { NFT_TABLE } from '../../names.js';

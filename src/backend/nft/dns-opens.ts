@@ -4,7 +4,7 @@
  * Pure; written as one line of `;`-separated commands, the form a long-lived
  * `nft -i` takes as one transaction (see session.ts).
  */
-import { NftInputError } from '../../errors/nft-input-error.js';
+import { nftCheck } from '../checks.js';
 import type { NftElement } from './elements.js';
 import { TABLE } from './names.js';
 
@@ -17,15 +17,13 @@ export type DnsOp =
 const MAX_SECONDS = 7 * 86_400;
 
 function seconds(value: number): number {
-  if (!Number.isInteger(value) || value < 1 || value > MAX_SECONDS) {
-    throw new NftInputError('seconds', `an integer 1-${MAX_SECONDS}`, value);
-  }
-  return value;
+  return nftCheck.integer('seconds', value, 1, MAX_SECONDS);
 }
 
 function setName(element: NftElement): string {
-  if (!/^dns_[a-z0-9]+$/.test(element.set)) throw new NftInputError('set', 'a dns_* set', element.set);
-  return element.set;
+  const set = nftCheck.setName('set', element.set);
+  if (!set.startsWith('dns_')) throw nftCheck.refuse('set', 'a dns_* set', set);
+  return set;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Upstream, UpstreamFailure } from '../../../src/backend/dns/upstream.js';
+import { Upstream } from '../../../src/backend/dns/upstream.js';
+import { DnsUpstreamError } from '../../../src/errors/dns-upstream-error.js';
 import { FakeUpstream } from './fake-upstream.js';
 
 describe('Upstream: queries to the site resolvers', () => {
@@ -68,7 +69,7 @@ describe('Upstream: queries to the site resolvers', () => {
     expect((await client.query('pypi.org', 'A')).records.map((r) => r.data)).toEqual(['151.101.0.1']);
     client.close();
     const alone = upstream();
-    await expect(alone.query('pypi.org', 'A')).rejects.toThrow(UpstreamFailure);
+    await expect(alone.query('pypi.org', 'A')).rejects.toThrow(DnsUpstreamError);
     alone.close();
     await expect(new Upstream({ servers: [] }).query('pypi.org', 'A')).rejects.toThrow(/none configured/);
   });
