@@ -75,7 +75,8 @@ const SWEEP_MS = 30_000;
 /**
  * Start the backend: open the store, install the fail-closed rules, rebuild
  * `table inet ticrypt` and every dnsmasq from the store (the store is the
- * truth), watch the table, then serve the API.
+ * truth), watch the table, start the DNS front on each controlled network,
+ * then serve the API.
  */
 export async function startBackend(options: BackendOptions): Promise<RunningBackend> {
   const { site, logger } = options;

@@ -26,8 +26,20 @@ export function parseEntryArgument(text: string): AllowEntryBody {
   };
 }
 
-const show = (entry: AllowEntryBody) =>
-  `${entry.protocol}:${entry.address ?? entry.domain ?? ''}${entry.ports === undefined ? '' : `:${entry.ports}`}`;
+/**
+ * One allow entry as the CLI prints it: `PROTO:TARGET[:PORTS]`, the form
+ * {@link parseEntryArgument} reads, plus the special-use ranges a domain
+ * entry's answers may open.
+ *
+ * @example formatEntry({ domain: 'intranet.example', protocol: 'tcp', ports: 443, specialRanges: ['10.9.0.0/16'] })
+ * // 'tcp:intranet.example:443 special-use:10.9.0.0/16'
+ */
+export function formatEntry(entry: AllowEntryBody): string {
+  const target = `${entry.protocol}:${entry.address ?? entry.domain ?? ''}`;
+  const ports = entry.ports === undefined ? '' : `:${entry.ports}`;
+  const special = (entry.specialRanges ?? []).length === 0 ? '' : ` special-use:${entry.specialRanges?.join(',')}`;
+  return `${target}${ports}${special}`;
+}
 
 /** `ticrypt-net allow set|get|ls`: a VM's egress allow-list, through the backend API (admin token). */
 export function addAllowCommands(program: Command, io: CliIo): void {
@@ -43,7 +55,10 @@ export function addAllowCommands(program: Command, io: CliIo): void {
         '[entries...]',
         'e.g. tcp:203.0.113.10:443 udp:203.0.113.0/24:5000-5100 icmp:198.51.100.7 tcp:pypi.org:443',
       )
-      .option('--file <file>', 'YAML/JSON list of entries {address|domain, protocol, ports?}'),
+      .option(
+        '--file <file>',
+        'YAML/JSON list of entries {address|domain, protocol, ports?, specialRanges?} (specialRanges: CIDRs in special-use space a domain entry may open)',
+      ),
   ).action(async (vm: string, args: string[], options: ConnectionOptions & { file?: string }) => {
     let entries: unknown = args.map(parseEntryArgument);
     if (options.file !== undefined) {
@@ -54,14 +69,14 @@ export function addAllowCommands(program: Command, io: CliIo): void {
     io.out(
       json()
         ? toJson(answer)
-        : `${vm}: ${answer.entries.length} entries\n${answer.entries.map((e) => `  ${show(e)}\n`).join('')}`,
+        : `${vm}: ${answer.entries.length} entries\n${answer.entries.map((e) => `  ${formatEntry(e)}\n`).join('')}`,
     );
   });
 
   withConnection(allow.command('get').description('Print a VM allow-list').argument('<vm-uuid>')).action(
     async (vm: string, options: ConnectionOptions) => {
       const answer = await (await adminClient(options)).allowList(vm);
-      io.out(json() ? toJson(answer) : answer.entries.map((e) => `${show(e)}\n`).join(''));
+      io.out(json() ? toJson(answer) : answer.entries.map((e) => `${formatEntry(e)}\n`).join(''));
     },
   );
 
@@ -71,7 +86,7 @@ export function addAllowCommands(program: Command, io: CliIo): void {
       io.out(
         json()
           ? toJson(answer)
-          : answer.allowLists.map((l) => `${l.vmUuid}\t${l.entries.map(show).join(' ')}\n`).join(''),
+          : answer.allowLists.map((l) => `${l.vmUuid}\t${l.entries.map(formatEntry).join(' ')}\n`).join(''),
       );
     },
   );

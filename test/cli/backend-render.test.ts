@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseEntryArgument } from '../../src/cli/allow.js';
+import { formatEntry, parseEntryArgument } from '../../src/cli/allow.js';
 import { cli } from '../support/cli.js';
 
 let dir: string;
@@ -44,6 +44,24 @@ describe('allow entries on the command line', () => {
     ['icmp:198.51.100.7', { address: '198.51.100.7', protocol: 'icmp' }],
     ['tcp:pypi.org:443', { domain: 'pypi.org', protocol: 'tcp', ports: 443 }],
   ])('%s', (text, body) => expect(parseEntryArgument(text)).toEqual(body));
+
+  it.each([
+    { address: '203.0.113.10', protocol: 'tcp', ports: 443 },
+    { domain: 'pypi.org', protocol: 'tcp', ports: '8000-8100' },
+    { address: '198.51.100.7', protocol: 'icmp' },
+  ])('prints %j as it reads it', (body) => {
+    expect(parseEntryArgument(formatEntry(body))).toEqual(body);
+  });
+
+  it('prints the special-use ranges a domain entry may open', () => {
+    const entry = {
+      domain: 'intranet.example',
+      protocol: 'tcp',
+      ports: 443,
+      specialRanges: ['10.9.0.0/16', '10.8.0.1'],
+    };
+    expect(formatEntry(entry)).toBe('tcp:intranet.example:443 special-use:10.9.0.0/16,10.8.0.1');
+  });
 
   it.each(['tcp', 'tcp::443', 'tcp:a:1:2'])('refuses %j', (text) => {
     expect(() => parseEntryArgument(text)).toThrow(/expected PROTO:TARGET\[:PORTS\]/);
