@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The whole architecture on one machine, as root, with the real programs:
 # a KVM host (Open vSwitch bridges on VLAN uplinks, libvirt networks, the hooks),
-# the "physical switch", the backend (table inet ticrypt, dnsmasq, the API) and
-# the internet (web servers, a resolver), each in its own network namespace; only
-# the cables are made by hand: `backend apply` and `host apply` build the rest
-# from the site file; then
+# the "physical switch", the backend (table inet ticrypt, dnsmasq, the DNS front,
+# the API) and the internet (web servers, a resolver), each in its own network
+# namespace; only the cables are made by hand: `backend apply` and `host apply`
+# build the rest from the site file; then
 # two real Linux guests booted by libvirt (their OVS ports pinned by the hook: port
 # security), one per network, whose console shows
-# what each may reach: the secure one resolves an allowed name and fetches from
-# it, and is refused another name and another port; the service one goes where
+# what each may reach: the secure one resolves an allowed name (answered by the
+# backend's DNS front, which opens the answer for that VM) and fetches from it,
+# and is refused another name and another port; the service one goes where
 # it likes.
 #
 #   bash scripts/demo.sh           about 1-3 minutes; removes everything at the end
@@ -197,7 +198,7 @@ run cli host apply --site "$work/site.yaml" --host demo-host --datapath netdev
 run cli host apply --site "$work/site.yaml" --host demo-host --datapath netdev
 ovs-vsctl --columns=name,tag list Port bond0.1081 bond0.1082 bond0.1083 | grep -E 'name|tag'
 
-say "the backend: tokens, then the service in its namespace (rebuilds table inet ticrypt and dnsmasq from its store)"
+say "the backend: tokens, then the service in its namespace (rebuilds table inet ticrypt and dnsmasq from its store; its DNS front answers the secure network)"
 cli backend token add demo-host --store "$work/backend.db" >"$work/host.token"
 cli backend token add ops --admin --store "$work/backend.db" >"$work/admin.token"
 chmod 600 "$work"/*.token
@@ -285,7 +286,12 @@ EOF
 SECURE_UUID=$(node -e 'console.log(crypto.randomUUID())')
 SERVICE_UUID=$(node -e 'console.log(crypto.randomUUID())')
 say "the admin allows the secure VM exactly one destination: tcp port 80 of files.example (by name)"
-run cli allow set "$SECURE_UUID" tcp:files.example:80 --backend "$API" --token-file "$work/admin.token"
+# files.example answers from TEST-NET-2, a special-use range: the entry names that range, or its answers open nothing.
+cat >"$work/secure-allow.yaml" <<EOF
+- { domain: files.example, protocol: tcp, ports: 80, specialRanges: [198.51.100.0/24] }
+EOF
+cat "$work/secure-allow.yaml"
+run cli allow set "$SECURE_UUID" --file "$work/secure-allow.yaml" --backend "$API" --token-file "$work/admin.token"
 say "the VM launcher places both VMs on this host: only its hook may register their NICs"
 run cli placement set "$SECURE_UUID" demo-host --backend "$API" --token-file "$work/admin.token"
 run cli placement set "$SERVICE_UUID" demo-host --backend "$API" --token-file "$work/admin.token"
@@ -347,6 +353,8 @@ echo "secure-vm: files.example resolved and fetched; other.example not resolved;
 echo "service-vm: every name resolved, every destination reached (masqueraded through the backend)"
 echo "the backend's counter of dropped secure egress:"
 ip netns exec "$BK" nft list counter inet ticrypt dropped_egress | grep packets
+echo "what the DNS front's answer opened for the secure VM (its NIC id . address . protocol . port, for a while):"
+ip netns exec "$BK" nft list set inet ticrypt dns_p16 | grep -E '^\s+elements' || true
 
 if [ -n "$keep" ]; then
   echo "ready in $((SECONDS - t0)) s (set-up $setup_s s)"
