@@ -190,6 +190,8 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
       other: 'nslookup -type=a other.example',
       elsewhere: 'nslookup -type=a example.com',
       direct: `timeout 3 nslookup -type=a allowed.example ${RESOLVER}`,
+      // A tunnel: data in a label below an allowed name, asked as TXT.
+      tunnel: 'timeout 3 nslookup -type=txt 7365637265742d64617461.allowed.example',
       byName: 'timeout 5 wget -q -O- http://allowed.example:8080/',
       byAddress: `echo | timeout 5 nc ${S1} 443`,
       otherPort: `echo | timeout 3 nc ${S1} 80`,
@@ -205,6 +207,11 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
       expect.stringContaining('NXDOMAIN'),
     ]);
     expect(r.direct.exitCode).not.toBe(0);
+    // The DNS front refuses the TXT question: it never reaches the resolver, whose log has the allowed name only.
+    expect(r.tunnel.output).not.toContain('text =');
+    const asked = await setup.resolverQueries();
+    expect(asked.filter((line) => line.includes('7365637265742d64617461'))).toEqual([]);
+    expect(asked.some((line) => line.includes('query[A] allowed.example'))).toBe(true);
     // What it may reach answers, masqueraded; nothing else arrives.
     expect([r.byName.output.trim(), r.byAddress.output.split('\n')[0]]).toEqual([UPLINK_IP, UPLINK_IP]);
     const refused = [r.otherPort, r.otherServer, r.otherName, r.otherAddress];
