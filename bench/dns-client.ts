@@ -109,7 +109,7 @@ async function nft(count: number): Promise<void> {
     renderDnsOps([
       {
         kind: 'open',
-        element: dnsOpenElements('52:54:00:00:00:01', `10.${j}.${i >> 8}.${i & 255}`, entry)[0]!,
+        element: dnsOpenElements(1, `10.${j}.${i >> 8}.${i & 255}`, entry)[0]!,
         seconds: 120,
       },
     ]);
@@ -128,7 +128,7 @@ async function nft(count: number): Promise<void> {
   const batch = renderDnsOps(
     Array.from({ length: 100 }, (_, i) => ({
       kind: 'open' as const,
-      element: dnsOpenElements('52:54:00:00:00:02', `10.4.0.${i}`, entry)[0]!,
+      element: dnsOpenElements(2, `10.4.0.${i}`, entry)[0]!,
       seconds: 120,
     })),
   );

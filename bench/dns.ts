@@ -247,6 +247,8 @@ async function front(): Promise<{ side: Side; metrics: string }> {
     await sleep(100);
   }
   for (const vm of ['vm1', 'vm2'] as const) {
+    // The VM launcher places each VM on the host first: only then may its token register the NIC.
+    await api('PUT', `/v1/vms/${VM_UUIDS[vm]}/placement`, admin, { hosts: ['kvm-bench'] });
     const { ip } = (await api('POST', '/v1/register', host, {
       vmUuid: VM_UUIDS[vm],
       vmName: vm,
@@ -266,7 +268,7 @@ async function front(): Promise<{ side: Side; metrics: string }> {
   const uncached = await latency(NS.vm1, GW, 'uf', 0, SAMPLES);
   await latency(NS.vm1, GW, 'l', 0, KINDS.l);
   const { qps } = await load(NS.vm1, GW, 'l', KINDS.l);
-  const metrics = await (await fetch(`${API}/metrics`)).text();
+  const metrics = await (await fetch(`${API}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
   await stop(service);
   return { side: { cached, uncached, qps, cachedOpen }, metrics };
 }

@@ -9,7 +9,14 @@
  */
 import { z } from 'zod';
 import { isIpv4, isNetworkCidr, parseIpv4Cidr } from '../site/address.js';
-import { DOMAIN_PATTERN_EXPECTED, expect as expectMsg, HostName, isDomainPattern, Mac, Name } from '../site/primitives.js';
+import {
+  DOMAIN_PATTERN_EXPECTED,
+  expect as expectMsg,
+  HostName,
+  isDomainPattern,
+  Mac,
+  Name,
+} from '../site/primitives.js';
 import type {
   AllowEntry,
   AllowEntryBody as AllowEntryJson,

@@ -209,7 +209,7 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
     expect(r.direct.exitCode).not.toBe(0);
     // The DNS front refuses the TXT question: it never reaches the resolver, whose log has the allowed name only.
     expect(r.tunnel.output).not.toContain('text =');
-    const asked = await setup.resolverQueries();
+    const asked = await lab().resolverQueries();
     expect(asked.filter((line) => line.includes('7365637265742d64617461'))).toEqual([]);
     expect(asked.some((line) => line.includes('query[A] allowed.example'))).toBe(true);
     // What it may reach answers, masqueraded; nothing else arrives.

@@ -45,6 +45,7 @@ export async function startTestFront(
         network: 'secure',
         ip: '127.0.0.1',
         generation: 1,
+        nicId: 1,
       },
     ],
     [{ vmUuid: 'vm-1', entries }],

@@ -30,7 +30,7 @@ describe('DNS front handler and sockets (loopback, fake upstream)', () => {
       expect(reply?.questions).toEqual([{ name: 'pypi.org', type: 'A', class: 'IN' }]);
       expect(answerData(raw)).toEqual(['151.101.0.223']);
     }
-    expect(front.transactions[0]).toContain('52:54:00:00:00:01 . 151.101.0.223 . tcp . 443 timeout 120s');
+    expect(front.transactions[0]).toContain('0x00000001 . 151.101.0.223 . tcp . 443 timeout 120s');
   });
 
   it('answers a denied name NXDOMAIN with an Extended DNS Error to an EDNS client', async () => {

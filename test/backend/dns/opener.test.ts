@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Opener } from '../../../src/backend/dns/opener.js';
 import type { NftElement } from '../../../src/backend/nft/elements.js';
 
-const el = (n: number): NftElement => ({ set: 'dns_p16', key: `52:54:00:00:00:01 . 203.0.113.${n} . tcp . 443` });
+const el = (n: number): NftElement => ({ set: 'dns_p16', key: `0x00000001 . 203.0.113.${n} . tcp . 443` });
 const reason = (n: number) => ({ address: `203.0.113.${n}`, names: ['pypi.org'] });
 
 function recorder(fail?: (line: string) => boolean) {
@@ -22,8 +22,8 @@ describe('Opener', () => {
     await opener.open('secure/52:54:00:00:00:01', [el(1)], 10, reason(1));
     await opener.open('secure/52:54:00:00:00:01', [el(2)], 300, reason(2));
     expect(lines).toEqual([
-      'add element inet ticrypt dns_p16 { 52:54:00:00:00:01 . 203.0.113.1 . tcp . 443 timeout 90s expires 90s }',
-      'add element inet ticrypt dns_p16 { 52:54:00:00:00:01 . 203.0.113.2 . tcp . 443 timeout 330s expires 330s }',
+      'add element inet ticrypt dns_p16 { 0x00000001 . 203.0.113.1 . tcp . 443 timeout 90s expires 90s }',
+      'add element inet ticrypt dns_p16 { 0x00000001 . 203.0.113.2 . tcp . 443 timeout 330s expires 330s }',
     ]);
   });
 
@@ -65,7 +65,7 @@ describe('Opener', () => {
     const closed = opener.retain('a', (record) => record.element.key.includes('203.0.113.2 '));
     await Promise.all([opened, closed]);
     expect(lines).toEqual([
-      'add element inet ticrypt dns_p16 { 52:54:00:00:00:01 . 203.0.113.1 . tcp . 443 timeout 120s expires 120s, 52:54:00:00:00:01 . 203.0.113.2 . tcp . 443 timeout 120s expires 120s }; add element inet ticrypt dns_p16 { 52:54:00:00:00:01 . 203.0.113.1 . tcp . 443 timeout 1s }; delete element inet ticrypt dns_p16 { 52:54:00:00:00:01 . 203.0.113.1 . tcp . 443 }',
+      'add element inet ticrypt dns_p16 { 0x00000001 . 203.0.113.1 . tcp . 443 timeout 120s expires 120s, 0x00000001 . 203.0.113.2 . tcp . 443 timeout 120s expires 120s }; add element inet ticrypt dns_p16 { 0x00000001 . 203.0.113.1 . tcp . 443 timeout 1s }; delete element inet ticrypt dns_p16 { 0x00000001 . 203.0.113.1 . tcp . 443 }',
     ]);
     expect(opener.size).toBe(1);
     await opener.close('a');

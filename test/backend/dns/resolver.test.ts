@@ -16,6 +16,7 @@ const nic = (n: number, network = 'secure'): Registration => ({
   network,
   ip: network === 'secure' ? `192.168.129.${n}` : `192.168.122.${n}`,
   generation: 1,
+  nicId: n,
 });
 const A = (name: string, data: string, ttl = 300): DnsRecord => ({ name, type: 'A', ttl, data });
 const CNAME = (name: string, data: string, ttl = 300): DnsRecord => ({ name, type: 'CNAME', ttl, data });
@@ -72,12 +73,12 @@ describe('DnsResolver', () => {
     expect(opened).toEqual([
       {
         nic: 'secure/52:54:00:00:00:01',
-        elements: [{ set: 'dns_p16', key: '52:54:00:00:00:01 . 151.101.0.223 . tcp . 443' }],
+        elements: [{ set: 'dns_p16', key: '0x00000001 . 151.101.0.223 . tcp . 443' }],
         ttl: 30,
       },
       {
         nic: 'secure/52:54:00:00:00:01',
-        elements: [{ set: 'dns_p16', key: '52:54:00:00:00:01 . 151.101.64.223 . tcp . 443' }],
+        elements: [{ set: 'dns_p16', key: '0x00000001 . 151.101.64.223 . tcp . 443' }],
         ttl: 30,
       },
     ]);
@@ -107,9 +108,7 @@ describe('DnsResolver', () => {
     });
     const allowed = await ask(1, 'files.pythonhosted.org');
     expect(allowed.reply.records.map((r) => r.data)).toEqual(['dualstack.python.map.fastly.net', '151.101.128.223']);
-    expect(opened.map((o) => o.elements.map((e) => e.key))).toEqual([
-      ['52:54:00:00:00:01 . 151.101.128.223 . tcp . 443'],
-    ]);
+    expect(opened.map((o) => o.elements.map((e) => e.key))).toEqual([['0x00000001 . 151.101.128.223 . tcp . 443']]);
     expect(await ask(2, 'files.pythonhosted.org')).toMatchObject({
       outcome: 'cname_blocked',
       reply: { rcode: 'NXDOMAIN', records: [] },
@@ -152,11 +151,9 @@ describe('DnsResolver', () => {
     expect(mixed.reply.records.map((r) => r.data)).toEqual(['151.101.1.1']);
     const onlyPrivate = await ask(1, 'private.example.org');
     expect(onlyPrivate).toMatchObject({ outcome: 'nodata', withheld: 1, reply: { rcode: 'NOERROR', records: [] } });
-    expect(opened.flatMap((o) => o.elements.map((e) => e.key))).toEqual([
-      '52:54:00:00:00:01 . 151.101.1.1 . tcp . 443',
-    ]);
+    expect(opened.flatMap((o) => o.elements.map((e) => e.key))).toEqual(['0x00000001 . 151.101.1.1 . tcp . 443']);
     expect((await ask(2, 'private.example.org')).reply.records.map((r) => r.data)).toEqual(['10.9.9.9']);
-    expect(opened.at(-1)?.elements.map((e) => e.key)).toEqual(['52:54:00:00:00:02 . 10.9.9.9 . tcp . 443']);
+    expect(opened.at(-1)?.elements.map((e) => e.key)).toEqual(['0x00000002 . 10.9.9.9 . tcp . 443']);
   });
 
   it('answers AAAA, HTTPS and SVCB empty for an allowed name without asking upstream; refuses TXT, NULL, ANY, MX, PTR', async () => {

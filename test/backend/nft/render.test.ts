@@ -114,7 +114,9 @@ describe('renderRuleset for the default site', () => {
     expect(full).toContain('"bond0.1081" . 52:54:00:00:00:01 . 192.168.129.1 : 0x00000002');
     expect(full).toContain('"bond0.1081" . 192.168.129.1 . 0x00000002');
     // A domain entry has no element of its own: the DNS front's answers fill the dns_* sets, which start empty.
-    expect(full).toContain('  set dns_p16 {\n    type mark . ipv4_addr . inet_proto . inet_service\n    flags timeout\n  }');
+    expect(full).toContain(
+      '  set dns_p16 {\n    type mark . ipv4_addr . inet_proto . inet_service\n    flags timeout\n  }',
+    );
     expect(full).not.toContain('pypi');
   });
 

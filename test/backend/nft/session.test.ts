@@ -16,7 +16,9 @@ import { Netns } from '../../lab/netns.js';
 import { labAvailable } from '../../lab/prereq.js';
 
 const lab = labAvailable('nft', 'ip');
-const MAC = '52:54:00:00:00:01';
+/** The NIC id the elements are opened for, and as nft writes it. */
+const ID = 1;
+const MARK = '0x00000001';
 const entry = { type: 'domain', domain: 'pypi.org', protocol: 'tcp', ports: { from: 443, to: 443 } } as const;
 
 describe.skipIf(!lab)('NftSession and DNS transactions (lab)', () => {
@@ -35,13 +37,13 @@ describe.skipIf(!lab)('NftSession and DNS transactions (lab)', () => {
   });
 
   it('opens an element with its timeout, before the call resolves', async () => {
-    const [element] = dnsOpenElements(MAC, '151.101.0.223', entry);
+    const [element] = dnsOpenElements(ID, '151.101.0.223', entry);
     await session.run(renderDnsOps([{ kind: 'open', element: element!, seconds: 120 }]));
-    expect(await list()).toMatch(/52:54:00:00:00:01 \. 151\.101\.0\.223 \. tcp \. 443 timeout 2m expires 1m5\d/);
+    expect(await list()).toMatch(/0x00000001 \. 151\.101\.0\.223 \. tcp \. 443 timeout 2m expires 1m5\d/);
   });
 
   it('refreshes the expiry when the same element is opened again with the same timeout', async () => {
-    const [element] = dnsOpenElements(MAC, '151.101.0.224', entry);
+    const [element] = dnsOpenElements(ID, '151.101.0.224', entry);
     await session.run(renderDnsOps([{ kind: 'open', element: element!, seconds: 3 }]));
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(await list()).toMatch(/151\.101\.0\.224 \. tcp \. 443 timeout 3s expires 1s/);
@@ -50,8 +52,8 @@ describe.skipIf(!lab)('NftSession and DNS transactions (lab)', () => {
   });
 
   it('fails a refused transaction as a whole, and keeps going', async () => {
-    const [good] = dnsOpenElements(MAC, '151.101.0.225', entry);
-    const bad = { set: 'dns_p16', key: `${MAC} . 151.101.0.226 . tcp . 99999` };
+    const [good] = dnsOpenElements(ID, '151.101.0.225', entry);
+    const bad = { set: 'dns_p16', key: `${MARK} . 151.101.0.226 . tcp . 99999` };
     const line = renderDnsOps([
       { kind: 'open', element: good!, seconds: 60 },
       { kind: 'open', element: bad, seconds: 60 },
@@ -63,7 +65,7 @@ describe.skipIf(!lab)('NftSession and DNS transactions (lab)', () => {
   });
 
   it('closes whether or not the element is still there', async () => {
-    const [element] = dnsOpenElements(MAC, '151.101.0.225', entry);
+    const [element] = dnsOpenElements(ID, '151.101.0.225', entry);
     await session.run(renderDnsOps([{ kind: 'close', element: element! }]));
     await session.run(renderDnsOps([{ kind: 'close', element: element! }]));
     expect(await list()).not.toContain('151.101.0.225');
@@ -71,7 +73,7 @@ describe.skipIf(!lab)('NftSession and DNS transactions (lab)', () => {
 
   it('runs many transactions pipelined, each confirmed in order', async () => {
     const runs = Array.from({ length: 200 }, (_, i) => {
-      const [element] = dnsOpenElements(MAC, `151.101.1.${i}`, entry);
+      const [element] = dnsOpenElements(ID, `151.101.1.${i}`, entry);
       return session.run(renderDnsOps([{ kind: 'open', element: element!, seconds: 60 }]));
     });
     await Promise.all(runs);
@@ -81,11 +83,11 @@ describe.skipIf(!lab)('NftSession and DNS transactions (lab)', () => {
   it('starts again after nft died, failing only what was pending', async () => {
     const broken = new NftSession({ netns: ns.name, timeoutMs: 300 });
     await broken.run(
-      renderDnsOps([{ kind: 'open', element: dnsOpenElements(MAC, '151.101.2.1', entry)[0]!, seconds: 60 }]),
+      renderDnsOps([{ kind: 'open', element: dnsOpenElements(ID, '151.101.2.1', entry)[0]!, seconds: 60 }]),
     );
     await broken.close();
     await broken.run(
-      renderDnsOps([{ kind: 'open', element: dnsOpenElements(MAC, '151.101.2.2', entry)[0]!, seconds: 60 }]),
+      renderDnsOps([{ kind: 'open', element: dnsOpenElements(ID, '151.101.2.2', entry)[0]!, seconds: 60 }]),
     );
     expect(await list()).toContain('151.101.2.2');
     await broken.close();
