@@ -134,7 +134,9 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
   const registry = new Registry(site, store, timed, { audit: auditLine });
   const guard = new TableGuard({
     site,
+    // The rebuild re-creates the dns_* sets empty and tells the DNS front (GatewayEnforcer.rebuildFirewall).
     rebuild: () => registry.rebuild({ firewallOnly: true }),
+    onTableLost: () => dns.tableLost(),
     audit: auditLine,
     metrics,
     logger,

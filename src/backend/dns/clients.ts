@@ -112,6 +112,7 @@ export class DnsClients {
 
 function sameClient(a: DnsClient, b: DnsClient): boolean {
   return (
+    a.registration.nicId === b.registration.nicId &&
     a.registration.ip === b.registration.ip &&
     a.registration.vmUuid === b.registration.vmUuid &&
     JSON.stringify(a.entries) === JSON.stringify(b.entries)

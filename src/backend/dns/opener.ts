@@ -4,6 +4,7 @@
  * gets the answer; an element still open long enough is not written again;
  * everything asked for while one transaction runs goes into the next one.
  */
+import { FirewallUnavailableError } from '../../errors/firewall-unavailable-error.js';
 import type { NftElement } from '../nft/elements.js';
 import { renderDnsOps, type DnsOp } from '../nft/dns-opens.js';
 
@@ -70,6 +71,8 @@ export class Opener {
   private readonly pendingBatches: Batch[] = [];
   private running = false;
   private scheduled = false;
+  /** The table was lost and is not rebuilt yet: nothing it would open would stay open. */
+  private suspended = false;
   private readonly now: () => number;
   private readonly floor: number;
   private readonly grace: number;
@@ -91,8 +94,11 @@ export class Opener {
    * The queue is entered at once (synchronously), so a close asked for later
    * runs after it. Resolves when every element is in the kernel; an element
    * already open with at least its TTL and half the grace left is not written.
+   * Rejects with {@link FirewallUnavailableError} at once while suspended
+   * (see {@link suspend}).
    */
   open(nic: string, elements: readonly NftElement[], ttl: number, reason: OpenReason): Promise<void> {
+    if (this.suspended) return Promise.reject(new FirewallUnavailableError());
     const now = this.now();
     const seconds = this.timeoutFor(ttl);
     const enough = (Math.max(ttl, this.floor) + this.grace / 2) * 1000;
@@ -139,9 +145,27 @@ export class Opener {
     return batch.promise;
   }
 
-  /** Forget everything (the table was rebuilt: nothing is open any more). */
+  /**
+   * Forget everything, and open again if suspended: the table was just
+   * rebuilt (service start, or the guard's repair), so every `dns_*` set is
+   * empty and the next answer must write what it opens. Call only once the
+   * rebuild has committed: a record kept from before would skip that write.
+   */
   forget(): void {
     this.ledger.clear();
+    this.suspended = false;
+  }
+
+  /**
+   * The table is gone, or no longer as the backend left it (the guard saw it):
+   * forget everything and refuse to open until {@link forget}, since the
+   * rebuild that follows empties the `dns_*` sets. An answer that would open
+   * something fails meanwhile (the front answers SERVFAIL and the VM asks
+   * again), rather than reach the VM with elements the rebuild deletes.
+   */
+  suspend(): void {
+    this.ledger.clear();
+    this.suspended = true;
   }
 
   /** Drop records that have expired (the kernel dropped their elements). */

@@ -111,10 +111,19 @@ export class DnsService implements DnsPolicyFollower {
     await this.session?.close();
   }
 
-  /** Every registered NIC and allow-list (daemon start): the table was rebuilt, so nothing is open. */
+  /**
+   * Every registered NIC and allow-list, after the table was rebuilt from the
+   * store (daemon start, or the guard's repair): the `dns_*` sets are empty, so
+   * nothing is open and the next answer opens again.
+   */
   rebuild(state: EnforcedState): void {
     this.clients.rebuild(state.registrations, state.allowLists);
     this.opener.forget();
+  }
+
+  /** The table was lost (the guard saw it): open nothing until the rebuild (see `Opener.suspend`). */
+  tableLost(): void {
+    this.opener.suspend();
   }
 
   /** One registry change: close what NICs that went away, or lost entries, no longer justify. */

@@ -11,7 +11,11 @@ const key = (n: NicView) => `${n.registration.network}/${n.registration.mac}`;
  * cannot close it leaves to expire.
  */
 export interface DnsPolicyFollower {
-  /** The whole state (daemon start; the firewall was just rebuilt: nothing is open). */
+  /**
+   * The whole state, once the firewall was rebuilt from it (daemon start, or
+   * the guard's repair after the table was lost): every `dns_*` set is empty,
+   * so nothing the front opened is open any more.
+   */
   rebuild(state: EnforcedState): void;
   /** One change: resolves once what the change no longer allows is closed. */
   change(change: EnforcedChange): Promise<void>;
@@ -41,6 +45,7 @@ export class GatewayEnforcer implements Enforcer {
 
   async rebuildFirewall(state: EnforcedState): Promise<void> {
     await this.nft.rebuild({ registrations: state.registrations, allowLists: state.allowLists });
+    this.dns?.rebuild(state);
   }
 
   async change(change: EnforcedChange): Promise<void> {

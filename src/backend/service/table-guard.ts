@@ -10,9 +10,10 @@
  * is a loss), `ip monitor rule`, and a check every few seconds (the table's
  * chains present, the rules present, ARP settings in place). On a loss it
  * counts it (`ticrypt_guard_losses_total`), writes an audit line, reports it
- * on `/healthz` (503) and rebuilds the table from the store (with the monitor
- * paused, so its own rebuild is not taken for someone else's), retrying until
- * it succeeds; then it audits the recovery.
+ * on `/healthz` (503), tells `onTableLost` (the DNS front stops opening) and
+ * rebuilds the table from the store (with the monitor paused, so its own
+ * rebuild is not taken for someone else's), retrying until it succeeds; then
+ * it audits the recovery.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,6 +35,11 @@ export interface TableGuardOptions {
   readonly site: Site;
   /** Rebuilds the table (and dnsmasq) from the store, in the registry's serial queue. */
   readonly rebuild: () => Promise<void>;
+  /**
+   * Told at once when the table is found lost, before the repair starts (the
+   * DNS front stops opening: the rebuild will empty its sets).
+   */
+  readonly onTableLost?: () => void;
   readonly audit: (event: AuditEvent) => void;
   readonly metrics?: Metrics;
   readonly logger?: Logger;
@@ -232,6 +238,7 @@ export class TableGuard {
    */
   private lost(what: string, detail: string): void {
     this.loss(what, detail);
+    this.options.onTableLost?.();
     this.repairing = true;
     const wait = this.lastRepair + (this.options.retryMs ?? 1000) - Date.now();
     if (wait <= 0) void this.repair();

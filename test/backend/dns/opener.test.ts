@@ -97,6 +97,22 @@ describe('Opener', () => {
     expect(lines).toHaveLength(2);
   });
 
+  it('refuses to open while suspended (the table was lost), forgetting what it had opened; a rebuild resumes', async () => {
+    const { lines, run } = recorder();
+    const opener = new Opener({ run });
+    await opener.open('n', [el(1)], 60, reason(1));
+    opener.suspend();
+    expect(opener.size).toBe(0);
+    await expect(opener.open('n', [el(1)], 60, reason(1))).rejects.toMatchObject({ code: 'E_FIREWALL_UNAVAILABLE' });
+    await expect(opener.open('m', [el(2)], 60, reason(2))).rejects.toMatchObject({ code: 'E_FIREWALL_UNAVAILABLE' });
+    expect(lines).toHaveLength(1);
+    // The rebuild committed: the same answer writes its element again (the rebuild emptied the set).
+    opener.forget();
+    await opener.open('n', [el(1)], 60, reason(1));
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toContain('203.0.113.1');
+  });
+
   it('sweeps records that expired', async () => {
     let now = 0;
     const opener = new Opener({ run: recorder().run, now: () => now });

@@ -207,4 +207,23 @@ describe('DnsResolver', () => {
     expect((await pending).outcome).toBe('blocked');
     expect(opened).toEqual([]);
   });
+
+  it('follows the registry: a revoked NIC (deregistered, placed elsewhere, expired) gets no answer', async () => {
+    const entries: AllowEntry[] = [{ type: 'domain', domain: 'pypi.org', ...tcp443 }];
+    const { ask, clients, opened } = setup({ 1: entries });
+    const { gone } = clients.apply([{ registration: nic(1), entries }], []);
+    expect(gone.map((c) => c.key)).toEqual(['secure/52:54:00:00:00:01']);
+    expect((await ask(1, 'pypi.org')).outcome).toBe('unknown_client');
+    expect(opened).toEqual([]);
+  });
+
+  it('opens for the NIC id the registry holds now: the same MAC registered again under a new id is a changed client', async () => {
+    const entries: AllowEntry[] = [{ type: 'domain', domain: 'pypi.org', ...tcp443 }];
+    const { ask, clients, opened } = setup({ 1: entries });
+    const again = { ...nic(1), nicId: 41 };
+    const { changed } = clients.apply([{ registration: nic(1), entries }], [{ registration: again, entries }]);
+    expect(changed.map((c) => c.registration.nicId)).toEqual([41]);
+    await ask(1, 'pypi.org');
+    expect(opened.flatMap((o) => o.elements.map((e) => e.key.split(' . ')[0]))).toEqual(['0x00000029', '0x00000029']);
+  });
 });

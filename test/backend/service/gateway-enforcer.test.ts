@@ -25,6 +25,7 @@ function parts(failOn?: 'put' | 'remove') {
     change: async (before: readonly NicView[], after: readonly NicView[]) => {
       calls.push(`nft ${macs(before)} -> ${macs(after)}`);
     },
+    rebuild: async () => void calls.push('nft rebuild'),
   } as unknown as NftGateway;
   const step = (name: 'put' | 'remove') => async (arg: { mac: string }) => {
     calls.push(`${name} ${arg.mac}`);
@@ -50,6 +51,12 @@ describe('GatewayEnforcer', () => {
       'put 52:54:00:00:00:02',
       'dns 52:54:00:00:00:01 -> 52:54:00:00:00:02',
     ]);
+  });
+
+  it('tells the DNS front after the guard rebuilt only the firewall (its dns_* sets are empty now)', async () => {
+    const { enforcer, calls } = parts();
+    await enforcer.rebuildFirewall({ registrations: [nic('52:54:00:00:00:01').registration], allowLists: [] });
+    expect(calls).toEqual(['nft rebuild', 'dns rebuild']);
   });
 
   it('reverses the firewall change when dnsmasq fails, and rethrows; the DNS front hears nothing', async () => {

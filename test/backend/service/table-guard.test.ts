@@ -77,6 +77,7 @@ function guardOver(
   rebuild: () => Promise<void>,
   audits: AuditEvent[] = [],
   retryMs?: number,
+  onTableLost?: () => void,
 ): TableGuard {
   const { run, watch, sysctl } = fake;
   return new TableGuard({
@@ -88,6 +89,7 @@ function guardOver(
     rebuild,
     checkIntervalMs: 60_000,
     ...(retryMs === undefined ? {} : { retryMs }),
+    ...(onTableLost === undefined ? {} : { onTableLost }),
   });
 }
 
@@ -134,8 +136,10 @@ describe('TableGuard', () => {
     expect(guard.health()).toEqual([]);
     expect(audits.map((e) => `${String(e.outcome)} ${String(e.what)}`)).toEqual(['lost table', 'recovered table']);
 
-    // The table's own element changes are no loss.
+    // The table's own element changes are no loss: registrations, and what the DNS front opens and closes.
     tableMonitor('{"add": {"element": {"family": "inet", "table": "ticrypt", "name": "nic_ids", "elem": {}}}}');
+    tableMonitor('{"add": {"element": {"family": "inet", "table": "ticrypt", "name": "dns_p16", "elem": {}}}}');
+    tableMonitor('{"delete": {"element": {"family": "inet", "table": "ticrypt", "name": "dns_p16", "elem": {}}}}');
     await sleep(10);
     expect(rebuilds).toBe(1);
     await guard.stop();
@@ -174,6 +178,31 @@ describe('TableGuard', () => {
         .map((e) => e.outcome)
         .slice(-2),
     ).toEqual(['lost', 'recovered']);
+    await guard.stop();
+  });
+
+  it('tells onTableLost (the DNS front) at once, before the rebuild starts, and once per loss', async () => {
+    const fake = fakes();
+    const events: string[] = [];
+    const guard = guardOver(
+      fake,
+      async () => {
+        events.push('rebuild');
+        fake.state.chainsPresent = true;
+      },
+      [],
+      undefined,
+      () => events.push('table lost'),
+    );
+    await guard.prepare();
+    await guard.watch();
+    fake.state.lines[0]!('{"delete": {"table": {"family": "inet", "name": "ticrypt", "handle": 4}}}');
+    await sleep(10);
+    expect(events).toEqual(['table lost', 'rebuild']);
+    // A lost rule is no loss of the table: the DNS front is not told.
+    fake.state.rules['4']!.splice(0, 1);
+    await guard.check('test');
+    expect(events).toEqual(['table lost', 'rebuild']);
     await guard.stop();
   });
 
