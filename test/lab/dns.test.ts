@@ -119,6 +119,7 @@ describe.skipIf(!available)('controlled DNS per VM: the DNS front in the real se
     await configure(vm.c, 'eth0', '192.168.200.200/17', gw);
     await built.allow('a', [https('allowed.example'), https('shared.example'), https('*.wild.example')]);
     await built.allow('b', [https('other.example'), https('shared.example')]);
+    await built.allow('o', [{ address: OTHER, protocol: 'udp', ports: 9 }]); // an allow-list that names no domain
   });
 
   afterAll(async () => {
@@ -143,6 +144,9 @@ describe.skipIf(!available)('controlled DNS per VM: the DNS front in the real se
     // Neither resolves the other's name, and upstream is never asked for it on their behalf.
     expect(await dig(vm.a, gw, 'other.example')).toEqual({ status: 'NXDOMAIN', answers: [] });
     expect(await dig(vm.b, gw, 'allowed.example')).toEqual({ status: 'NXDOMAIN', answers: [] });
+    // A VM whose allow-list names no domain resolves nobody's: not even a name another VM was just answered.
+    expect(await dig(vm.o, gw, 'allowed.example')).toEqual({ status: 'NXDOMAIN', answers: [] });
+    expect(await dig(vm.o, gw, 'other.example', 2, 'A', { tcp: true })).toEqual({ status: 'NXDOMAIN', answers: [] });
     expect(await queries(/query\[A\] other\.example/)).toHaveLength(1);
     expect(await queries(/query\[A\] allowed\.example/)).toHaveLength(1);
     const [aOwn, aOther, bOwn, bOther] = await Promise.all([
@@ -225,6 +229,39 @@ describe.skipIf(!available)('controlled DNS per VM: the DNS front in the real se
     expect(elements.some((e) => e.includes(INTRANET))).toBe(true);
     expect(elements.some((e) => e.includes(SHARED) || e.includes(ALLOWED))).toBe(false);
     expect((await tcpProbe(vm.a, SHARED, 443)).outcome).toBe('timeout');
+  });
+
+  it('keeps a connection its answer opened after the element expires, and opens no new one without an answer', async () => {
+    // a's entry names the intranet's range since the private-answer test: its answer opens 10.9.9.9:443.
+    expect(await dig(vm.a, gw, 'intranet.corp.example')).toEqual({ status: 'NOERROR', answers: [INTRANET] });
+    const stream = TcpStream.open(vm.a, INTRANET, 443);
+    streams.push(stream);
+    expect(await stream.echo('before expiry')).toBe(true);
+    const a = await nicId('a');
+    const [element, ...more] = (await owned('dns_p16')).filter((e) => e.owner === a && e.element.includes(INTRANET));
+    expect(element).toBeDefined();
+    expect(more).toEqual([]);
+    // Let the kernel expire it now rather than in two minutes: the same key, 1 s left (what its timeout does).
+    const [id = '', address = '', proto = '', port = ''] = (element?.element ?? '').split(' . ');
+    const key = `0x${Number(id).toString(16).padStart(8, '0')} . ${address} . ${proto} . ${port}`;
+    await lab().backend.run('nft', [
+      'add',
+      'element',
+      'inet',
+      'ticrypt',
+      'dns_p16',
+      `{ ${key} timeout 1s expires 1s }`,
+    ]);
+    let gone = false;
+    for (let i = 0; i < 60 && !gone; i++) {
+      await sleep(100);
+      gone = (await lab().setElements('dns_p16')).every((e) => !e.includes(INTRANET));
+    }
+    expect(gone).toBe(true);
+    // The established connection is its owner's flow (ct mark = NIC id): it keeps working.
+    expect(await stream.echo('after expiry')).toBe(true);
+    // A new connection is not: the element mattered, and only a new answer opens it again.
+    expect((await tcpProbe(vm.a, INTRANET, 443)).outcome).toBe('timeout');
   });
 
   it(`accepts the first packet right after each answer (${FIRST_PACKETS} names: 0 drops)`, async () => {
