@@ -126,10 +126,6 @@ describe('qemu hook against the real API', () => {
     const runs = await Promise.all(vms.map((vm) => qemu(vm, 'start', 'begin')));
     for (const run of runs) expect(run).toMatchObject({ code: 0, stdout: '' });
     const generations = vms.map((vm) => registration(vm)?.generation);
-    console.log(
-      generations,
-      runs.map((r) => r.stderr),
-    );
     expect(new Set(generations).size, JSON.stringify(generations) + runs.map((r) => r.stderr).join('')).toBe(
       vms.length,
     );
