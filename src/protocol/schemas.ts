@@ -16,6 +16,7 @@ import {
   isDomainPattern,
   Mac,
   Name,
+  PortRangeText,
 } from '../site/primitives.js';
 import type {
   AllowEntry,
@@ -89,18 +90,6 @@ const checked: [
 ] = [true, true, true, true];
 void checked;
 
-const PORTS_EXPECTED = "a port 1-65535 or a range like '8000-8100'";
-const Ports = z.union([z.number(), z.string()], expectMsg(PORTS_EXPECTED)).transform((value, ctx) => {
-  const match = /^([0-9]{1,5})(?:-([0-9]{1,5}))?$/.exec(String(value));
-  const from = Number(match?.[1]);
-  const to = match?.[2] === undefined ? from : Number(match[2]);
-  if (!match || from < 1 || to > 65535 || from > to) {
-    ctx.addIssue({ code: 'custom', message: `expected ${PORTS_EXPECTED}, found ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  return { from, to };
-});
-
 const Protocol = z.enum(['tcp', 'udp', 'icmp', 'any'], expectMsg("'tcp', 'udp', 'icmp' or 'any'"));
 
 const ADDRESS_EXPECTED = 'an IPv4 address or network like 203.0.113.10 or 203.0.113.0/24';
@@ -117,7 +106,7 @@ export const AllowEntryBody = z
       .refine(isDomainPattern, expectMsg(DOMAIN_PATTERN_EXPECTED))
       .optional(),
     protocol: Protocol,
-    ports: Ports.optional(),
+    ports: PortRangeText.optional(),
     specialRanges: z
       .array(
         z.string(expectMsg(ADDRESS_EXPECTED)).refine(isAddressOrNetwork, expectMsg(ADDRESS_EXPECTED)),

@@ -12,7 +12,7 @@ import type { Backend, Network } from './model.js';
 export function checkNetworks(networks: readonly Network[], backend: Backend): SiteIssue[] {
   const issues: SiteIssue[] = [];
   for (const network of networks) issues.push(...checkNetwork(network));
-  issues.push(...checkCollisions(networks));
+  issues.push(...checkCollisions(networks), ...checkSshAccess(networks, backend));
   const management = backend.management.address;
   for (const network of networks) {
     const subnet = parseIpv4Cidr(network.subnet);
@@ -219,4 +219,55 @@ function checkCollisions(networks: readonly Network[]): SiteIssue[] {
 function isEdge(subnet: Ipv4Subnet, address: string): boolean {
   const value = ipv4ToInt(address);
   return value === subnet.first || value === subnet.last;
+}
+
+/**
+ * SSH access: each network's port range leaves out the API port and overlaps
+ * no other network's (one map holds every forward, keyed by port); the
+ * address clients connect to lies outside every VM network; at least one
+ * client network is allowed (`enabled: false` turns access off).
+ */
+function checkSshAccess(networks: readonly Network[], backend: Backend): SiteIssue[] {
+  const issues: SiteIssue[] = [];
+  const api = backend.management.port;
+  const text = (r: { from: number; to: number }) => (r.from === r.to ? String(r.from) : `${r.from}-${r.to}`);
+  networks.forEach((network, index) => {
+    const ssh = network.ssh;
+    if (ssh === undefined) return;
+    const at = (...keys: PropertyKey[]) => formatPath(['networks', network.name, 'ssh', ...keys]);
+    if (ssh.ports.from <= api && api <= ssh.ports.to) {
+      issues.push({
+        path: at('ports'),
+        message: `expected a port range that leaves out the API port (backend.management.port ${api}), found ${text(ssh.ports)}`,
+      });
+    }
+    for (const other of networks.slice(0, index)) {
+      if (other.ssh && other.ssh.ports.from <= ssh.ports.to && ssh.ports.from <= other.ssh.ports.to) {
+        issues.push({
+          path: at('ports'),
+          message: `expected a port range no other network's SSH access uses, found ${text(ssh.ports)}, overlapping networks.${other.name}.ssh.ports ${text(other.ssh.ports)}`,
+        });
+      }
+    }
+    const address = ssh.address;
+    const inside = address === undefined ? undefined : networks.find((n) => contains(n.subnet, address));
+    if (address !== undefined && inside !== undefined) {
+      issues.push({
+        path: at('address'),
+        message: `expected an address outside every VM network (clients come through the uplink), found ${address} inside networks.${inside.name}.subnet ${inside.subnet}`,
+      });
+    }
+    if (ssh.sources.length === 0) {
+      issues.push({
+        path: at('sources'),
+        message: 'expected at least one client network (to turn SSH access off, set enabled: false), found none',
+      });
+    }
+  });
+  return issues;
+}
+
+function contains(cidr: string, address: string): boolean {
+  const subnet = parseIpv4Cidr(cidr);
+  return subnet !== undefined && subnetContains(subnet, address);
 }

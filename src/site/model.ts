@@ -42,6 +42,24 @@ export interface DhcpRange {
   readonly bootFile?: string;
 }
 
+/**
+ * SSH access to a network's VMs through the backend: each registered NIC gets
+ * one backend TCP port of `ports`, forwarded (nftables DNAT) to its port 22.
+ */
+export interface SshAccess {
+  /** The backend's TCP ports handed out, one per registered NIC (default 22000-54999). */
+  readonly ports: { readonly from: number; readonly to: number };
+  /**
+   * The backend address clients connect to (on the uplink); absent: any of the
+   * backend's own addresses.
+   */
+  readonly address?: string;
+  /** The client networks allowed (default `0.0.0.0/0`); an admin narrows them per VM. */
+  readonly sources: readonly string[];
+  /** A released port goes to no other NIC for this many ms (default 1 h). */
+  readonly quarantine: number;
+}
+
 /** One VM network: an OVS bridge per host on its own VLAN, reaching the backend. */
 export interface Network {
   /** libvirt network name, also the key in the site file. */
@@ -80,6 +98,8 @@ export interface Network {
   readonly gatewayMac?: string;
   readonly portgroups: readonly Portgroup[];
   readonly reservations: readonly Reservation[];
+  /** SSH access through the backend; absent: off (the default except on kind `secure`). */
+  readonly ssh?: SshAccess;
 }
 
 /** The backend server's settings. */

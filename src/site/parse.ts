@@ -3,10 +3,10 @@ import { SiteError, type SiteIssue } from '../errors/site-error.js';
 import { rangeSize } from './address.js';
 import { checkNetworks } from './checks.js';
 import { fromZodIssues, formatPath } from './issues.js';
-import type { Backend, Host, Network, Site } from './model.js';
+import type { Backend, Host, Network, Site, SshAccess } from './model.js';
 import { applyPreset, PRESETS } from './presets.js';
 import { isInterfaceName } from './primitives.js';
-import { NetworkSchema, SiteSchema, WELL_KNOWN_KINDS } from './schema.js';
+import { NetworkSchema, SiteSchema, SshSchema, WELL_KNOWN_KINDS } from './schema.js';
 
 const KIND_POLICIES: Record<string, Pick<Network, 'egress' | 'dns'>> = {
   secure: { egress: 'allow-list', dns: 'controlled' },
@@ -129,10 +129,26 @@ function resolveNetwork(
       r.name === undefined ? { mac: r.mac, ip: r.ip } : { ...r, name: r.name },
     ),
   };
+  const ssh = resolveSsh(data);
   return {
     ...network,
     ...(data.mtu === undefined ? {} : { mtu: data.mtu }),
     ...(data.gatewayMac === undefined ? {} : { gatewayMac: data.gatewayMac }),
+    ...(ssh === undefined ? {} : { ssh }),
+  };
+}
+
+/** A network's SSH access: on for kind `secure` unless `enabled: false`, elsewhere only when asked for. */
+function resolveSsh(data: z.output<typeof NetworkSchema>): SshAccess | undefined {
+  const given = data.ssh;
+  const enabled = given?.enabled ?? (given !== undefined || data.kind === 'secure');
+  if (!enabled) return undefined;
+  const settings = given ?? SshSchema.parse({});
+  return {
+    ports: settings.ports,
+    ...(settings.address === undefined ? {} : { address: settings.address }),
+    sources: settings.sources,
+    quarantine: settings.quarantine,
   };
 }
 

@@ -72,6 +72,24 @@ export const Mtu = integer(68, 65535);
 /** A TCP/UDP port, 1-65535. */
 export const Port = integer(1, 65535);
 
+/** What {@link PortRangeText} accepts, for messages. */
+export const PORT_RANGE_EXPECTED = "a port 1-65535 or a range like '8000-8100'";
+
+/**
+ * A TCP/UDP port or an inclusive range of them, written `443`, `'443'` or
+ * `'8000-8100'`, as `{ from, to }` (a single port has `from === to`).
+ */
+export const PortRangeText = z.union([z.number(), z.string()], expect(PORT_RANGE_EXPECTED)).transform((value, ctx) => {
+  const match = /^([0-9]{1,5})(?:-([0-9]{1,5}))?$/.exec(String(value));
+  const from = Number(match?.[1]);
+  const to = match?.[2] === undefined ? from : Number(match[2]);
+  if (!match || from < 1 || to > 65535 || from > to) {
+    ctx.addIssue({ code: 'custom', message: expectedFound(PORT_RANGE_EXPECTED, value) });
+    return z.NEVER;
+  }
+  return { from, to };
+});
+
 /** A dotted-quad IPv4 address. */
 export const Ipv4 = text('an IPv4 address like 192.168.128.1', isIpv4);
 

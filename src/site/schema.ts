@@ -14,6 +14,7 @@ import {
   Mtu,
   Name,
   Port,
+  PortRangeText,
   VlanId,
 } from './primitives.js';
 
@@ -85,6 +86,23 @@ export const ReservationSchema = z.strictObject(
   expect('a map with mac, ip and optionally name'),
 );
 
+/**
+ * SSH access to a network's VMs through the backend: each registered NIC gets
+ * a backend TCP port forwarded (nftables DNAT) to its port 22. On by default
+ * on networks of kind `secure`; `enabled: false` turns it off, `enabled: true`
+ * (or any field) turns it on elsewhere.
+ */
+export const SshSchema = z.strictObject(
+  {
+    enabled: z.boolean(expect('true or false')).optional(),
+    ports: PortRangeText.default({ from: 22000, to: 54999 }),
+    address: Ipv4.optional(),
+    sources: z.array(Ipv4Network, expect('a list of IPv4 networks like 203.0.113.0/24')).default(['0.0.0.0/0']),
+    quarantine: Duration.default(3_600_000),
+  },
+  expect('a map with enabled, ports, address, sources and quarantine'),
+);
+
 /** The shape of one network as written in a site file (after its preset, if any, is merged in). */
 export const NetworkSchema = z.strictObject(
   {
@@ -114,6 +132,7 @@ export const NetworkSchema = z.strictObject(
     gatewayMac: Mac.optional(),
     portgroups: z.array(PortgroupSchema, expect('a list of portgroups')).default([]),
     reservations: z.array(ReservationSchema, expect('a list of reservations')).default([]),
+    ssh: SshSchema.optional(),
   },
   expect('a map of network settings'),
 );

@@ -239,6 +239,53 @@ const cases: [string, unknown, string, string][] = [
     'networks.secure.dhcp.bootFile',
     'expected a boot file name or URL like http://198.51.100.10/boot.ipxe (no spaces, commas or quotes), found "http://x/boot.ipxe,evil"',
   ],
+  [
+    'an SSH port range that holds the API port',
+    secure({ ssh: { ports: '8000-9000' } }),
+    'networks.secure.ssh.ports',
+    'expected a port range that leaves out the API port (backend.management.port 8443), found 8000-9000',
+  ],
+  [
+    'SSH port ranges of two networks overlapping',
+    {
+      networks: {
+        secure: { preset: 'secure', ssh: { ports: '22000-22999' } },
+        service: { preset: 'service', ssh: { ports: '22500-23000' } },
+      },
+    },
+    'networks.service.ssh.ports',
+    "expected a port range no other network's SSH access uses, found 22500-23000, overlapping networks.secure.ssh.ports 22000-22999",
+  ],
+  [
+    'an SSH port range running backwards',
+    secure({ ssh: { ports: '3000-2000' } }),
+    'networks.secure.ssh.ports',
+    'expected a port 1-65535 or a range like \'8000-8100\', found "3000-2000"',
+  ],
+  [
+    'an SSH address inside a VM network',
+    secure({ ssh: { address: '192.168.128.1' } }),
+    'networks.secure.ssh.address',
+    'expected an address outside every VM network (clients come through the uplink), found 192.168.128.1 inside networks.secure.subnet 192.168.128.0/17',
+  ],
+  [
+    'SSH access with no client network',
+    secure({ ssh: { sources: [] } }),
+    'networks.secure.ssh.sources',
+    'expected at least one client network (to turn SSH access off, set enabled: false), found none',
+  ],
+  [
+    'an SSH source with host bits',
+    secure({ ssh: { sources: ['203.0.113.7/24'] } }),
+    'networks.secure.ssh.sources[0]',
+    'expected the network address (203.0.113.0/24), found "203.0.113.7/24"',
+  ],
+  [
+    'an unknown SSH field',
+    secure({ ssh: { port: 2222 } }),
+    'networks.secure.ssh.port',
+    'unknown field (not part of the site schema)',
+  ],
   ['no networks at all', { networks: {} }, 'networks', 'expected at least one network, found none'],
   [
     'networks given as a list',

@@ -85,6 +85,29 @@ describe('presets', () => {
     expect(service?.dhcp.size).toBe(252);
   });
 
+  it('turn SSH access on for secure only, with its defaults; enabled: false turns it off, any field on elsewhere', () => {
+    const [secure, service, datain] = defaultSite().networks;
+    expect(secure?.ssh).toEqual({ ports: { from: 22000, to: 54999 }, sources: ['0.0.0.0/0'], quarantine: 3_600_000 });
+    expect(service?.ssh).toBeUndefined();
+    expect(datain?.ssh).toBeUndefined();
+    const site = parseSite({
+      networks: {
+        secure: { preset: 'secure', ssh: { enabled: false } },
+        service: {
+          preset: 'service',
+          ssh: { ports: 2222, address: '203.0.113.1', sources: ['198.51.100.0/24'], quarantine: '10m' },
+        },
+      },
+    });
+    expect(site.networks[0]?.ssh).toBeUndefined();
+    expect(site.networks[1]?.ssh).toEqual({
+      ports: { from: 2222, to: 2222 },
+      address: '203.0.113.1',
+      sources: ['198.51.100.0/24'],
+      quarantine: 600_000,
+    });
+  });
+
   it('merge overrides over a preset, one level deep for uplink and dhcp', () => {
     const site = parseSite({
       networks: { secure: { preset: 'secure', vlan: 2081, uplink: { parent: 'bond1' }, dhcp: { leaseTime: '1h' } } },

@@ -22,7 +22,8 @@ export const arbMac = fc
 /**
  * A valid site file (as data): 1-4 networks on distinct VLANs, bridges and
  * non-overlapping subnets (each inside its own 10.K.0.0/16), random DHCP
- * ranges, MTUs, portgroups, policies and reservations.
+ * ranges, MTUs, portgroups, policies, reservations and SSH access (off, or
+ * a port range of its own).
  */
 export const arbSiteInput = fc
   .uniqueArray(fc.integer({ min: 0, max: 250 }), { minLength: 1, maxLength: 4 })
@@ -45,6 +46,7 @@ export const arbSiteInput = fc
             portgroups: fc.integer({ min: 0, max: 3 }),
             defaultGroup: fc.boolean(),
             reservation: fc.option(arbMac, { nil: undefined }),
+            ssh: fc.constantFrom('off', 'own range', 'kind default'),
           }),
           { minLength: blocks.length, maxLength: blocks.length },
         ),
@@ -77,6 +79,9 @@ export const arbSiteInput = fc
               shape.reservation === undefined
                 ? []
                 : [{ mac: `${shape.reservation.slice(0, 15)}${i.toString(16).padStart(2, '0')}`, ip: intToIpv4(end) }],
+            // Each network's SSH ports of its own (the kind's default only on the first: two would overlap).
+            ...(shape.ssh === 'off' || (shape.ssh === 'kind default' && i > 0) ? { ssh: { enabled: false } } : {}),
+            ...(shape.ssh === 'own range' ? { ssh: { ports: `${10000 + i * 1000}-${10999 + i * 1000}` } } : {}),
           };
         });
         return { name: names[0]!, networks };
