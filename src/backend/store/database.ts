@@ -61,6 +61,25 @@ CREATE TABLE IF NOT EXISTS allow_lists (
   entries TEXT NOT NULL,
   updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- SSH access: the backend port each registered NIC of a network with SSH access holds (port -> its port 22).
+-- Kept after release (released_at), so a port goes to no other NIC during the network's quarantine, and back to
+-- the same VM's NIC first. One port, one row, across networks: one nft map holds every forward.
+CREATE TABLE IF NOT EXISTS ssh_ports (
+  port INTEGER PRIMARY KEY,
+  network TEXT NOT NULL,
+  mac TEXT NOT NULL,
+  vm_uuid TEXT NOT NULL,
+  released_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS ssh_ports_by_nic ON ssh_ports (network, mac);
+CREATE INDEX IF NOT EXISTS ssh_ports_by_vm ON ssh_ports (vm_uuid);
+CREATE INDEX IF NOT EXISTS ssh_ports_by_release ON ssh_ports (released_at);
+-- Per VM, the client networks an admin narrowed its SSH access to (no row: the site's sources).
+CREATE TABLE IF NOT EXISTS ssh_sources (
+  vm_uuid TEXT PRIMARY KEY,
+  sources TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
 -- API principals: one per host, admins, and metrics scrapers. Only a SHA-256 of each token is kept.
 CREATE TABLE IF NOT EXISTS tokens (
   principal TEXT PRIMARY KEY,

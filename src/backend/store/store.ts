@@ -6,6 +6,8 @@ import { DeregistrationTable } from './deregistrations.js';
 import { PlacementTable } from './placements.js';
 import { GroupTable } from './groups.js';
 import { RegistrationTable } from './registrations.js';
+import { SshPortTable } from './ssh-ports.js';
+import { SshSourcesTable } from './ssh-sources.js';
 import { TokenTable } from './tokens.js';
 
 /**
@@ -24,6 +26,8 @@ export class Store {
   readonly deregistrations: DeregistrationTable;
   readonly placements: PlacementTable;
   readonly groups: GroupTable;
+  readonly sshPorts: SshPortTable;
+  readonly sshSources: SshSourcesTable;
 
   constructor(readonly db: Database.Database) {
     this.registrations = new RegistrationTable(db);
@@ -33,6 +37,8 @@ export class Store {
     this.deregistrations = new DeregistrationTable(db);
     this.placements = new PlacementTable(db);
     this.groups = new GroupTable(db);
+    this.sshPorts = new SshPortTable(db);
+    this.sshSources = new SshSourcesTable(db);
   }
 
   /** Run `fn` in one SQLite transaction: all of it is stored, or none (also when `fn` throws). */
