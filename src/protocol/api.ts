@@ -23,6 +23,9 @@ export const API_PATHS = {
   allowLists: '/v1/allow-lists',
   vmGroup: '/v1/vms/:uuid/group',
   networkPeers: '/v1/networks/:name/peers',
+  sshForwards: '/v1/ssh',
+  vmSsh: '/v1/vms/:uuid/ssh',
+  vmSshSources: '/v1/vms/:uuid/ssh/sources',
   health: '/healthz',
   metrics: '/metrics',
 } as const;
@@ -64,6 +67,20 @@ export function vmGroupPath(vmUuid: string): string {
  */
 export function networkPeersPath(network: string): string {
   return API_PATHS.networkPeers.replace(':name', encodeURIComponent(network));
+}
+
+/**
+ * The path of one VM's SSH access (its forwards and sources).
+ *
+ * @example vmSshPath('0b1d2c3e-0000-4000-8000-000000000007') // '/v1/vms/0b1d2c3e-.../ssh'
+ */
+export function vmSshPath(vmUuid: string): string {
+  return API_PATHS.vmSsh.replace(':uuid', encodeURIComponent(vmUuid));
+}
+
+/** The path of the client networks one VM's SSH access is narrowed to. */
+export function vmSshSourcesPath(vmUuid: string): string {
+  return API_PATHS.vmSshSources.replace(':uuid', encodeURIComponent(vmUuid));
 }
 
 /** A VM NIC as a host reports it (`POST /v1/register`, `POST /v1/reconcile`). */
@@ -132,6 +149,49 @@ export interface RegisterAnswer {
   readonly gatewayMac?: string;
   readonly network: string;
   readonly mac: string;
+  /** SSH access through the backend, on a network that has it: `ssh -p PORT user@ADDRESS` reaches the NIC's port 22. */
+  readonly ssh?: SshMapping;
+}
+
+/** Where a NIC's port 22 is reached through the backend. */
+export interface SshMapping {
+  /** The backend's TCP port forwarded to the NIC's port 22. */
+  readonly port: number;
+  /** The backend address clients connect to; absent: any of the backend's own addresses (its uplink's). */
+  readonly address?: string;
+}
+
+/** One NIC's SSH forward, as the API lists it. */
+export interface SshForwardAnswer extends SshMapping {
+  readonly vmUuid: string;
+  readonly vmName: string;
+  readonly network: string;
+  readonly mac: string;
+  /** The NIC's address: the forward's target is its port 22. */
+  readonly ip: string;
+  /** The client networks that may connect: the network's, or the VM's narrowing of them. */
+  readonly sources: readonly string[];
+  /** Whether an admin narrowed the VM's client networks. */
+  readonly narrowed: boolean;
+}
+
+/** The answer to `GET /v1/ssh`: every forward (admin), or those of the host's registrations (host). */
+export interface SshForwardsAnswer {
+  readonly forwards: readonly SshForwardAnswer[];
+}
+
+/** `PUT /v1/vms/:uuid/ssh/sources`: the client networks the VM's SSH access is narrowed to (empty: no client). */
+export interface SshSourcesBody {
+  readonly sources: readonly string[];
+}
+
+/** The answer to `GET /v1/vms/:uuid/ssh` (and to setting or resetting its sources). */
+export interface VmSshAnswer {
+  readonly vmUuid: string;
+  /** The client networks an admin narrowed the VM to; `null`: each network's site sources. */
+  readonly sources: readonly string[] | null;
+  /** The VM's registered NICs' forwards. */
+  readonly forwards: readonly SshForwardAnswer[];
 }
 
 /** The answer to `POST /v1/deregister`. */
@@ -150,8 +210,14 @@ export interface ReconcileAnswer {
   readonly removed: readonly Registration[];
   /** NICs refused because another VM holds their MAC. */
   readonly conflicts: readonly NicBody[];
-  /** NICs left out because the VM is not placed on the host (`E_NOT_PLACED`) or a cap is reached (`E_QUOTA_EXCEEDED`). */
-  readonly refused: readonly (NicBody & { readonly code: 'E_NOT_PLACED' | 'E_QUOTA_EXCEEDED' })[];
+  /**
+   * NICs left out because the VM is not placed on the host (`E_NOT_PLACED`), a cap is reached
+   * (`E_QUOTA_EXCEEDED`), or their network's SSH access has no port for them (`E_SSH_PORTS_EXHAUSTED`,
+   * `E_SSH_PORT_IN_USE`).
+   */
+  readonly refused: readonly (NicBody & {
+    readonly code: 'E_NOT_PLACED' | 'E_QUOTA_EXCEEDED' | 'E_SSH_PORTS_EXHAUSTED' | 'E_SSH_PORT_IN_USE';
+  })[];
   /** NICs another host holds: a reconcile never takes a registration over (only an edge register may). */
   readonly heldElsewhere: readonly NicBody[];
 }

@@ -26,6 +26,7 @@ import type {
   PlacementBody as PlacementJson,
   ReconcileBody as ReconcileJson,
   RegisterBody as RegisterJson,
+  SshSourcesBody as SshSourcesJson,
 } from './api.js';
 
 /**
@@ -162,6 +163,27 @@ export const PlacementBody = z.strictObject({
 
 const placementChecked: Yields<typeof PlacementBody, PlacementJson> = true;
 void placementChecked;
+
+/** At most this many client networks in one VM's SSH sources. */
+export const MAX_SSH_SOURCES = 64;
+
+const SOURCE_EXPECTED = 'an IPv4 network like 203.0.113.0/24 (or an address)';
+
+/** `PUT /v1/vms/:uuid/ssh/sources`: client networks, an address meaning its /32. */
+export const SshSourcesBody = z.strictObject({
+  sources: z
+    .array(
+      z
+        .string(expectMsg(SOURCE_EXPECTED))
+        .refine((v) => isIpv4(v) || (parseIpv4Cidr(v) !== undefined && isNetworkCidr(v)), expectMsg(SOURCE_EXPECTED))
+        .transform((v) => (v.includes('/') ? v : `${v}/32`)),
+      expectMsg(`a list of at most ${MAX_SSH_SOURCES} IPv4 networks`),
+    )
+    .max(MAX_SSH_SOURCES, expectMsg(`a list of at most ${MAX_SSH_SOURCES} IPv4 networks`)),
+});
+
+const sshSourcesChecked: Yields<typeof SshSourcesBody, SshSourcesJson> = true;
+void sshSourcesChecked;
 
 /** Route parameters naming a VM. */
 export const VmParams = z.strictObject({ uuid: VmUuid });

@@ -14,6 +14,7 @@ import { intToIpv4 } from '../../site/address.js';
 import type { AllowEntry } from '../../protocol/api.js';
 import type { NicState } from './delta.js';
 import { ipMask } from './shapes.js';
+import { sshDeletions } from './ssh.js';
 
 /** Port ranges up to this size get one deletion per port; larger ones delete every port of the destination. */
 const MAX_PORTS_EACH = 16;
@@ -42,19 +43,24 @@ export function entryDeletions(ip: string, entry: AllowEntry): string[][] {
 
 /**
  * Every conntrack deletion a change from `before` to `after` calls for: the
- * connections of each allow entry a still-registered NIC lost.
+ * connections of each allow entry a still-registered NIC lost, and the
+ * forwarded SSH connections of a NIC that lost its forward or some of its
+ * client networks.
  *
- * A NIC no longer registered needs none: on an allow-list network every
- * packet it sends, established or not, must match `registered` and not
- * `revoked`, so its open connections stop at their next packet without a
- * scan of the conntrack table (about 12 ms of kernel time per `conntrack -D`
- * here); on an open network, egress does not depend on registration.
+ * A NIC no longer registered needs none for its egress: on an allow-list
+ * network every packet it sends, established or not, must match `nic_ids`
+ * and not `revoked`, so its open connections stop at their next packet
+ * without a scan of the conntrack table (about 12 ms of kernel time per
+ * `conntrack -D` here); on an open network, egress does not depend on
+ * registration. Its SSH connections are deleted: then the client's next
+ * packet finds the port closed.
  */
 export function conntrackDeletions(before: readonly NicState[], after: readonly NicState[]): string[][] {
   const deletions: string[][] = [];
   for (const old of before) {
     const ip = nftCheck.ipv4('ip', old.registration.ip);
     const now = after.find((n) => n.registration.mac === old.registration.mac && n.registration.ip === ip);
+    if (old.ssh !== undefined) deletions.push(...sshDeletions(ip, old.ssh, now?.ssh));
     if (now === undefined) continue;
     const kept = new Set(now.entries.map((e) => JSON.stringify(e)));
     for (const entry of old.entries) if (!kept.has(JSON.stringify(entry))) deletions.push(...entryDeletions(ip, entry));

@@ -8,22 +8,15 @@
 import { nftCheck } from '../checks.js';
 import type { Site } from '../../site/model.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
-import {
-  dedupe,
-  elementId,
-  groupBySet,
-  identityElements,
-  nicElements,
-  nicIdText,
-  type NftElement,
-} from './elements.js';
-import { REVOKED_SET, SSH_FORWARDS_MAP, TABLE } from './names.js';
-import type { SshForward } from './types.js';
+import { dedupe, elementId, groupBySet, identityElements, nicIdText, type NftElement } from './elements.js';
+import { REVOKED_SET, TABLE } from './names.js';
+import { nicAccessElements, type NicSsh } from './ssh.js';
 
-/** A registered NIC and the allow entries of its VM. */
+/** A registered NIC, the allow entries of its VM, and its SSH access (absent: none). */
 export interface NicState {
   readonly registration: Registration;
   readonly entries: readonly AllowEntry[];
+  readonly ssh?: NicSsh;
 }
 
 /** What a change needs besides the NICs it touches. */
@@ -55,8 +48,7 @@ function elementCommands(verb: 'add' | 'delete', elements: readonly NftElement[]
  * renderChange(ctx, [{ registration, entries }], []); // deregister
  */
 export function renderChange(ctx: DeltaContext, before: readonly NicState[], after: readonly NicState[]): string {
-  const elements = (nics: readonly NicState[]) =>
-    dedupe(nics.flatMap((n) => nicElements(ctx.site, n.registration, n.entries)));
+  const elements = (nics: readonly NicState[]) => dedupe(nics.flatMap((n) => nicAccessElements(ctx.site, n)));
   const old = elements(before);
   const next = elements(after);
   const oldKeys = new Set(old.map(elementId));
@@ -123,22 +115,4 @@ export function renderAllowListChange(
     registrations.map((registration) => ({ registration, entries: before })),
     registrations.map((registration) => ({ registration, entries: after })),
   );
-}
-
-/**
- * Add, replace or remove the SSH forward on one backend port (backend port →
- * VM port 22): `before` is what the store held, `after` what it holds now.
- * A map element cannot be re-added with another value, so `before` must be
- * given whenever a forward existed.
- */
-export function renderSshForwardChange(before: SshForward | undefined, after: SshForward | undefined): string {
-  const element = (f: SshForward) =>
-    `${nftCheck.port('sshForward.port', f.port)} : ${nftCheck.ipv4('sshForward.ip', f.ip)}`;
-  const commands: string[] = [];
-  if (before !== undefined) {
-    commands.push(`add element ${TABLE} ${SSH_FORWARDS_MAP} { ${element(before)} }`);
-    commands.push(`delete element ${TABLE} ${SSH_FORWARDS_MAP} { ${nftCheck.port('sshForward.port', before.port)} }`);
-  }
-  if (after !== undefined) commands.push(`add element ${TABLE} ${SSH_FORWARDS_MAP} { ${element(after)} }`);
-  return commands.length === 0 ? '' : `${commands.join('\n')}\n`;
 }

@@ -8,16 +8,9 @@ import type { Site } from '../../site/model.js';
 import { eachLimited } from '../each-limited.js';
 import { nftRunner, type NftRunner } from './apply.js';
 import { conntrackDeletions, conntrackRunner, type ConntrackRunner } from './conntrack.js';
-import {
-  revocableIds,
-  renderChange,
-  renderCleanup,
-  renderRevoke,
-  renderSshForwardChange,
-  type NicState,
-} from './delta.js';
+import { revocableIds, renderChange, renderCleanup, renderRevoke, type NicState } from './delta.js';
 import { renderRulesetBytes } from './render-worker.js';
-import type { GatewayState, RulesetOptions, SshForward } from './types.js';
+import type { GatewayState, RulesetOptions } from './types.js';
 
 /** How many `conntrack -D` run at once after a change. */
 const CONNTRACK_CONCURRENCY = 4;
@@ -111,8 +104,12 @@ export class NftGateway {
       this.scheduleCleanup();
     }
     // Each `conntrack -D` dumps the whole conntrack hash table (a fixed ~10-15 ms, whatever the number of VMs):
-    // run them side by side, a few at a time.
-    await eachLimited(conntrackDeletions(before, after), CONNTRACK_CONCURRENCY, (filter) => this.conntrack(filter));
+    // run them side by side, a few at a time. A revoked NIC's (its SSH flows) wait for its cleanup.
+    await this.deleteConnections(conntrackDeletions(kept, after));
+  }
+
+  private deleteConnections(filters: readonly string[][]): Promise<void> {
+    return eachLimited(filters, CONNTRACK_CONCURRENCY, (filter) => this.conntrack(filter));
   }
 
   /** Delete the elements of every revoked NIC now (also what the timer does). */
@@ -124,6 +121,8 @@ export class NftGateway {
     const run = async () => {
       try {
         await this.nft(renderCleanup(this.site, nics));
+        // Their forwarded SSH connections: revoked, they pass no packet; gone, the port is closed to them too.
+        await this.deleteConnections(conntrackDeletions(nics, []));
       } catch (error) {
         this.onCleanupError(error);
       }
@@ -143,13 +142,5 @@ export class NftGateway {
     if (this.timer !== undefined) return;
     this.timer = setTimeout(() => void this.cleanup(), this.cleanupDelayMs);
     this.timer.unref();
-  }
-
-  /** Add, replace or remove the SSH forward of one backend port; a removed forward's connections are deleted. */
-  async sshForward(before: SshForward | undefined, after: SshForward | undefined): Promise<void> {
-    await this.nft(renderSshForwardChange(before, after));
-    if (before !== undefined && (after === undefined || after.ip !== before.ip)) {
-      await this.conntrack(['-p', 'tcp', '--reply-src', before.ip, '--reply-port-src', '22']);
-    }
   }
 }

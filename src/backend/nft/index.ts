@@ -8,7 +8,6 @@ export {
   renderRegister,
   renderDeregister,
   renderAllowListChange,
-  renderSshForwardChange,
   renderRevoke,
   renderCleanup,
   type NicState,
@@ -36,10 +35,11 @@ export {
   SOURCE_CHAIN,
   NIC_ID_MASK,
   MAX_NIC_ID,
-  SSH_FLOW_MARK,
   markText,
   networkCounters,
   SSH_FORWARDS_MAP,
+  SSH_OWNERS_MAP,
+  SSH_NARROWED_SET,
   COUNTERS,
   LOG_PREFIX,
 } from './names.js';
@@ -56,5 +56,14 @@ export {
   type PortShape,
 } from './shapes.js';
 export type { GatewayState, RulesetOptions, SshForward } from './types.js';
+export {
+  sshElements,
+  nicAccessElements,
+  sshDeletions,
+  addressBlocks,
+  sshSourceSetName,
+  SSH_CHAINS,
+  type NicSsh,
+} from './ssh.js';
 export { NftError } from '../../errors/nft-error.js';
 export { NftInputError } from '../../errors/nft-input-error.js';

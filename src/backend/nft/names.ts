@@ -5,7 +5,7 @@
  */
 import { NFT_TABLE_REF } from '../../names.js';
 
-export { MAX_NIC_ID, NIC_ID_MASK, SSH_FLOW_MARK, markText } from './marks.js';
+export { MAX_NIC_ID, NIC_ID_MASK, markText } from './marks.js';
 
 /** The nftables family and table every ticrypt rule lives in: `inet ticrypt`. */
 export const TABLE = NFT_TABLE_REF;
@@ -35,8 +35,14 @@ export const NIC_FLOWS_SET = 'nic_flows';
  */
 export const REVOKED_SET = 'revoked';
 
-/** The map of backend TCP port to VM address: DNAT to that VM's port 22. */
+/** SSH access: the map of backend TCP port to a NIC's address, DNAT to its port 22. */
 export const SSH_FORWARDS_MAP = 'ssh_forwards';
+
+/** SSH access: the map of backend TCP port to the NIC's id, the forwarded flow's `ct mark` (its owner). */
+export const SSH_OWNERS_MAP = 'ssh_owners';
+
+/** SSH access: the ids of NICs whose VM's client networks an admin narrowed (checked in `ssh_src_*`). */
+export const SSH_NARROWED_SET = 'ssh_narrowed';
 
 /** The prerouting chain (priority mangle) that validates sources and sets the fail-closed mark bit. */
 export const SOURCE_CHAIN = 'source';
@@ -57,6 +63,8 @@ export const COUNTERS = {
   unowned: 'dropped_unowned_flow',
   /** A VM network's source address arriving on an interface other than that network's. */
   spoofedElsewhere: 'dropped_spoofed_other',
+  /** A connection to a forwarded SSH port from a client outside the allowed sources. */
+  sshSource: 'dropped_ssh_source',
 } as const;
 
 /**

@@ -7,7 +7,7 @@ import type { Network, Site } from '../../site/model.js';
 import type { AllowEntry } from '../../protocol/api.js';
 import { intToIpv4 } from '../../site/address.js';
 import { isFailClosedMark } from '../../site/primitives.js';
-import { groupBySet, nicElements, type NftElement } from './elements.js';
+import { groupBySet, type NftElement } from './elements.js';
 import {
   COUNTERS,
   LOG_PREFIX,
@@ -18,10 +18,17 @@ import {
   NIC_IDS_MAP,
   REVOKED_SET,
   SOURCE_CHAIN,
-  SSH_FLOW_MARK,
-  SSH_FORWARDS_MAP,
   TABLE,
 } from './names.js';
+import {
+  nicAccessElements,
+  SSH_CHAINS,
+  sshClientRules,
+  sshLocalChain,
+  sshNarrowedRules,
+  sshPreroutingRules,
+  sshSets,
+} from './ssh.js';
 import { allowSetName, allowShapes, dnsSetName, dnsShapes, keyExpression, keyType } from './shapes.js';
 import type { GatewayState, RulesetOptions } from './types.js';
 
@@ -70,7 +77,10 @@ export function chainNames(site: Site): string[] {
     'from_vm',
     ...(site.networks.some((n) => n.egress === 'allow-list') ? ['allow_egress', 'allow_ingress'] : []),
     'to_vm',
+    SSH_CHAINS.clients,
+    SSH_CHAINS.narrowed,
     'prerouting',
+    SSH_CHAINS.local,
     'postrouting',
   ];
 }
@@ -92,14 +102,17 @@ function setBlock(name: string, type: string, keys: readonly string[], extra: re
 
 function renderSets(site: Site, state: GatewayState): string[] {
   const entriesOf = new Map<string, readonly AllowEntry[]>(state.allowLists.map((l) => [l.vmUuid, l.entries]));
-  const elements: NftElement[] = state.registrations.flatMap((r) =>
-    nicElements(site, r, entriesOf.get(r.vmUuid) ?? []),
-  );
+  const sshOf = new Map((state.ssh ?? []).map((f) => [`${f.network}/${f.mac}`, f]));
+  const elements: NftElement[] = state.registrations.flatMap((r) => {
+    const ssh = sshOf.get(`${r.network}/${r.mac}`);
+    return nicAccessElements(site, {
+      registration: r,
+      entries: entriesOf.get(r.vmUuid) ?? [],
+      ...(ssh ? { ssh } : {}),
+    });
+  });
   const groups = groupBySet(elements);
   const keys = (set: string) => [...new Set(groups.get(set) ?? [])];
-  const forwards = (state.sshForwards ?? []).map(
-    (f) => `${nftCheck.port('sshForwards.port', f.port)} : ${nftCheck.ipv4('sshForwards.ip', f.ip)}`,
-  );
   return [
     setBlock(NIC_IDS_MAP, 'ifname . ether_addr . ipv4_addr : mark', keys(NIC_IDS_MAP)),
     setBlock(NIC_FLOWS_SET, 'ifname . ipv4_addr . mark', keys(NIC_FLOWS_SET)),
@@ -107,12 +120,8 @@ function renderSets(site: Site, state: GatewayState): string[] {
     ...allowShapes().map((shape) => setBlock(allowSetName(shape), keyType(shape), keys(allowSetName(shape)))),
     // Filled by the DNS front, one answer at a time, each element with its own timeout; empty after a rebuild.
     ...dnsShapes().map((shape) => setBlock(dnsSetName(shape.port), keyType(shape), [], ['flags timeout'])),
-    [`  map ${SSH_FORWARDS_MAP} {`, '    type inet_service : ipv4_addr', ...elementsLine(forwards), '  }'].join('\n'),
+    ...sshSets(setBlock, keys),
   ];
-}
-
-function elementsLine(keys: readonly string[]): string[] {
-  return keys.length === 0 ? [] : [`    elements = { ${keys.join(', ')} }`];
 }
 
 function subnetText(cidr: string): string {
@@ -209,7 +218,6 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
     options.log === true ? [`limit rate ${rate} log prefix "${LOG_PREFIX} ${what}: " level info`] : [];
   const drop = (counter: string) => `counter name ${counter} drop`;
   const idMask = markText(NIC_ID_MASK);
-  const ssh = markText(SSH_FLOW_MARK);
   const established = 'ct state established,related';
   const gatewayRules = vm.flatMap((n) => {
     const at = `iifname "${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}" ip daddr ${nftCheck.ipv4('gateway', n.gateway)}`;
@@ -258,7 +266,6 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
         `ct mark @${REVOKED_SET} ${drop(COUNTERS.unowned)}`,
         // An established flow is this NIC's only if the table accepted it for this NIC: its ct mark is the NIC's id.
         `${established} iifname . ip saddr . ct mark @${NIC_FLOWS_SET} accept`,
-        `${established} ct direction reply ct mark ${ssh} accept`,
         `${established} ${drop(COUNTERS.unowned)}`,
         `ct mark set meta mark & ${idMask}`,
         ...allowShapes().map((shape) => `${keyExpression(shape)} @${allowSetName(shape)} accept`),
@@ -272,7 +279,8 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
       `iifname != "${uplink}" ${drop(COUNTERS.cross)}`,
       ...onAllowList([`oifname ${ifaceSet(allowList)} goto allow_ingress`]),
       `${established} accept`,
-      'ct status dnat tcp dport 22 accept',
+      // A flow the prerouting NAT forwarded to a VM's port 22 (SSH access): its clients are checked there.
+      `ct status dnat tcp dport 22 goto ${SSH_CHAINS.clients}`,
       ...log('inbound drop'),
       drop(COUNTERS.inbound),
     ]),
@@ -280,17 +288,17 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
       chain('allow_ingress', [
         `ct mark @${REVOKED_SET} ${drop(COUNTERS.unowned)}`,
         `${established} oifname . ip daddr . ct mark @${NIC_FLOWS_SET} accept`,
-        `${established} ct direction original ct mark ${ssh} accept`,
         `${established} ${drop(COUNTERS.unowned)}`,
-        `ct status dnat tcp dport 22 ct mark set ${ssh} accept`,
+        // SSH access: the NAT gave the flow the id of the NIC its port belongs to; it must be this NIC's.
+        `ct status dnat tcp dport 22 oifname . ip daddr . ct mark @${NIC_FLOWS_SET} goto ${SSH_CHAINS.clients}`,
         ...log('inbound drop'),
         drop(COUNTERS.inbound),
       ]),
     ]),
-    chain('prerouting', [
-      'type nat hook prerouting priority dstnat; policy accept;',
-      `iifname "${uplink}" fib daddr type local dnat ip to tcp dport map @${SSH_FORWARDS_MAP} : 22`,
-    ]),
+    chain(SSH_CHAINS.clients, sshClientRules(site)),
+    chain(SSH_CHAINS.narrowed, sshNarrowedRules()),
+    chain('prerouting', ['type nat hook prerouting priority dstnat; policy accept;', ...sshPreroutingRules(site)]),
+    chain(SSH_CHAINS.local, sshLocalChain(site)),
     chain('postrouting', [
       'type nat hook postrouting priority srcnat; policy accept;',
       // Each network's own subnet, arriving on its own interface (the source chains guarantee the pair).

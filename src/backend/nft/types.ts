@@ -3,13 +3,12 @@
  * state as the store holds it, and rendering options.
  */
 import type { AllowList, Registration } from '../../protocol/api.js';
+import type { NicSsh } from './ssh.js';
 
-/** A backend TCP port forwarded to a VM's port 22 (SSH access). */
-export interface SshForward {
-  /** The backend's TCP port, 1-65535. */
-  readonly port: number;
-  /** The VM's address. */
-  readonly ip: string;
+/** A registered NIC's SSH access (a backend port forwarded to its port 22), by network and MAC. */
+export interface SshForward extends NicSsh {
+  readonly network: string;
+  readonly mac: string;
 }
 
 /** Everything the table's elements are rendered from: the store's contents. */
@@ -17,7 +16,8 @@ export interface GatewayState {
   readonly registrations: readonly Registration[];
   /** Allow-lists by VM; a registered VM without one has no egress. */
   readonly allowLists: readonly AllowList[];
-  readonly sshForwards?: readonly SshForward[];
+  /** The SSH access of registered NICs (each NIC's at most once); a NIC not named has none. */
+  readonly ssh?: readonly SshForward[];
 }
 
 /** Options of the full ruleset. */

@@ -1,9 +1,13 @@
 import type { AllowEntry, AllowList, Registration } from '../../protocol/api.js';
+import type { NicSsh } from '../nft/ssh.js';
+import type { SshForward } from '../nft/types.js';
 
-/** A registered NIC and its VM's allow entries: the unit the firewall is rendered from. */
+/** A registered NIC, its VM's allow entries and its SSH access: the unit the firewall is rendered from. */
 export interface NicView {
   readonly registration: Registration;
   readonly entries: readonly AllowEntry[];
+  /** Its SSH access through the backend (absent: none). */
+  readonly ssh?: NicSsh;
 }
 
 /** One change to enforce: the touched NICs before and after. */
@@ -16,6 +20,8 @@ export interface EnforcedChange {
 export interface EnforcedState {
   readonly registrations: readonly Registration[];
   readonly allowLists: readonly AllowList[];
+  /** The SSH access of registered NICs. */
+  readonly ssh: readonly SshForward[];
 }
 
 /**

@@ -38,13 +38,13 @@ export class GatewayEnforcer implements Enforcer {
   ) {}
 
   async rebuild(state: EnforcedState): Promise<void> {
-    await this.nft.rebuild({ registrations: state.registrations, allowLists: state.allowLists });
+    await this.nft.rebuild({ registrations: state.registrations, allowLists: state.allowLists, ssh: state.ssh });
     await this.dnsmasq.start(state.registrations);
     this.dns?.rebuild(state);
   }
 
   async rebuildFirewall(state: EnforcedState): Promise<void> {
-    await this.nft.rebuild({ registrations: state.registrations, allowLists: state.allowLists });
+    await this.nft.rebuild({ registrations: state.registrations, allowLists: state.allowLists, ssh: state.ssh });
     this.dns?.rebuild(state);
   }
 

@@ -1,6 +1,10 @@
 import { RegistryError } from '../../errors/registry-error.js';
+import { SshAccessError } from '../../errors/ssh-access-error.js';
 import { StoreError } from '../../errors/store-error.js';
 import type { Network, Site } from '../../site/model.js';
+import type { NicSsh } from '../nft/ssh.js';
+import type { SshForward } from '../nft/types.js';
+import { checkNarrowing, nicSources } from '../ssh/sources.js';
 import type { Store } from '../store/store.js';
 import type {
   AllowEntry,
@@ -9,6 +13,9 @@ import type {
   ReconcileAnswer,
   RegisterAnswer,
   Registration,
+  SshForwardAnswer,
+  SshMapping,
+  VmSshAnswer,
 } from '../../protocol/api.js';
 import type { Enforcer, NicView } from './enforcer.js';
 import { SerialQueue } from './serial.js';
@@ -22,6 +29,8 @@ export interface RegisterResult {
   readonly status: RegisterAnswer['status'];
   /** The NIC's registration after the call (absent when a stale register found none). */
   readonly registration?: Registration;
+  /** Its SSH access through the backend, on a network that has it. */
+  readonly ssh?: SshMapping;
 }
 
 /** The outcome of a deregister call: what the API answers. */
@@ -53,7 +62,8 @@ export interface AuditEvent {
     | 'expire'
     | 'prune'
     | 'refused'
-    | 'guard';
+    | 'guard'
+    | 'ssh';
   readonly [key: string]: unknown;
 }
 
@@ -63,7 +73,14 @@ export interface RegistryOptions {
   readonly audit?: (event: AuditEvent) => void;
   /** The clock, in ms (tests move it). Default `Date.now`. */
   readonly now?: () => number;
+  /**
+   * The TCP ports other programs listen on in the backend's namespace: SSH
+   * ports skip them. Default: none (the daemon reads the kernel's).
+   */
+  readonly listeningPorts?: () => Promise<ReadonlySet<number>>;
 }
+
+const NONE: ReadonlySet<number> = new Set();
 
 /**
  * The backend's decisions about who is on which network. Every change is
@@ -90,6 +107,7 @@ export class Registry {
   private readonly counts = new Map<string, number>();
   private readonly audit: (event: AuditEvent) => void;
   private readonly now: () => number;
+  private readonly listeningPorts: () => Promise<ReadonlySet<number>>;
   private startedAt = 0;
 
   constructor(
@@ -101,6 +119,7 @@ export class Registry {
     const resolved = typeof options === 'function' ? { audit: options } : options;
     this.audit = resolved.audit ?? (() => {});
     this.now = resolved.now ?? Date.now;
+    this.listeningPorts = resolved.listeningPorts ?? (async () => NONE);
   }
 
   /** Make kernel and dnsmasq equal to the store. Call once at start. */
@@ -117,7 +136,8 @@ export class Registry {
     return this.queue.run(async () => {
       const registrations = this.store.registrations.list();
       const allowLists = this.store.allowLists.list();
-      const state = { registrations, allowLists };
+      const ssh = await this.convergeSshPorts(registrations);
+      const state = { registrations, allowLists, ssh };
       if (options.firewallOnly === true && this.enforcer.rebuildFirewall) await this.enforcer.rebuildFirewall(state);
       else await this.enforcer.rebuild(state);
       this.counts.clear();
@@ -138,18 +158,21 @@ export class Registry {
       const existing = this.store.registrations.get(nic.network, nic.mac);
       if (existing && existing.vmUuid !== nic.vmUuid) throw this.conflict(nic, existing);
       if (existing && existing.hostId === hostId && existing.generation > generation) {
-        return { status: 'stale', registration: existing };
+        return { status: 'stale', registration: existing, ...this.mappingOf(existing) };
       }
       if ((this.store.deregistrations.latest(nic.network, nic.mac, hostId) ?? -1) > generation) {
-        return existing ? { status: 'stale', registration: existing } : { status: 'stale' };
+        return existing
+          ? { status: 'stale', registration: existing, ...this.mappingOf(existing) }
+          : { status: 'stale' };
       }
       if (existing && existing.hostId === hostId && existing.vmName === nic.vmName) {
         if (existing.generation !== generation) this.store.registrations.put({ ...existing, generation });
-        return { status: 'unchanged', registration: { ...existing, generation } };
+        return { status: 'unchanged', registration: { ...existing, generation }, ...this.mappingOf(existing) };
       }
       const quota = this.quotaProblem(hostId, nic.vmUuid, existing, 0);
       if (quota !== undefined) throw new RegistryError('E_QUOTA_EXCEEDED', quota);
-      const { added } = await this.commit(existing ? [existing] : [], (txn) => {
+      const listening = await this.listeningFor([nic]);
+      const { added } = await this.commit(existing ? [existing] : [], listening, (txn) => {
         const ip = this.store.addresses.allocate(network, nic.mac);
         txn.put({ ...nic, hostId, ip, generation, nicId: existing?.nicId ?? this.store.registrations.allocateNicId() });
       });
@@ -167,7 +190,7 @@ export class Registry {
         took: existing ? 'over' : 'new',
         ...(existing && existing.hostId !== hostId ? { from: existing.hostId } : {}),
       });
-      return { status: 'registered', registration };
+      return { status: 'registered', registration, ...this.mappingOf(registration) };
     });
   }
 
@@ -186,7 +209,7 @@ export class Registry {
         return { status: 'kept-other-host' };
       }
       if (existing.generation > generation) return { status: 'kept-newer' };
-      await this.commit([existing], (txn) => {
+      await this.commit([existing], NONE, (txn) => {
         txn.delete(existing);
         this.store.deregistrations.record(key.network, key.mac, hostId, generation, this.now());
       });
@@ -244,9 +267,18 @@ export class Registry {
         return { added: [], removed: [], ...outcome };
       }
       const ids = new Map(touched.map((r) => [key(r), r.nicId]));
-      const { added } = await this.commit([...touched, ...toRemove], (txn) => {
+      const listening = await this.listeningFor(toAdd);
+      const { added } = await this.commit([...touched, ...toRemove], listening, (txn) => {
         for (const registration of toRemove) txn.delete(registration);
         for (const nic of toAdd) {
+          // A NIC its network's SSH access has no port for is left out, alone (before anything is written for it).
+          try {
+            this.ensurePort(nic, listening);
+          } catch (error) {
+            if (!(error instanceof SshAccessError)) throw error;
+            refused.push({ ...nic, code: error.code === 'E_SSH_PORT_IN_USE' ? error.code : 'E_SSH_PORTS_EXHAUSTED' });
+            continue;
+          }
           txn.put({
             ...nic,
             hostId,
@@ -275,7 +307,7 @@ export class Registry {
         .filter((r) => this.network(r.network).placement === 'enforced' && !after.includes(r.hostId));
       if (revoke.length === 0) this.store.placements.set(vmUuid, after);
       else {
-        await this.commit(revoke, (txn) => {
+        await this.commit(revoke, NONE, (txn) => {
           for (const registration of revoke) txn.delete(registration);
           this.store.placements.set(vmUuid, after);
         });
@@ -309,7 +341,7 @@ export class Registry {
         const last = Math.max(this.lastReconcile.get(hostId) ?? 0, this.startedAt);
         if (now - last <= limits.expireAfter) continue;
         const held = this.store.registrations.ofHost(hostId);
-        await this.commit(held, (txn) => {
+        await this.commit(held, NONE, (txn) => {
           for (const registration of held) txn.delete(registration);
         });
         expired.push(hostId);
@@ -334,8 +366,8 @@ export class Registry {
       try {
         this.store.allowLists.set(vmUuid, entries);
         await this.enforcer.change({
-          before: nics.map((registration) => ({ registration, entries: before })),
-          after: nics.map((registration) => ({ registration, entries })),
+          before: nics.map((registration) => ({ ...this.view(registration), entries: before })),
+          after: nics.map((registration) => ({ ...this.view(registration), entries })),
         });
         this.store.db.exec('COMMIT');
       } catch (error) {
@@ -349,6 +381,70 @@ export class Registry {
   /** A VM's allow-list (empty: no egress). */
   allowList(vmUuid: string): AllowEntry[] {
     return this.store.allowLists.get(vmUuid);
+  }
+
+  /**
+   * Narrow a VM's SSH access to `sources` (client networks; empty: no client),
+   * or (`undefined`) give it each network's site sources again; its
+   * registered NICs' firewall elements follow in one transaction, and
+   * connections from client networks it lost are ended.
+   *
+   * @throws {SshAccessError} `E_SSH_SOURCES_OUTSIDE` when a source lies outside what the site allows.
+   */
+  setSshSources(vmUuid: string, sources: readonly string[] | undefined, actor: string): Promise<VmSshAnswer> {
+    return this.queue.run(async () => {
+      if (sources !== undefined) checkNarrowing(this.site, sources);
+      const before = this.store.sshSources.get(vmUuid);
+      const nics = this.store.registrations.ofVm(vmUuid);
+      const viewsBefore = nics.map((r) => this.view(r));
+      this.store.db.exec('BEGIN IMMEDIATE');
+      try {
+        this.store.sshSources.set(vmUuid, sources);
+        await this.enforcer.change({ before: viewsBefore, after: nics.map((r) => this.view(r)) });
+        this.store.db.exec('COMMIT');
+      } catch (error) {
+        if (this.store.db.inTransaction) this.store.db.exec('ROLLBACK');
+        throw error;
+      }
+      this.audit({ event: 'ssh', actor, vmUuid, sourcesBefore: before ?? 'site', sourcesAfter: sources ?? 'site' });
+      return this.vmSsh(vmUuid);
+    });
+  }
+
+  /** A VM's SSH access: its narrowed sources (`null`: the site's) and its NICs' forwards. */
+  vmSsh(vmUuid: string): VmSshAnswer {
+    return {
+      vmUuid,
+      sources: this.store.sshSources.get(vmUuid) ?? null,
+      forwards: this.sshForwards({ vmUuid }),
+    };
+  }
+
+  /** The SSH forwards of registered NICs: every one, a VM's, or one host's registrations'. */
+  sshForwards(filter: { readonly vmUuid?: string; readonly hostId?: string } = {}): SshForwardAnswer[] {
+    const registrations =
+      filter.vmUuid !== undefined
+        ? this.store.registrations.ofVm(filter.vmUuid)
+        : filter.hostId !== undefined
+          ? this.store.registrations.ofHost(filter.hostId)
+          : this.store.registrations.list();
+    return registrations.flatMap((r) => {
+      const ssh = this.nicSsh(r);
+      const mapping = this.mappingOf(r).ssh;
+      if (ssh === undefined || mapping === undefined) return [];
+      return [
+        {
+          vmUuid: r.vmUuid,
+          vmName: r.vmName,
+          network: r.network,
+          mac: r.mac,
+          ip: r.ip,
+          ...mapping,
+          sources: ssh.sources,
+          narrowed: ssh.narrowed,
+        },
+      ];
+    });
   }
 
   /** Every registration, or one host's. */
@@ -369,27 +465,32 @@ export class Registry {
    */
   private async commit(
     before: readonly Registration[],
+    listening: ReadonlySet<number>,
     mutate: (txn: { put(r: Registration): void; delete(r: Registration): void }) => void,
   ): Promise<{ added: Registration[] }> {
     const db = this.store.db;
     const added: Registration[] = [];
     const removed: Registration[] = [];
+    // As enforced now: the ports the NICs hold before the change.
+    const viewsBefore = before.map((r) => this.view(r));
     db.exec('BEGIN IMMEDIATE');
     try {
+      const now = this.now();
       mutate({
         put: (r) => {
+          this.ensurePort(r, listening);
           this.store.registrations.put(r);
           added.push(r);
         },
         delete: (r) => {
           this.store.registrations.delete(r.network, r.mac);
+          this.store.sshPorts.release(r.network, r.mac, now);
           removed.push(r);
         },
       });
-      const view = (r: Registration): NicView => ({ registration: r, entries: this.store.allowLists.get(r.vmUuid) });
       await this.enforcer.change({
-        before: before.map(view),
-        after: added.map(view),
+        before: viewsBefore,
+        after: added.map((r) => this.view(r)),
       });
       db.exec('COMMIT');
       for (const r of before) this.counts.set(r.network, (this.counts.get(r.network) ?? 0) - 1);
@@ -399,6 +500,91 @@ export class Registry {
       if (db.inTransaction) db.exec('ROLLBACK');
       throw error;
     }
+  }
+
+  /** What the firewall enforces for a registered NIC: its VM's allow entries and its SSH access. */
+  private view(registration: Registration): NicView {
+    const ssh = this.nicSsh(registration);
+    return { registration, entries: this.store.allowLists.get(registration.vmUuid), ...(ssh ? { ssh } : {}) };
+  }
+
+  /** A registered NIC's SSH access: the port it holds and the client networks that may use it. */
+  private nicSsh(registration: Registration): NicSsh | undefined {
+    const access = this.site.networks.find((n) => n.name === registration.network)?.ssh;
+    const port = access && this.store.sshPorts.held(registration.network, registration.mac);
+    if (access === undefined || port === undefined) return undefined;
+    return { port, ...nicSources(access, this.store.sshSources.get(registration.vmUuid)) };
+  }
+
+  /** `{ ssh: { port, address? } }` for a NIC with SSH access, `{}` otherwise. */
+  private mappingOf(registration: Registration): { ssh?: SshMapping } {
+    const access = this.site.networks.find((n) => n.name === registration.network)?.ssh;
+    const port = access && this.store.sshPorts.held(registration.network, registration.mac);
+    if (access === undefined || port === undefined) return {};
+    return { ssh: { port, ...(access.address === undefined ? {} : { address: access.address }) } };
+  }
+
+  /** Whether a NIC needs a port it does not hold (on a network with SSH access, none in its range). */
+  private needsPort(nic: { readonly network: string; readonly mac: string }): boolean {
+    const access = this.network(nic.network).ssh;
+    if (access === undefined) return false;
+    const held = this.store.sshPorts.held(nic.network, nic.mac);
+    return held === undefined || held < access.ports.from || held > access.ports.to;
+  }
+
+  /** The ports other programs listen on, read only when one of `nics` needs a port. */
+  private async listeningFor(nics: readonly { network: string; mac: string }[]): Promise<ReadonlySet<number>> {
+    return nics.some((n) => this.needsPort(n)) ? this.listeningPorts() : NONE;
+  }
+
+  /**
+   * Inside a change's transaction: a NIC put on a network with SSH access
+   * holds a port (the one it holds, else a new one skipping `listening`).
+   *
+   * @throws {SshAccessError} when there is none for it; nothing is written then.
+   */
+  private ensurePort(
+    nic: { readonly network: string; readonly mac: string; readonly vmUuid: string },
+    listening: ReadonlySet<number>,
+  ): void {
+    const network = this.network(nic.network);
+    if (network.ssh === undefined || !this.needsPort(nic)) return;
+    this.store.sshPorts.allocate({ ...network, ssh: network.ssh }, nic, this.now(), (p) => listening.has(p));
+  }
+
+  /**
+   * At a rebuild: every registered NIC on a network with SSH access holds a
+   * port of its range (the site may have turned access on or moved the
+   * range), no other NIC holds one; the forwards to enforce. A NIC that
+   * cannot get one is audited and left without SSH access.
+   */
+  private async convergeSshPorts(registrations: readonly Registration[]): Promise<SshForward[]> {
+    const now = this.now();
+    const listening = this.site.networks.some((n) => n.ssh) ? await this.listeningPorts() : NONE;
+    this.store.transaction(() => {
+      for (const r of registrations) {
+        const network = this.site.networks.find((n) => n.name === r.network);
+        if (network?.ssh === undefined) {
+          this.store.sshPorts.release(r.network, r.mac, now);
+          continue;
+        }
+        const held = this.store.sshPorts.held(r.network, r.mac);
+        if (held !== undefined && listening.has(held)) {
+          // Kept (the port is the NIC's), but clients of that other program on the SSH address reach the VM instead.
+          this.audit({ event: 'ssh', outcome: 'port-in-use', network: r.network, mac: r.mac, port: held });
+        }
+        try {
+          this.store.sshPorts.allocate({ ...network, ssh: network.ssh }, r, now, (p) => listening.has(p));
+        } catch (error) {
+          if (!(error instanceof SshAccessError)) throw error;
+          this.audit({ event: 'ssh', outcome: 'no-port', network: r.network, mac: r.mac, detail: error.message });
+        }
+      }
+    });
+    return registrations.flatMap((r) => {
+      const ssh = this.nicSsh(r);
+      return ssh ? [{ network: r.network, mac: r.mac, ...ssh }] : [];
+    });
   }
 
   /**

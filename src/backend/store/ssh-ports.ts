@@ -108,7 +108,7 @@ export class SshPortTable {
    *
    * @param inUse - Whether another program on the backend listens on a port.
    * @throws {SshAccessError} `E_SSH_PORTS_EXHAUSTED` when every port of the range is held or in
-   * quarantine, `E_SSH_PORT_IN_USE` when the ports left have listening sockets; the store is unchanged.
+   * quarantine, `E_SSH_PORT_IN_USE` when the ports left have listening sockets; nothing is written then.
    */
   allocate(
     network: Network & { readonly ssh: SshAccess },
@@ -119,7 +119,12 @@ export class SshPortTable {
     const { from, to } = network.ssh.ports;
     const active = this.activeOfNic.get(network.name, nic.mac);
     if (active && active.port >= from && active.port <= to) return active.port;
-    if (active) this.releaseStatement.run(now, network.name, nic.mac);
+    // Nothing is written until a port is found: a refusal leaves the store as it was.
+    const take = (port: number, write: () => void) => {
+      if (active) this.releaseStatement.run(now, network.name, nic.mac);
+      write();
+      return port;
+    };
     let skipped = 0;
     const usable = (port: number) => {
       if (!inUse(port)) return true;
@@ -127,10 +132,7 @@ export class SshPortTable {
       return false;
     };
     for (const own of this.releasedOfNic.all(network.name, nic.mac, nic.vmUuid, from, to)) {
-      if (usable(own.port)) {
-        this.reactivate.run(own.port);
-        return own.port;
-      }
+      if (usable(own.port)) return take(own.port, () => this.reactivate.run(own.port));
     }
     const size = to - from + 1;
     const counts = this.inRange.get(from, to) ?? { held: 0, all: 0 };
@@ -140,9 +142,11 @@ export class SshPortTable {
       let port = Number.isInteger(stored) && stored >= from && stored <= to ? stored : from;
       for (let step = 0; step < size; step++, port = port >= to ? from : port + 1) {
         if (this.byPort.get(port) || !usable(port)) continue;
-        this.insert.run(network.name, port, nic.mac, nic.vmUuid);
-        this.writeCursor.run(key, String(port >= to ? from : port + 1));
-        return port;
+        const found = port;
+        return take(found, () => {
+          this.insert.run(network.name, found, nic.mac, nic.vmUuid);
+          this.writeCursor.run(key, String(found >= to ? from : found + 1));
+        });
       }
     }
     let reuse: number | undefined;
@@ -152,8 +156,8 @@ export class SshPortTable {
       break; // the connection is busy while the iterator is open: write after it
     }
     if (reuse !== undefined) {
-      this.reassign.run(network.name, nic.mac, nic.vmUuid, reuse);
-      return reuse;
+      const found = reuse;
+      return take(found, () => this.reassign.run(network.name, nic.mac, nic.vmUuid, found));
     }
     const range = from === to ? `port ${from}` : `ports ${from}-${to}`;
     if (skipped > 0) {

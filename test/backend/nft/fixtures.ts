@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { execa } from 'execa';
 import type { AllowEntry, AllowList, Registration } from '../../../src/protocol/api.js';
+import { intToIpv4 } from '../../../src/site/address.js';
 import { parseSite } from '../../../src/site/parse.js';
 import type { Site } from '../../../src/site/model.js';
 
@@ -59,17 +60,26 @@ export const allowEntry: fc.Arbitrary<AllowEntry> = fc.oneof(
     ),
 );
 
-/** Random valid sites: one to four networks with varied names, VLANs, subnets and policies. */
+/** A client network SSH access may be narrowed to: any IPv4 network, 0.0.0.0/0 included. */
+export const sshSource: fc.Arbitrary<string> = fc
+  .tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 32 }))
+  .map(([address, prefix]) => {
+    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    return `${intToIpv4((address & mask) >>> 0)}/${prefix}`;
+  });
+
+/** Random valid sites: one to four networks with varied names, VLANs, subnets, policies and SSH access. */
 export const siteArbitrary: fc.Arbitrary<Site> = fc
   .record({
     count: fc.integer({ min: 1, max: 4 }),
     names: fc.uniqueArray(fc.stringMatching(/^[a-z][a-z0-9_-]{0,9}$/), { minLength: 4, maxLength: 4 }),
     vlanBase: fc.integer({ min: 2, max: 4000 }),
     policies: fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+    ssh: fc.array(fc.constantFrom('off', 'any address', 'one address'), { minLength: 4, maxLength: 4 }),
     uplink: fc.stringMatching(/^[a-z][a-z0-9]{0,5}$/),
     log: fc.boolean(),
   })
-  .map(({ count, names, vlanBase, policies, uplink }) => {
+  .map(({ count, names, vlanBase, policies, ssh, uplink }) => {
     const networks: Record<string, unknown> = {};
     for (let i = 0; i < count; i += 1) {
       const secure = policies[i] === true;
@@ -82,6 +92,14 @@ export const siteArbitrary: fc.Arbitrary<Site> = fc
         dhcp: { start: `10.${i}.1.1`, end: `10.${i}.255.254` },
         egress: secure ? 'allow-list' : 'open',
         dns: secure ? 'controlled' : 'open',
+        ssh:
+          ssh[i] === 'off'
+            ? { enabled: false }
+            : {
+                enabled: true,
+                ports: `${20000 + i * 1000}-${20999 + i * 1000}`,
+                ...(ssh[i] === 'one address' ? { address: `203.0.113.${i + 1}`, sources: ['198.51.100.0/24'] } : {}),
+              },
       };
     }
     return parseSite({ backend: { uplink: `up${uplink}`, trunk: 'tr' }, networks });

@@ -4,8 +4,8 @@ import {
   nftRunner,
   renderChange,
   renderRuleset,
-  renderSshForwardChange,
   type GatewayState,
+  type NicSsh,
   type NicState,
 } from '../../../src/backend/nft/index.js';
 import type { AllowEntry, Registration } from '../../../src/protocol/api.js';
@@ -13,7 +13,15 @@ import { defaultSite } from '../../../src/site/parse.js';
 import { Netns } from '../../lab/netns.js';
 import { runPrefix } from '../../lab/names.js';
 import { labAvailable } from '../../lab/prereq.js';
-import { allowEntry, allowLists, registration, SAMPLE_ENTRIES, siteArbitrary, tableContents } from './fixtures.js';
+import {
+  allowEntry,
+  allowLists,
+  registration,
+  SAMPLE_ENTRIES,
+  siteArbitrary,
+  sshSource,
+  tableContents,
+} from './fixtures.js';
 
 const lab = labAvailable('nft', 'ip');
 const site = defaultSite();
@@ -109,30 +117,44 @@ describe.skipIf(!lab)('table inet ticrypt in a real kernel', () => {
     registrations.push(registration(5, 'service'));
     const op = fc.record({
       nic: fc.integer({ min: 0, max: registrations.length - 1 }),
-      kind: fc.constantFrom('register', 'deregister', 'allow'),
+      kind: fc.constantFrom('register', 'deregister', 'allow', 'ssh sources'),
       entries: fc.array(allowEntry, { maxLength: 5 }),
+      sources: fc.option(fc.array(sshSource, { maxLength: 4 }), { nil: undefined }),
     });
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 8 }), async (ops) => {
         // The model: which NICs are registered, and each VM's allow-list.
         const registered = new Set<number>();
         const lists = new Map<string, readonly AllowEntry[]>();
+        const narrowed = new Map<string, readonly string[]>();
+        // The secure NICs have SSH access (a port each); a VM's sources are the site's unless narrowed.
+        const sshOf = (r: Registration): NicSsh | undefined => {
+          if (r.network !== 'secure') return undefined;
+          const own = narrowed.get(r.vmUuid);
+          return { port: 22000 + r.nicId, sources: own ?? ['0.0.0.0/0'], narrowed: own !== undefined };
+        };
         const nics = (set: ReadonlySet<number>): NicState[] =>
           [...set].map((i) => {
             const r = registrations[i]!;
-            return { registration: r, entries: lists.get(r.vmUuid) ?? [] };
+            const ssh = sshOf(r);
+            return { registration: r, entries: lists.get(r.vmUuid) ?? [], ...(ssh ? { ssh } : {}) };
           });
         const state = (): GatewayState => ({
           registrations: [...registered].map((i) => registrations[i]!),
           allowLists: [...lists].map(([vmUuid, entries]) => ({ vmUuid, entries })),
+          ssh: nics(registered).flatMap((n) =>
+            n.ssh ? [{ network: n.registration.network, mac: n.registration.mac, ...n.ssh }] : [],
+          ),
         });
         await apply(renderRuleset(site, state()));
-        for (const { nic, kind, entries } of ops) {
+        for (const { nic, kind, entries, sources } of ops) {
           const before = nics(registered);
           const vm = registrations[nic]!.vmUuid;
           if (kind === 'register') registered.add(nic);
           else if (kind === 'deregister') registered.delete(nic);
-          else lists.set(vm, entries);
+          else if (kind === 'allow') lists.set(vm, entries);
+          else if (sources === undefined) narrowed.delete(vm);
+          else narrowed.set(vm, sources);
           const script = renderChange({ site }, before, nics(registered));
           await apply(script);
         }
@@ -151,21 +173,26 @@ describe.skipIf(!lab)('table inet ticrypt in a real kernel', () => {
       { type: 'address', address: '203.0.113.0/24', protocol: 'tcp', ports: { from: 443, to: 443 } },
     ];
     const ctx = { site };
-    await apply(renderChange(ctx, [], [{ registration: r, entries }]));
-    await apply(renderSshForwardChange(undefined, { port: 2207, ip: r.ip }));
+    const ssh = { port: 22007, sources: ['203.0.113.0/24'], narrowed: true };
+    await apply(renderChange(ctx, [], [{ registration: r, entries, ssh }]));
     const listed = (await ns.run('nft', ['list', 'set', 'inet', 'ticrypt', 'allow_24_p16'])).stdout;
     expect(listed).toContain('elements = { 0x00000008 . 203.0.113.0 . tcp . 443 }');
     expect((await ns.run('nft', ['list', 'map', 'inet', 'ticrypt', 'nic_ids'])).stdout).toContain(
       `elements = { "bond0.1081" . 52:54:00:00:00:07 . ${r.ip} : 0x00000008 }`,
     );
     expect((await ns.run('nft', ['list', 'map', 'inet', 'ticrypt', 'ssh_forwards'])).stdout).toContain(
-      `2207 : ${r.ip}`,
+      `elements = { 22007 : ${r.ip} }`,
     );
-    await apply(renderChange(ctx, [{ registration: r, entries }], []));
+    expect((await ns.run('nft', ['list', 'map', 'inet', 'ticrypt', 'ssh_owners'])).stdout).toContain(
+      'elements = { 22007 : 0x00000008 }',
+    );
+    expect((await ns.run('nft', ['list', 'set', 'inet', 'ticrypt', 'ssh_src_24'])).stdout).toContain(
+      'elements = { 0x00000008 . 203.0.113.0 }',
+    );
+    await apply(renderChange(ctx, [{ registration: r, entries, ssh }], []));
     // Again: a plain delete of what is gone fails and changes nothing; the idempotent form succeeds.
-    await expect(apply(renderChange(ctx, [{ registration: r, entries }], []))).rejects.toThrow(/E|nft failed/);
-    await apply(renderChange({ ...ctx, idempotent: true }, [{ registration: r, entries }], []));
-    await apply(renderSshForwardChange({ port: 2207, ip: r.ip }, undefined));
+    await expect(apply(renderChange(ctx, [{ registration: r, entries, ssh }], []))).rejects.toThrow(/E|nft failed/);
+    await apply(renderChange({ ...ctx, idempotent: true }, [{ registration: r, entries, ssh }], []));
     const contents = await tableContents(ns.name);
     expect(Object.values(contents).flat()).toEqual([]);
   });

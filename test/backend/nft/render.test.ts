@@ -10,7 +10,8 @@ import {
   renderCleanup,
   renderRevoke,
   renderRuleset,
-  renderSshForwardChange,
+  sshDeletions,
+  sshElements,
 } from '../../../src/backend/nft/index.js';
 import { defaultSite, parseSite } from '../../../src/site/parse.js';
 import { registration, SAMPLE_ENTRIES } from './fixtures.js';
@@ -86,7 +87,22 @@ describe('renderRuleset for the default site', () => {
     ['DNS to the gateway', 'iifname "bond0.1081" ip daddr 192.168.128.1 meta l4proto { tcp, udp } th dport 53 accept'],
     ['DHCP', 'meta nfproto ipv4 udp sport 68 udp dport 67 accept'],
     ['the rest of input dropped', 'counter name dropped_input drop'],
-    ['SSH forwards', 'iifname "eth0" fib daddr type local dnat ip to tcp dport map @ssh_forwards : 22'],
+    [
+      'SSH forwards: the port gives the flow its NIC id and its NIC port 22',
+      'iifname "eth0" fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 22000-54999 ct mark set tcp dport map @ssh_owners dnat ip to tcp dport map @ssh_forwards : 22',
+    ],
+    [
+      'SSH forwards for the backend itself (output NAT)',
+      'fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 22000-54999 ct mark set tcp dport map @ssh_owners dnat ip to tcp dport map @ssh_forwards : 22',
+    ],
+    [
+      'a forwarded flow must go to the NIC its port names',
+      'ct status dnat tcp dport 22 oifname . ip daddr . ct mark @nic_flows goto ssh_in',
+    ],
+    ['a narrowed VM checked per NIC', 'ct mark @ssh_narrowed goto ssh_narrowed'],
+    ['the site sources (every source by default)', 'oifname "bond0.1081" accept'],
+    ['a narrowed client block', 'ct mark . ip saddr & 255.255.255.0 @ssh_src_24 accept'],
+    ['other clients dropped and counted', 'counter name dropped_ssh_source drop'],
     ['no VM to VM', 'iifname != "eth0" counter name dropped_cross drop'],
   ])('%s', (_what, line) => {
     expect(text).toContain(`    ${line}\n`);
@@ -273,10 +289,62 @@ describe('incremental transactions', () => {
     expect(renderChange(ctx, [], [{ registration: registration(1, 'service'), entries: SAMPLE_ENTRIES }])).toBe('');
   });
 
-  it('forwards SSH with one map element', () => {
-    expect(renderSshForwardChange(undefined, { port: 2201, ip: '192.168.129.5' })).toBe(
-      'add element inet ticrypt ssh_forwards { 2201 : 192.168.129.5 }\n',
+  it('forwards SSH with one map element (and its owner), whatever else the NIC has', () => {
+    const ssh = { port: 22001, sources: ['0.0.0.0/0'], narrowed: false };
+    const text = renderChange({ site }, [], [{ registration: r, entries: [], ssh }]);
+    expect(text).toContain(`add element inet ticrypt ssh_forwards { 22001 : ${r.ip} }\n`);
+    expect(text).toContain(`add element inet ticrypt ssh_owners { 22001 : 0x00000002 }\n`);
+    const gone = renderChange({ site }, [{ registration: r, entries: [], ssh }], []);
+    expect(gone).toContain('delete element inet ticrypt ssh_forwards { 22001 }\n');
+    expect(gone).toContain('delete element inet ticrypt ssh_owners { 22001 }\n');
+  });
+});
+
+describe('SSH access elements', () => {
+  const r = registration(1);
+  /** registration(1)'s NIC id, as nft writes it. */
+  const OWN = '0x00000002';
+  it('narrowed: the NIC id and its client blocks, keyed by id', () => {
+    const elements = sshElements(site, r, {
+      port: 22010,
+      sources: ['203.0.113.7/32', '198.51.100.0/23', '0.0.0.0/0'],
+      narrowed: true,
+    });
+    expect(elements).toEqual([
+      { set: 'ssh_forwards', key: '22010', value: r.ip },
+      { set: 'ssh_owners', key: '22010', value: OWN },
+      { set: 'ssh_narrowed', key: OWN },
+      { set: 'ssh_src_32', key: `${OWN} . 203.0.113.7` },
+      { set: 'ssh_src_24', key: `${OWN} . 198.51.100.0` },
+      { set: 'ssh_src_24', key: `${OWN} . 198.51.101.0` },
+      { set: 'ssh_src_0', key: OWN },
+    ]);
+  });
+
+  it.each([
+    ['a port outside the range', { port: 2222, sources: ['0.0.0.0/0'], narrowed: false }, 'ssh.port'],
+    ['a bad source', { port: 22010, sources: ['203.0.113.0/33'], narrowed: true }, 'ssh.sources'],
+  ])('refuses %s', (_what, ssh, field) => {
+    expect(() => sshElements(site, r, ssh)).toThrow(new RegExp(`^nft input ${field.replace('.', '\\.')}:`));
+  });
+
+  it('refuses a NIC of a network without SSH access', () => {
+    const service = registration(2, 'service');
+    expect(() => sshElements(site, service, { port: 22010, sources: [], narrowed: false })).toThrow(
+      'nft input ssh: expected a network with SSH access, found "service"',
     );
+  });
+
+  it('ends every forwarded connection of a NIC whose forward went, those of lost client networks otherwise', () => {
+    const before = { port: 22010, sources: ['203.0.113.0/24', '198.51.100.0/24'], narrowed: true };
+    const flows = ['-p', 'tcp', '--orig-port-dst', '22010', '--reply-src', r.ip];
+    expect(sshDeletions(r.ip, before, undefined)).toEqual([flows]);
+    expect(sshDeletions(r.ip, before, { ...before, port: 22011 })).toEqual([flows]);
+    expect(sshDeletions(r.ip, before, before)).toEqual([]);
+    expect(sshDeletions(r.ip, before, { ...before, sources: ['203.0.0.0/16'] })).toEqual([
+      [...flows, '-s', '198.51.100.0', '--mask-src', '255.255.255.0'],
+    ]);
+    expect(sshDeletions(r.ip, { ...before, sources: ['0.0.0.0/0'] }, before)).toEqual([flows]);
   });
 });
 
@@ -284,6 +352,13 @@ describe('conntrack cleanup', () => {
   const r = registration(1);
   it('scans nothing for a deregistered NIC: the registered/revoked check cuts its flows', () => {
     expect(conntrackDeletions([{ registration: r, entries: SAMPLE_ENTRIES }], [])).toEqual([]);
+  });
+
+  it('ends the forwarded SSH connections of a deregistered NIC', () => {
+    const ssh = { port: 22001, sources: ['0.0.0.0/0'], narrowed: false };
+    expect(conntrackDeletions([{ registration: r, entries: SAMPLE_ENTRIES, ssh }], [])).toEqual([
+      ['-p', 'tcp', '--orig-port-dst', '22001', '--reply-src', r.ip],
+    ]);
   });
 
   it('deletes the connections of a removed entry', () => {

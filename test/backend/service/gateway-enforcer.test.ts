@@ -55,7 +55,7 @@ describe('GatewayEnforcer', () => {
 
   it('tells the DNS front after the guard rebuilt only the firewall (its dns_* sets are empty now)', async () => {
     const { enforcer, calls } = parts();
-    await enforcer.rebuildFirewall({ registrations: [nic('52:54:00:00:00:01').registration], allowLists: [] });
+    await enforcer.rebuildFirewall({ registrations: [nic('52:54:00:00:00:01').registration], allowLists: [], ssh: [] });
     expect(calls).toEqual(['nft rebuild', 'dns rebuild']);
   });
 

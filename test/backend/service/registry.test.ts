@@ -14,11 +14,13 @@ class ModelEnforcer implements Enforcer {
   nics = new Map<string, NicView>();
   async rebuild(state: EnforcedState) {
     const entries = new Map(state.allowLists.map((l) => [l.vmUuid, l.entries]));
+    const ssh = new Map(state.ssh.map(({ network, mac, ...own }) => [`${network}/${mac}`, own]));
     this.nics = new Map(
-      state.registrations.map((r) => [
-        `${r.network}/${r.mac}`,
-        enforced({ registration: r, entries: entries.get(r.vmUuid) ?? [] }),
-      ]),
+      state.registrations.map((r) => {
+        const key = `${r.network}/${r.mac}`;
+        const own = ssh.get(key);
+        return [key, enforced({ registration: r, entries: entries.get(r.vmUuid) ?? [], ...(own ? { ssh: own } : {}) })];
+      }),
     );
   }
   async change(change: EnforcedChange) {
@@ -72,15 +74,35 @@ const op = fc.oneof(
     hosts: fc.subarray(['h1', 'h2']),
   }),
   fc.record({ kind: fc.constant('sweep'), minutes: fc.nat(20) }),
+  fc.record({
+    kind: fc.constant('ssh sources'),
+    vm: fc.nat(2),
+    sources: fc.option(fc.subarray(['203.0.113.0/24', '203.0.113.7/32', '198.51.100.0/22', '192.0.2.0/24']), {
+      nil: undefined,
+    }),
+  }),
   fc.record({ kind: fc.constant('restart') }),
 );
 
-/** Small caps, so random sequences reach them; secure enforces placement, service trusts hosts. */
+/**
+ * Small caps, so random sequences reach them; secure enforces placement, service trusts hosts; SSH access on
+ * both, three ports each (one of the secure ones taken by another program), so ports run out and come back.
+ */
 const site = parseSite({
   backend: { registrations: { perHost: 3, perVm: 2, expireAfter: '10m', expireGrace: '5m' } },
-  networks: { secure: { preset: 'secure' }, service: { preset: 'service', placement: 'trust-hosts' } },
+  networks: {
+    secure: { preset: 'secure', ssh: { ports: '2200-2203', sources: ['203.0.113.0/24', '198.51.100.0/24'] } },
+    service: { preset: 'service', placement: 'trust-hosts', ssh: { ports: '3300-3302', quarantine: '5m' } },
+  },
 });
-const REFUSED = ['E_MAC_CONFLICT', 'E_NOT_PLACED', 'E_QUOTA_EXCEEDED'];
+const LISTENING: ReadonlySet<number> = new Set([2201]);
+const REFUSED = [
+  'E_MAC_CONFLICT',
+  'E_NOT_PLACED',
+  'E_QUOTA_EXCEEDED',
+  'E_SSH_PORTS_EXHAUSTED',
+  'E_SSH_SOURCES_OUTSIDE',
+];
 
 describe('Registry', () => {
   it('sends changes whose composition always equals the store (random operation sequences)', async () => {
@@ -89,7 +111,7 @@ describe('Registry', () => {
         const store = openStore(':memory:');
         const kernel = new ModelEnforcer();
         let clock = 1_000_000;
-        const options = { now: () => clock };
+        const options = { now: () => clock, listeningPorts: async () => LISTENING };
         let registry = new Registry(site, store, kernel, options);
         await registry.start();
         for (const o of ops) {
@@ -118,6 +140,8 @@ describe('Registry', () => {
             } else if (o.kind === 'sweep') {
               clock += o.minutes * 60_000;
               await registry.sweep();
+            } else if (o.kind === 'ssh sources') {
+              await registry.setSshSources(vms[o.vm]!, o.sources, 'ops');
             } else {
               registry = new Registry(site, store, kernel, options);
               await registry.start();
@@ -137,7 +161,26 @@ describe('Registry', () => {
         const counted = [...registry.registrationCounts()].filter(([, n]) => n !== 0);
         expect(Object.fromEntries(counted)).toEqual(Object.fromEntries(store.registrations.countByNetwork()));
         const expected = new ModelEnforcer();
-        await expected.rebuild({ registrations: store.registrations.list(), allowLists: store.allowLists.list() });
+        // SSH: every registered NIC holds one port of its network's range, none another program listens on;
+        // no port is held by a NIC that is not registered.
+        const held = store.sshPorts.list();
+        expect(held.map((p) => `${p.network}/${p.mac}`).sort()).toEqual(all.map((r) => `${r.network}/${r.mac}`).sort());
+        for (const p of held) {
+          expect(p.port).toBeGreaterThanOrEqual(p.network === 'secure' ? 2200 : 3300);
+          expect(p.port).toBeLessThanOrEqual(p.network === 'secure' ? 2203 : 3302);
+          expect(LISTENING.has(p.port)).toBe(false);
+        }
+        await expected.rebuild({
+          registrations: store.registrations.list(),
+          allowLists: store.allowLists.list(),
+          ssh: registry.sshForwards().map((f) => ({
+            network: f.network,
+            mac: f.mac,
+            port: f.port,
+            sources: f.sources,
+            narrowed: f.narrowed,
+          })),
+        });
         expect(kernel.nics).toEqual(expected.nics);
         store.close();
       }),

@@ -35,7 +35,11 @@ describe('listening TCP ports', () => {
   it('reads at most once per max age', async () => {
     let reads = 0;
     let now = 0;
-    const ports = new ListeningPorts(1000, async () => new Set([++reads]), () => now);
+    const ports = new ListeningPorts(
+      1000,
+      async () => new Set([++reads]),
+      () => now,
+    );
     expect([...(await ports.get())]).toEqual([1]);
     now = 1000;
     expect([...(await ports.get())]).toEqual([1]);
