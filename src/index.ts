@@ -60,6 +60,7 @@ export type {
   RegistrationLimits,
   Reservation,
   Site,
+  SshAccess,
   Uplink,
 } from './site/model.js';
 export { parseSite, checkSite, defaultSite, type SiteCheck } from './site/parse.js';
@@ -102,6 +103,8 @@ export {
   API_PATHS,
   vmAllowListPath,
   vmPlacementPath,
+  vmSshPath,
+  vmSshSourcesPath,
   type ApiPaths,
   type PlacementBody,
   type PlacementAnswer,
@@ -130,6 +133,11 @@ export {
   type ReconcileAnswer,
   type RegistrationsAnswer,
   type ErrorAnswer,
+  type SshMapping,
+  type SshForwardAnswer,
+  type SshForwardsAnswer,
+  type SshSourcesBody,
+  type VmSshAnswer,
 } from './protocol/api.js';
 
 // Backend gateway: nftables, dnsmasq
@@ -177,6 +185,9 @@ export { AdminClient } from './backend/api/admin-client.js';
 export { Metrics } from './backend/api/metrics.js';
 export { StoreError } from './errors/store-error.js';
 export { RegistryError, type RegistryErrorCode } from './errors/registry-error.js';
+export { SshAccessError, type SshAccessErrorCode } from './errors/ssh-access-error.js';
+export { intersectSources, nicSources, checkNarrowing } from './backend/ssh/sources.js';
+export { listeningTcpPorts, listeningPortsIn, ListeningPorts } from './backend/ssh/listening.js';
 export { ApiError } from './errors/api-error.js';
 export { FirewallUnavailableError } from './errors/firewall-unavailable-error.js';
 export { BackendRequestError } from './errors/backend-request-error.js';

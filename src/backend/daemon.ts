@@ -17,6 +17,7 @@ import { Metrics } from './api/metrics.js';
 import { buildApi } from './api/server.js';
 import { DnsService } from './dns/service.js';
 import { NftGateway } from './nft/gateway.js';
+import { ListeningPorts } from './ssh/listening.js';
 import { openStore, type Store } from './store/store.js';
 import { DnsmasqFleet } from './service/dnsmasq-fleet.js';
 import { GatewayEnforcer } from './service/gateway-enforcer.js';
@@ -131,7 +132,9 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
       end();
     },
   };
-  const registry = new Registry(site, store, timed, { audit: auditLine });
+  // SSH ports skip those other programs listen on in this namespace (read at most once a second).
+  const listening = new ListeningPorts();
+  const registry = new Registry(site, store, timed, { audit: auditLine, listeningPorts: () => listening.get() });
   const guard = new TableGuard({
     site,
     // The rebuild re-creates the dns_* sets empty and tells the DNS front (GatewayEnforcer.rebuildFirewall).

@@ -10,6 +10,7 @@ import type { CliIo } from './io.js';
 import { addPlacementCommands } from './placement.js';
 import { addRenderCommands } from './render.js';
 import { addSchemaCommand } from './schema.js';
+import { addSshCommands } from './ssh.js';
 import { addValidateCommand } from './validate.js';
 
 /** The package version, shown by `--version` (read from package.json, two levels up in src/ and dist/). */
@@ -34,6 +35,7 @@ export function createProgram(io: CliIo): Command {
   addAllowCommands(program, io);
   addPlacementCommands(program, io);
   addGroupCommands(program, io);
+  addSshCommands(program, io);
   addHostCommands(program, io);
   addDoctorCommand(program, io);
   addHookCommands(program, io);

@@ -3,12 +3,16 @@ import {
   vmAllowListPath,
   vmGroupPath,
   vmPlacementPath,
+  vmSshPath,
+  vmSshSourcesPath,
   type AllowEntryBody,
   type AllowListAnswer,
   type AllowListsAnswer,
   type PlacementAnswer,
   type SetPlacementAnswer,
   type VmGroupAnswer,
+  type SshForwardsAnswer,
+  type VmSshAnswer,
 } from '../../protocol/api.js';
 import { BackendClient, type BackendClientOptions } from './client.js';
 
@@ -28,6 +32,7 @@ import { BackendClient, type BackendClientOptions } from './client.js';
  * const admin = new AdminClient({ url: 'https://198.18.0.1:8443', token, ca });
  * await admin.setPlacement(vmUuid, ['kvm-07']);
  * await admin.setAllowList(vmUuid, [{ address: '203.0.113.10', protocol: 'tcp', ports: 443 }]);
+ * await admin.setSshSources(vmUuid, ['198.51.100.0/24']); // who may SSH into it through the backend
  */
 export class AdminClient {
   private readonly client: BackendClient;
@@ -77,5 +82,35 @@ export class AdminClient {
   /** A VM's group. */
   group(vmUuid: string): Promise<VmGroupAnswer> {
     return this.client.call('GET', vmGroupPath(vmUuid));
+  }
+
+  /**
+   * Every SSH forward: per registered NIC on a network with SSH access, the
+   * backend port (and address) whose connections reach its port 22.
+   */
+  sshForwards(): Promise<SshForwardsAnswer> {
+    return this.client.call('GET', API_PATHS.sshForwards);
+  }
+
+  /** A VM's SSH access: its NICs' forwards and its narrowed client networks (`null`: the site's). */
+  vmSsh(vmUuid: string): Promise<VmSshAnswer> {
+    return this.client.call('GET', vmSshPath(vmUuid));
+  }
+
+  /**
+   * Narrow who may SSH into a VM through the backend to `sources` (IPv4
+   * networks or addresses inside the site's; empty: nobody). Connections from
+   * client networks it loses are ended.
+   *
+   * @throws {BackendRequestError} `E_BACKEND_REFUSED` with backend code `E_SSH_SOURCES_OUTSIDE` for a source the
+   * site does not allow.
+   */
+  setSshSources(vmUuid: string, sources: readonly string[]): Promise<VmSshAnswer> {
+    return this.client.call('PUT', vmSshSourcesPath(vmUuid), { sources });
+  }
+
+  /** Give a VM each network's site sources again. */
+  resetSshSources(vmUuid: string): Promise<VmSshAnswer> {
+    return this.client.call('DELETE', vmSshSourcesPath(vmUuid));
   }
 }

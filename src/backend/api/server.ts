@@ -9,6 +9,8 @@ import {
   type ReconcileAnswer,
   type RegisterAnswer,
   type SetPlacementAnswer,
+  type SshForwardsAnswer,
+  type VmSshAnswer,
 } from '../../protocol/api.js';
 import {
   AllowListBody,
@@ -17,6 +19,7 @@ import {
   PlacementBody,
   ReconcileBody,
   RegisterBody,
+  SshSourcesBody,
   VmParams,
 } from '../../protocol/schemas.js';
 import type { AllowListLimits, ApiLimits } from '../../site/model.js';
@@ -64,6 +67,9 @@ const STATUS: Record<string, number> = {
   E_QUOTA_EXCEEDED: 429,
   E_ADDRESS_EXHAUSTED: 503,
   E_FIREWALL_UNAVAILABLE: 503,
+  E_SSH_PORTS_EXHAUSTED: 503,
+  E_SSH_PORT_IN_USE: 503,
+  E_SSH_SOURCES_OUTSIDE: 422,
 };
 
 const DEFAULT_RATE_LIMITS: ApiLimits = { requestsPerMinute: 1200, unauthenticatedPerMinute: 60 };
@@ -73,9 +79,11 @@ const DEFAULT_ALLOW_LIST_LIMITS: AllowListLimits = { entries: 256, elementsPerEn
  * Build the backend's HTTP API (not yet listening).
  *
  * Host routes (host token): `POST /v1/register`, `POST /v1/deregister`,
- * `POST /v1/reconcile`, `GET /v1/registrations` (own). Admin routes (admin
- * token): `PUT|GET /v1/vms/:uuid/allow-list`, `PUT|GET /v1/vms/:uuid/placement`,
- * `GET /v1/allow-lists`, `GET /v1/registrations?all`. `GET /metrics`: a
+ * `POST /v1/reconcile`, `GET /v1/registrations` and `GET /v1/ssh` (own).
+ * Admin routes (admin token): `PUT|GET /v1/vms/:uuid/allow-list`,
+ * `PUT|GET /v1/vms/:uuid/placement`, `GET /v1/allow-lists`,
+ * `GET /v1/vms/:uuid/ssh`, `PUT|DELETE /v1/vms/:uuid/ssh/sources`, and
+ * `GET /v1/registrations` and `GET /v1/ssh` (all). `GET /metrics`: a
  * metrics or admin token. Open: `GET /healthz`. Every request but `/healthz`
  * is rate-limited per token (per client address without a valid one). Every
  * refusal is `{ error: { code, message, issues? } }` with a 4xx, changes
@@ -185,6 +193,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
         ...(gatewayMac === undefined ? {} : { gatewayMac }),
         network: nic.network,
         mac: nic.mac,
+        ...(result.ssh ? { ssh: result.ssh } : {}),
       };
     });
 
@@ -239,6 +248,30 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       authenticate(request, store.tokens, 'admin');
       const { uuid } = parse(VmParams, request.params, 'params');
       return { vmUuid: uuid, hosts: registry.placement(uuid) };
+    });
+
+    api.get(API_PATHS.sshForwards, async (request): Promise<SshForwardsAnswer> => {
+      const principal = authenticate(request, store.tokens, 'host', 'admin');
+      return { forwards: registry.sshForwards(principal.role === 'admin' ? {} : { hostId: principal.name }) };
+    });
+
+    api.get(API_PATHS.vmSsh, async (request): Promise<VmSshAnswer> => {
+      authenticate(request, store.tokens, 'admin');
+      const { uuid } = parse(VmParams, request.params, 'params');
+      return registry.vmSsh(uuid);
+    });
+
+    api.put(API_PATHS.vmSshSources, async (request): Promise<VmSshAnswer> => {
+      const admin = authenticate(request, store.tokens, 'admin');
+      const { uuid } = parse(VmParams, request.params, 'params');
+      const { sources } = parse(SshSourcesBody, request.body, 'body');
+      return registry.setSshSources(uuid, sources, admin.name);
+    });
+
+    api.delete(API_PATHS.vmSshSources, async (request): Promise<VmSshAnswer> => {
+      const admin = authenticate(request, store.tokens, 'admin');
+      const { uuid } = parse(VmParams, request.params, 'params');
+      return registry.setSshSources(uuid, undefined, admin.name);
     });
 
     api.get(API_PATHS.allowLists, async (request) => {

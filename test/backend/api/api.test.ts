@@ -24,6 +24,70 @@ afterEach(async () => {
   backend.store.close();
 });
 
+describe('SSH access', () => {
+  it('answers the forward in the registration, lists it per VM, per host and all', async () => {
+    const { json } = await backend.call('POST', '/v1/register', 'host', BASE_NIC);
+    expect(json.ssh).toEqual({ port: 22000 });
+    const forward = {
+      vmUuid: BASE_NIC.vmUuid,
+      vmName: 'vm-1',
+      network: 'secure',
+      mac: BASE_NIC.mac,
+      ip: json.ip,
+      port: 22000,
+      sources: ['0.0.0.0/0'],
+      narrowed: false,
+    };
+    expect((await backend.call('GET', '/v1/ssh', 'admin')).json).toEqual({ forwards: [forward] });
+    expect((await backend.call('GET', '/v1/ssh', 'host')).json).toEqual({ forwards: [forward] });
+    expect((await backend.call('GET', '/v1/ssh', 'other-host')).json).toEqual({ forwards: [] });
+    expect((await backend.call('GET', `/v1/vms/${BASE_NIC.vmUuid}/ssh`, 'admin')).json).toEqual({
+      vmUuid: BASE_NIC.vmUuid,
+      sources: null,
+      forwards: [forward],
+    });
+  });
+
+  it('narrows and resets a VM sources; an address means its /32', async () => {
+    await backend.call('POST', '/v1/register', 'host', BASE_NIC);
+    const url = `/v1/vms/${BASE_NIC.vmUuid}/ssh/sources`;
+    const set = await backend.call('PUT', url, 'admin', { sources: ['203.0.113.7', '198.51.100.0/24'] });
+    expect(set.status).toBe(200);
+    expect(set.json).toMatchObject({ sources: ['203.0.113.7/32', '198.51.100.0/24'] });
+    expect(set.json.forwards[0]).toMatchObject({ sources: ['203.0.113.7/32', '198.51.100.0/24'], narrowed: true });
+    expect(enforcer.changes.at(-1)?.after[0]?.ssh?.narrowed).toBe(true);
+    const reset = await backend.call('DELETE', url, 'admin');
+    expect(reset.json).toMatchObject({ sources: null, forwards: [{ narrowed: false, sources: ['0.0.0.0/0'] }] });
+  });
+
+  it('refuses sources outside the site with 422 E_SSH_SOURCES_OUTSIDE, and ports exhausted with 503', async () => {
+    const narrow = parseSite({
+      networks: { secure: { preset: 'secure', ssh: { ports: '2200-2200', sources: ['198.51.100.0/24'] } } },
+    });
+    const other = await backendFixture(new RecordingEnforcer(), narrow);
+    try {
+      for (const [vm, hosts] of PLACEMENTS) await other.place(vm, hosts);
+      await other.place(VM4, ['kvm-1']);
+      const refused = await other.call('PUT', `/v1/vms/${BASE_NIC.vmUuid}/ssh/sources`, 'admin', {
+        sources: ['203.0.113.0/24'],
+      });
+      expect(refused.status).toBe(422);
+      expect(refused.json.error).toMatchObject({ code: 'E_SSH_SOURCES_OUTSIDE' });
+      expect((await other.call('POST', '/v1/register', 'host', BASE_NIC)).json.ssh).toEqual({ port: 2200 });
+      const full = await other.call('POST', '/v1/register', 'host', {
+        ...BASE_NIC,
+        vmUuid: VM4,
+        mac: '52:54:00:00:00:04',
+      });
+      expect(full.status).toBe(503);
+      expect(full.json.error).toMatchObject({ code: 'E_SSH_PORTS_EXHAUSTED' });
+    } finally {
+      await other.app.close();
+      other.store.close();
+    }
+  });
+});
+
 describe('registration', () => {
   it('registers a NIC, answers its reserved IP, and is idempotent', async () => {
     const first = await backend.call('POST', '/v1/register', 'host', BASE_NIC);

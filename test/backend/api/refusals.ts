@@ -1,7 +1,7 @@
 /** One request the API must refuse, and how. */
 export interface Refusal {
   readonly name: string;
-  readonly method: 'GET' | 'POST' | 'PUT';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   readonly url: string;
   /** Which token to send: a host's, the other host's, the admin's, the metrics scraper's, a forged one, or none. */
   readonly auth: 'host' | 'other-host' | 'admin' | 'metrics' | 'none' | 'forged' | 'malformed';
@@ -343,6 +343,58 @@ export const REFUSALS: readonly Refusal[] = [
     body: { entries: [] },
     status: 400,
     code: 'E_REQUEST_INVALID',
+  },
+  {
+    name: 'a host token narrowing SSH sources',
+    method: 'PUT',
+    url: `/v1/vms/${VM}/ssh/sources`,
+    auth: 'host',
+    body: { sources: ['203.0.113.0/24'] },
+    status: 403,
+    code: 'E_FORBIDDEN',
+  },
+  {
+    name: "a host token resetting a VM's SSH sources",
+    method: 'DELETE',
+    url: `/v1/vms/${VM}/ssh/sources`,
+    auth: 'other-host',
+    status: 403,
+    code: 'E_FORBIDDEN',
+  },
+  {
+    name: 'an SSH source with host bits',
+    method: 'PUT',
+    url: `/v1/vms/${VM}/ssh/sources`,
+    auth: 'admin',
+    body: { sources: ['203.0.113.7/24'] },
+    status: 400,
+    code: 'E_REQUEST_INVALID',
+  },
+  {
+    name: 'an SSH source with an injected command',
+    method: 'PUT',
+    url: `/v1/vms/${VM}/ssh/sources`,
+    auth: 'admin',
+    body: { sources: ['203.0.113.0/24 } ; flush ruleset'] },
+    status: 400,
+    code: 'E_REQUEST_INVALID',
+  },
+  {
+    name: 'too many SSH sources',
+    method: 'PUT',
+    url: `/v1/vms/${VM}/ssh/sources`,
+    auth: 'admin',
+    body: { sources: Array.from({ length: 65 }, (_, i) => `10.${i}.0.0/16`) },
+    status: 400,
+    code: 'E_REQUEST_INVALID',
+  },
+  {
+    name: "a host token reading a VM's SSH access",
+    method: 'GET',
+    url: `/v1/vms/${VM}/ssh`,
+    auth: 'host',
+    status: 403,
+    code: 'E_FORBIDDEN',
   },
 ];
 
