@@ -10,7 +10,8 @@
 # what each may reach: the secure one resolves an allowed name (answered by the
 # backend's DNS front, which opens the answer for that VM) and fetches from it,
 # and is refused another name and another port; the service one goes where
-# it likes.
+# it likes. Then an SSH login from the internet into the secure guest, through a
+# port of the backend forwarded (nftables DNAT) to the guest's port 22.
 #
 #   bash scripts/demo.sh           about 1-3 minutes; removes everything at the end
 #   bash scripts/demo.sh --keep    leaves it all running, and says how to look around
@@ -96,6 +97,7 @@ on_exit() {
   virsh -c qemu:///system console $SERVICE_VM     # the same in the service guest
   cat $work/$SECURE_VM.console      # everything the secure guest printed
   ip netns exec $BK nft list table inet ticrypt   # the backend's firewall
+  ip netns exec $NET ssh -i $work/id_ed25519 -p \$PORT root@203.0.113.1   # PORT from: node dist/cli/main.js ssh ls --backend $API --token-file $work/admin.token
   cat $work/state/dnsmasq/secure/leases      # the secure network's DHCP leases
   tail $work/backend.log      # the backend service's log (audit lines)
 tear down:
@@ -254,7 +256,7 @@ sed 's/^/[$vm]   /' /etc/resolv.conf
 EOF
   for s in "$@"; do printf '%s\n' "step $s"; done
 }
-boot_guest() { # name network mac uuid script
+boot_guest() { # name network mac uuid script [authorized ssh key]
   local nic
   nic=$(cli render interface --network "$2" --mac "$3" --site "$work/site.yaml" |
     sed "s|</interface>|  <driver><host csum='off'/></driver>\n</interface>|")
@@ -268,7 +270,7 @@ boot_guest() { # name network mac uuid script
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$guest/vmlinuz</kernel>
     <initrd>$guest/initrd.gz</initrd>
-    <cmdline>console=ttyS0 quiet loglevel=3 cryptomgr.notests panic=-1 tn.name=$1 tn.run=$(printf '%s' "$5" | base64 -w 0)</cmdline>
+    <cmdline>console=ttyS0 quiet loglevel=3 cryptomgr.notests panic=-1 tn.name=$1 tn.run=$(printf '%s' "$5" | base64 -w 0)${6:+ tn.ssh=$(printf '%s' "$6" | base64 -w 0)}</cmdline>
   </os>
   <features><acpi/></features>
   <on_reboot>destroy</on_reboot>
@@ -296,6 +298,7 @@ say "the VM launcher places both VMs on this host: only its hook may register th
 run cli placement set "$SECURE_UUID" demo-host --backend "$API" --token-file "$work/admin.token"
 run cli placement set "$SERVICE_UUID" demo-host --backend "$API" --token-file "$work/admin.token"
 
+ssh-keygen -q -t ed25519 -N '' -C ticrypt-net-demo -f "$work/id_ed25519"
 say "the VM launcher: one guest per network (a Linux kernel and a busybox initramfs), NICs rendered by ticrypt-net"
 cli render interface --network secure --mac 52:54:00:d3:e0:01 --site "$work/site.yaml"
 boot_guest "$SECURE_VM" secure 52:54:00:d3:e0:01 "$SECURE_UUID" "$(guest_script secure-vm \
@@ -303,7 +306,7 @@ boot_guest "$SECURE_VM" secure 52:54:00:d3:e0:01 "$SECURE_UUID" "$(guest_script 
   'fetch wget -q -O- http://files.example/hello.txt' \
   'resolve-other nslookup -type=a other.example' \
   'other-port timeout 3 wget -q -O- http://files.example:8080/' \
-  'other-address timeout 3 wget -q -O- http://198.51.100.20/')"
+  'other-address timeout 3 wget -q -O- http://198.51.100.20/')" "$(cat "$work/id_ed25519.pub")"
 boot_guest "$SERVICE_VM" service 52:54:00:d3:e0:02 "$SERVICE_UUID" "$(guest_script service-vm \
   'resolve nslookup -type=a other.example' \
   'fetch wget -q -O- http://other.example/' \
@@ -355,6 +358,16 @@ echo "the backend's counter of dropped secure egress:"
 ip netns exec "$BK" nft list counter inet ticrypt dropped_egress | grep packets
 echo "what the DNS front's answer opened for the secure VM (its NIC id . address . protocol . port, for a while):"
 ip netns exec "$BK" nft list set inet ticrypt dns_p16 | grep -E '^\s+elements' || true
+
+say "SSH into the secure VM from the internet, through the backend: its NIC's backend port, forwarded to its port 22"
+run cli ssh ls --backend "$API" --token-file "$work/admin.token"
+ssh_port=$(cli ssh ls --vm "$SECURE_UUID" --backend "$API" --token-file "$work/admin.token" | sed -n 's/.*:\([0-9]*\) -> .*/\1/p')
+[ -n "$ssh_port" ] || { echo "demo: the secure VM has no SSH forward" >&2; exit 1; }
+ssh_opts=(-i "$work/id_ed25519" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+login=$(run ip netns exec "$NET" ssh "${ssh_opts[@]}" -p "$ssh_port" root@203.0.113.1 \
+  'echo "logged in to $(hostname) as $(id -un), from ${SSH_CLIENT%% *}"; ip -4 addr show dev eth0 | grep inet')
+echo "$login"
+grep -q "^logged in to $SECURE_VM as root, from 203.0.113.2" <<<"$login" || { echo "demo: the SSH login failed" >&2; exit 1; }
 
 if [ -n "$keep" ]; then
   echo "ready in $((SECONDS - t0)) s (set-up $setup_s s)"
