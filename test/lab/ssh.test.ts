@@ -47,6 +47,8 @@ describe.skipIf(!available)('SSH access through the backend firewall: real ssh i
   const port = {} as Record<GuestName, number>;
   const sessions: SshSession[] = [];
   let tokenDir = '';
+  /** Another program on the backend listening on the range's first port: the service must skip it. */
+  let squatter: (Promise<unknown> & { kill: (signal?: NodeJS.Signals) => boolean }) | undefined;
 
   const lab = (): BackendLab<never> => {
     if (built === undefined) throw new Error('the lab was not built');
@@ -100,17 +102,27 @@ describe.skipIf(!available)('SSH access through the backend firewall: real ssh i
     });
     tokenDir = await mkdtemp(join(tmpdir(), `ticrypt-${p}-tokens-`));
     await writeFile(join(tokenDir, 'ops'), `${built.tokens.ops}\n`, { mode: 0o600 });
+    squatter = execa(
+      'ip',
+      ['netns', 'exec', built.backend.name, 'socat', `TCP-LISTEN:${PORTS.from},fork`, '/dev/null'],
+      {
+        reject: false,
+        stdin: 'ignore',
+      },
+    );
     await built.startService();
   });
 
   afterAll(async () => {
     for (const session of sessions) await session.close();
     await guests?.destroyAll();
+    squatter?.kill('SIGKILL');
+    await squatter;
     await built?.remove();
     if (tokenDir) await rm(tokenDir, { recursive: true, force: true });
   });
 
-  it('answers each registration a port of the range, and lists them (API and `ssh ls`)', async () => {
+  it('answers each registration a port of the range (not one another program listens on), and lists them (API and `ssh ls`)', async () => {
     const ips = {} as Record<GuestName, string>;
     for (const name of Object.keys(GUESTS) as GuestName[]) {
       const answer = await register(name);
@@ -120,6 +132,7 @@ describe.skipIf(!available)('SSH access through the backend firewall: real ssh i
       ips[name] = answer.ip;
     }
     expect(port.g1).not.toBe(port.g2);
+    expect([port.g1, port.g2]).not.toContain(PORTS.from); // socat listens there
     const ls = await cli('ssh', 'ls');
     expect(ls.exitCode, ls.stderr).toBe(0);
     expect(ls.stdout).toContain(`${GUESTS.g1.vm}\tvm-g1\tsecure\t*:${port.g1} -> ${ips.g1}:22\t203.0.113.0/24\n`);
@@ -165,7 +178,8 @@ describe.skipIf(!available)('SSH access through the backend firewall: real ssh i
     const internet = lab().internet;
     // An attacker on the uplink routes the VM network to the backend and aims at the VMs directly.
     await internet.run('ip', ['route', 'add', '192.168.128.0/17', 'via', BACKEND]);
-    const unassigned = [PORTS.from, PORTS.to].find((n) => n !== port.g1 && n !== port.g2)!;
+    const unassigned = PORTS.to; // (the first port is the squatter's)
+    expect([port.g1, port.g2]).not.toContain(unassigned);
     const probes = await Promise.all([
       tcpProbe(internet, guest.g1.ip!, 22),
       tcpProbe(internet, guest.g1.ip!, 80),
