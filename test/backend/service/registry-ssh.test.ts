@@ -10,6 +10,7 @@ import { openStore, type Store } from '../../../src/backend/store/store.js';
 import { parseSite } from '../../../src/site/parse.js';
 import type { Site } from '../../../src/site/model.js';
 import { RecordingEnforcer } from '../../support/recording-enforcer.js';
+import { settledCode as code } from '../../support/error-code.js';
 
 const site = parseSite({
   networks: {
@@ -50,12 +51,6 @@ beforeEach(async () => {
   await start();
   for (const n of [1, 2, 3, 4, 5]) await registry.setPlacement(vm(n), ['kvm-1'], 'ops');
 });
-
-const code = (promise: Promise<unknown>) =>
-  promise.then(
-    () => 'ok',
-    (error: { code?: string }) => error.code,
-  );
 
 describe('SSH ports', () => {
   it('gives a registered NIC a port, the same on every register, in the answer and the enforced view', async () => {

@@ -8,6 +8,7 @@ import { Registry, type AuditEvent } from '../../../src/backend/service/registry
 import { openStore, type Store } from '../../../src/backend/store/store.js';
 import { parseSite } from '../../../src/site/parse.js';
 import { RecordingEnforcer } from '../../support/recording-enforcer.js';
+import { settledCode as code } from '../../support/error-code.js';
 
 const site = parseSite({
   backend: {
@@ -34,12 +35,6 @@ beforeEach(async () => {
   registry = new Registry(site, store, enforcer, { audit: (e) => audits.push(e), now: () => clock });
   await registry.start();
 });
-
-const code = (promise: Promise<unknown>) =>
-  promise.then(
-    () => 'ok',
-    (error: { code?: string }) => error.code,
-  );
 
 describe('placement', () => {
   it('lets only a placed host register on an enforcing network; any host on a trusting one', async () => {
