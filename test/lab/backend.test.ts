@@ -344,7 +344,7 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
     expect(await dhcpLease(vm.a, 'eth0', 3)).toBeUndefined();
   });
 
-  it('refuses the 34 bad requests on the real service, changing neither the store nor the table', async () => {
+  it('refuses the 40 bad requests on the real service, changing neither the store nor the table', async () => {
     const table = () => lab().table();
     for (const [vm, hosts] of PLACEMENTS) await place(vm, hosts);
     const base = await call('POST', '/v1/register', 'host', BASE_NIC);
@@ -353,11 +353,12 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
       registrations: (await call('GET', '/v1/registrations', 'admin')).json,
       allowLists: (await call('GET', '/v1/allow-lists', 'admin')).json,
       baseAllowList: (await call('GET', `/v1/vms/${BASE_NIC.vmUuid}/allow-list`, 'admin')).json,
+      ssh: (await call('GET', '/v1/ssh', 'admin')).json,
       table: await table(),
     });
     const before = await state();
     expect(before.table).toContain(`"${secure.gatewayInterface}" . ${BASE_NIC.mac} . ${base.json.ip}`);
-    expect(REFUSALS).toHaveLength(34);
+    expect(REFUSALS).toHaveLength(40);
     for (const refusal of REFUSALS) {
       const { status, json } = await call(refusal.method, refusal.url, refusal.auth, refusal.body, refusal.raw);
       expect({ name: refusal.name, status, code: json?.error?.code }).toEqual({
