@@ -5,7 +5,6 @@
  * lists or rewrites the table. (What the DNS front opens per answer goes
  * through its own transactions: see dns-opens.ts.)
  */
-import { nftCheck } from '../checks.js';
 import type { Site } from '../../site/model.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
 import { dedupe, elementId, groupBySet, identityElements, nicIdText, type NftElement } from './elements.js';
