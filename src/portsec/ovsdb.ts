@@ -10,6 +10,7 @@
  * May not: write to the database, or grow beyond what the hook reads.
  */
 import { connect } from 'node:net';
+import { exchange } from '../exec/socket-exchange.js';
 import { OvsdbReadError } from '../errors/ovsdb-read-error.js';
 import { ProgramOutputError } from '../errors/program-output-error.js';
 import { joinOvsState, OVS_COLUMNS, type OvsRow } from '../host/ovs-json.js';
@@ -41,52 +42,31 @@ export function readOvsdb(timeoutMs: number, path = ovsdbSocket()): Promise<OvsS
     method: 'transact',
     params: ['Open_vSwitch', select('Bridge'), select('Port'), select('Interface')],
   };
-  return new Promise<OvsSnapshot>((resolve, reject) => {
-    const socket = connect({ path });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const finish = (error: Error | undefined, value?: OvsSnapshot) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      if (error) reject(error);
-      else resolve(value!);
-    };
-    const timer = setTimeout(
-      () => finish(new OvsdbReadError(path, `ovsdb-server at ${path} gave no answer within ${timeoutMs} ms`)),
-      Math.max(1, timeoutMs),
-    );
-    socket.on('connect', () => socket.write(JSON.stringify(request)));
-    socket.on('error', (error) =>
-      finish(
+  const socket = connect({ path });
+  socket.on('connect', () => socket.write(JSON.stringify(request)));
+  return exchange(socket, {
+    timeoutMs,
+    maxBytes: MAX_ANSWER,
+    eager: true,
+    parse: (raw) => {
+      let answer: { id?: unknown; result?: unknown; error?: unknown };
+      try {
+        answer = JSON.parse(raw.toString('utf8')) as typeof answer;
+      } catch {
+        return undefined; // Not all of it yet.
+      }
+      return snapshotOf(path, answer);
+    },
+    errors: {
+      timeout: () => new OvsdbReadError(path, `ovsdb-server at ${path} gave no answer within ${timeoutMs} ms`),
+      tooLarge: () => new OvsdbReadError(path, `ovsdb-server answered more than ${MAX_ANSWER} bytes`),
+      closed: () => new OvsdbReadError(path, `ovsdb-server at ${path} closed the connection without an answer`),
+      socket: (error) =>
         new OvsdbReadError(
           path,
           `cannot reach ovsdb-server at ${path}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
         ),
-      ),
-    );
-    socket.on('close', () =>
-      finish(new OvsdbReadError(path, `ovsdb-server at ${path} closed the connection without an answer`)),
-    );
-    socket.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_ANSWER)
-        return finish(new OvsdbReadError(path, `ovsdb-server answered more than ${MAX_ANSWER} bytes`));
-      chunks.push(chunk);
-      let answer: { id?: unknown; result?: unknown; error?: unknown };
-      try {
-        answer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof answer;
-      } catch {
-        return; // Not all of it yet.
-      }
-      try {
-        finish(undefined, snapshotOf(path, answer));
-      } catch (error) {
-        finish(error as Error);
-      }
-    });
+    },
   });
 }
 

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { exchange } from '../../exec/socket-exchange.js';
 import { BackendRequestError } from '../../errors/backend-request-error.js';
 import type { ApiPaths } from '../../protocol/api.js';
 import type { HookConfig } from '../setup/config-types.js';
@@ -68,46 +69,30 @@ export async function httpTransport(config: HookConfig, token: string): Promise<
     return pending;
   };
   let spare: Pending | undefined;
-  const send: Transport = (path, body, timeoutMs) =>
-    new Promise<Answer>((resolve, reject) => {
-      const payload = Buffer.from(JSON.stringify(body), 'utf8');
-      const target = new URL(path, base);
-      const head =
-        `POST ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${base.host}\r\n` +
-        `Authorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: application/json\r\n` +
-        `Content-Length: ${payload.length}\r\nConnection: close\r\n\r\n`;
-      const connection = spare ?? open();
-      spare = undefined;
-      const { socket } = connection;
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let settled = false;
-      const finish = (error: Error | undefined, answer?: Answer) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        socket.destroy();
-        if (error) reject(error);
-        else resolve(answer!);
-      };
-      const timer = setTimeout(() => finish(unreachable(`no answer within ${timeoutMs} ms`)), Math.max(1, timeoutMs));
-      socket.setNoDelay(true);
-      socket.once(tls ? 'secureConnect' : 'connect', () => socket.write(Buffer.concat([Buffer.from(head), payload])));
-      socket.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_ANSWER) return finish(unreachable(`answer larger than ${MAX_ANSWER} bytes`));
-        chunks.push(chunk);
-      });
-      socket.on('error', (error) => finish(error));
-      socket.on('end', () => {
-        try {
-          finish(undefined, parseAnswer(Buffer.concat(chunks)));
-        } catch (error) {
-          finish(error as Error);
-        }
-      });
-      socket.on('close', () => finish(unreachable('connection closed before an answer')));
+  const send: Transport = (path, body, timeoutMs) => {
+    const payload = Buffer.from(JSON.stringify(body), 'utf8');
+    const target = new URL(path, base);
+    const head =
+      `POST ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${base.host}\r\n` +
+      `Authorization: Bearer ${token}\r\nContent-Type: application/json\r\nAccept: application/json\r\n` +
+      `Content-Length: ${payload.length}\r\nConnection: close\r\n\r\n`;
+    const connection = spare ?? open();
+    spare = undefined;
+    const { socket } = connection;
+    socket.setNoDelay(true);
+    socket.once(connectEvent, () => socket.write(Buffer.concat([Buffer.from(head), payload])));
+    return exchange(socket, {
+      timeoutMs,
+      maxBytes: MAX_ANSWER,
+      parse: parseAnswer,
+      errors: {
+        timeout: () => unreachable(`no answer within ${timeoutMs} ms`),
+        tooLarge: () => unreachable(`answer larger than ${MAX_ANSWER} bytes`),
+        closed: () => unreachable('connection closed before an answer'),
+        socket: (error) => error,
+      },
     });
+  };
   send.preconnect = () => {
     spare ??= open();
   };
