@@ -52,3 +52,6 @@ export const DEFAULT_ADMIN_TOKEN_FILE = '/etc/ticrypt-net/admin.token';
 
 /** The backend API on the management network, as the presets place it. */
 export const DEFAULT_BACKEND_URL = 'https://198.18.0.1:8443';
+
+/** The backend's audit records: one JSON-lines file per UTC day, hash-chained (`backend.auditStore.dir`). */
+export const DEFAULT_AUDIT_DIR = '/var/lib/ticrypt-net/audit';

@@ -4,6 +4,8 @@
  * OVS) takes these types and nothing looser.
  */
 
+import type { AuditStoreSettings } from './audit-store.js';
+
 /** How a network's VLAN reaches its bridge on a host (see `UplinkMode`). */
 export interface Uplink {
   /** The physical parent interface, e.g. `bond0`. */
@@ -119,6 +121,8 @@ export interface Backend {
    * nothing forwards while the table is absent.
    */
   readonly failClosedMark: number;
+  /** Where the audit records are kept, rotated and removed (`backend.auditStore`). */
+  readonly auditStore: AuditStoreSettings;
   readonly registrations: RegistrationLimits;
   readonly api: ApiLimits;
   readonly allowLists: AllowListLimits;

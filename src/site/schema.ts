@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AuditStoreSchema } from './audit-store.js';
 import {
   BootFile,
   Duration,
@@ -153,6 +154,7 @@ export const BackendSchema = z.strictObject(
     trunk: InterfaceName.default('bond0'),
     upstreamDns: z.array(Ipv4, expect('a list of IPv4 addresses')).default([]),
     failClosedMark: FailClosedMark.default(0x10000000),
+    auditStore: AuditStoreSchema.prefault({}),
     registrations: z
       .strictObject(
         {
