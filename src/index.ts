@@ -321,3 +321,15 @@ export { scanDomainXml, type HookDomain, type HookDomainNic } from './hook/agent
 export { HookConfigError } from './errors/hook-config-error.js';
 export { HookInstallError } from './errors/hook-install-error.js';
 export { HookSpoolError } from './errors/hook-spool-error.js';
+
+// Audit store: hash-chained day files of audit records, retention, verify, query, the reader's cursor
+export { AuditStoreSchema, DEFAULT_AUDIT_STORE, type AuditStoreSettings } from './site/audit-store.js';
+export { AuditStore, type AuditStoreOptions, type AuditStoreStats } from './backend/audit/day-store.js';
+export { CursorFile, ReaderCursor } from './backend/audit/cursor.js';
+export { verifyChain, type VerifyReport, type ChainBreak, type DayRange } from './backend/audit/verify.js';
+export { queryAudit, type AuditQuery, type QueryHit } from './backend/audit/query.js';
+export { GENESIS, encodeLines, parseLine, lineHash, type StoredLine, type ChainHead } from './backend/audit/line.js';
+export type { RetentionEvent, TornEvent, RemovedFile, StoreEvent } from './backend/audit/store-event.js';
+export { AuditStoreError } from './errors/audit-store-error.js';
+export { AuditCursorError } from './errors/audit-cursor-error.js';
+export { AuditChainError } from './errors/audit-chain-error.js';

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { addAllowCommands } from './allow.js';
+import { addAuditCommands } from './audit.js';
 import { addBackendCommands } from './backend.js';
 import { addDoctorCommand } from './doctor.js';
 import { addGroupCommands } from './group.js';
@@ -39,6 +40,7 @@ export function createProgram(io: CliIo): Command {
   addHostCommands(program, io);
   addDoctorCommand(program, io);
   addHookCommands(program, io);
+  addAuditCommands(program, io);
   for (const command of program.commands) propagate(command);
   return program;
 }

@@ -29,6 +29,8 @@ export interface AuditQuery {
 export interface QueryHit {
   readonly file: string;
   readonly line: number;
+  /** The line exactly as stored (re-hashable), without its newline. */
+  readonly text: string;
   readonly stored: StoredLine;
 }
 
@@ -59,12 +61,13 @@ export async function* queryAudit(dir: string, query: AuditQuery): AsyncGenerato
       // Most lines are some other VM's: skip them before parsing.
       if (needle !== undefined && !fileLine.bytes.includes(needle)) continue;
       if (!fileLine.complete) continue;
-      const stored = parseLine(fileLine.bytes.toString('utf8'));
+      const text = fileLine.bytes.toString('utf8');
+      const stored = parseLine(text);
       if (stored === undefined) continue;
       if (query.vm !== undefined && (stored.rec as { vm?: { uuid?: unknown } }).vm?.uuid !== query.vm) continue;
       const { start, end } = times(stored);
       if (end < since || start > until) continue;
-      yield { file: file.name, line: fileLine.number, stored };
+      yield { file: file.name, line: fileLine.number, text, stored };
     }
   }
 }
