@@ -133,14 +133,24 @@ export function addAuditCommands(program: Command, io: CliIo): void {
       .command('verify')
       .description('Walk the hash chain over a range of days; print the first break (file, line) and fail on one')
       .option('--since <time>', 'from the day of: ISO time or back from now (default: the oldest file)')
-      .option('--until <time>', 'to the day of: ISO time or back from now (default: the newest file)'),
-  ).action(async (options: DirOptions & { since?: string; until?: string }) => {
+      .option('--until <time>', 'to the day of: ISO time or back from now (default: the newest file)')
+      .option(
+        '--head <seq:sha256...>',
+        "a head the store published earlier (its log, /metrics): that line must still hash so (repeatable)",
+      ),
+  ).action(async (options: DirOptions & { since?: string; until?: string; head?: string[] }) => {
+    const anchors = (options.head ?? []).map((text) => {
+      const match = /^([1-9][0-9]{0,15}):([0-9a-f]{64})$/.exec(text);
+      if (match === null) throw new UsageError(`--head: expected <seq>:<sha256 hex>, found ${JSON.stringify(text)}`);
+      return { seq: Number(match[1]), hash: match[2] as string };
+    });
     const now = new Date();
     const since = options.since === undefined ? undefined : utcDay(parseTimeArg('--since', options.since, now));
     const until = options.until === undefined ? undefined : utcDay(parseTimeArg('--until', options.until, now));
     const report = await verifyChain(await auditDir(options), {
       ...(since === undefined ? {} : { sinceDay: since }),
       ...(until === undefined ? {} : { untilDay: until }),
+      anchors,
     });
     io.out(json() ? toJson(report) : verifyText(report));
     if (report.break !== undefined) {

@@ -71,10 +71,19 @@ const errorText = (error: unknown) => (error instanceof Error ? error.message : 
 export class AuditStore implements AuditSink {
   /** What open found: a torn tail (already recorded in the chain), and the chain head. */
   readonly opened: { readonly torn: TornEvent | undefined; readonly head: ChainHead };
+  /**
+   * The chain head now: the last line's `seq` and hash. Publish it (log,
+   * `/metrics`) so that `verify --head` can later prove nothing after an
+   * older head was cut or edited.
+   */
+  get head(): ChainHead {
+    return this.chainHead;
+  }
+
   /** Counters since open. */
   readonly stats: AuditStoreStats = { records: 0, batches: 0, bytes: 0, fsyncs: 0, filesRemoved: 0, tornTails: 0 };
 
-  private head: ChainHead;
+  private chainHead: ChainHead;
   private current: Current | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private pendingSync: Promise<void> | undefined;
@@ -89,7 +98,7 @@ export class AuditStore implements AuditSink {
     state: { head: ChainHead; current: Current | undefined; torn: TornEvent | undefined },
   ) {
     this.now = now ?? (() => new Date());
-    this.head = state.head;
+    this.chainHead = state.head;
     this.current = state.current;
     this.opened = { torn: state.torn, head: state.head };
   }
@@ -153,7 +162,7 @@ export class AuditStore implements AuditSink {
     let batch = [...events, ...records];
     if (batch.length === 0) return { durable: Promise.resolve() };
     const at = this.now();
-    let { text, head } = encodeLines(this.head, batch, at);
+    let { text, head } = encodeLines(this.chainHead, batch, at);
     const file = this.chooseFile(utcDay(at), Buffer.byteLength(text));
     let removals: RemovedFile[] = [];
     if (this.retentionDue || file !== this.current?.file) {
@@ -162,7 +171,7 @@ export class AuditStore implements AuditSink {
       const retention = await this.planRetention(file.day);
       if (retention.events.length > 0) {
         batch = [...retention.events, ...batch];
-        ({ text, head } = encodeLines(this.head, batch, at));
+        ({ text, head } = encodeLines(this.chainHead, batch, at));
         removals = retention.removed;
       }
     }
@@ -180,7 +189,7 @@ export class AuditStore implements AuditSink {
       throw new AuditStoreError('append', path, errorText(error), { cause: error });
     }
     current.size += buffer.length;
-    this.head = head;
+    this.chainHead = head;
     this.stats.batches += 1;
     this.stats.bytes += buffer.length;
     const durable = this.sync(current, path);
@@ -262,17 +271,17 @@ export class AuditStore implements AuditSink {
   private async recover(): Promise<void> {
     await this.closeCurrent();
     const state = await findHead(this.settings.dir);
-    this.head = state.head;
+    this.chainHead = state.head;
     this.current = state.current;
     this.needsRecovery = false;
     if (state.torn !== undefined) {
       this.stats.tornTails += 1;
-      const { text, head } = encodeLines(this.head, [state.torn], this.now());
+      const { text, head } = encodeLines(this.chainHead, [state.torn], this.now());
       const file = this.chooseFile(utcDay(this.now()), text.length);
       const current = await this.useFile(file);
       await (current.handle as FileHandle).write(text);
       current.size += Buffer.byteLength(text);
-      this.head = head;
+      this.chainHead = head;
       await this.sync(current, join(this.settings.dir, file.name));
     }
   }

@@ -46,6 +46,13 @@ export interface VerifyReport {
 export interface DayRange {
   readonly sinceDay?: string;
   readonly untilDay?: string;
+  /**
+   * Heads published earlier (the store's `head`, e.g. from its log or
+   * `/metrics`, kept off this machine): the line of each `seq` must hash to
+   * `hash`. Without one, the newest lines could be cut or edited unseen: a
+   * hash chain proves only what comes before a known line.
+   */
+  readonly anchors?: readonly ChainHead[];
 }
 
 interface PendingTorn {
@@ -91,6 +98,7 @@ export async function verifyChain(dir: string, range: DayRange = {}): Promise<Ve
     }
   }
   let anchor: { file: string; line: StoredLine } | undefined;
+  const anchors = new Map((range.anchors ?? []).map((a) => [a.seq, a.hash]));
 
   const fail = (file: string, line: number, detail: string) => {
     report.break = { file, line, detail };
@@ -139,6 +147,10 @@ export async function verifyChain(dir: string, range: DayRange = {}): Promise<Ve
       }
       if (parsed.rec.kind === 'retention') report.removed.push(...parsed.rec.removed);
       expected = { seq: parsed.seq, hash: lineHash(fileLine.bytes) };
+      const anchored = anchors.get(parsed.seq);
+      if (anchored !== undefined && anchored !== expected.hash) {
+        return fail(name, fileLine.number, `seq ${parsed.seq} hashes to ${expected.hash}, published ${anchored}`);
+      }
       report.firstSeq ??= parsed.seq;
       report.lastSeq = parsed.seq;
       report.lines += 1;
@@ -153,6 +165,13 @@ export async function verifyChain(dir: string, range: DayRange = {}): Promise<Ve
       pendingTorn.line,
       `unreadable line (${pendingTorn.tornBytes} bytes to the end of the file): a torn tail the store has not recorded yet (it records one when it next opens)`,
     );
+  }
+  const last = all.at(-1)?.file.name ?? '';
+  const reachable = range.untilDay === undefined;
+  for (const seq of anchors.keys()) {
+    if (reachable && (report.lastSeq ?? 0) < seq) {
+      return fail(last, 0, `the chain ends at seq ${report.lastSeq ?? 0}, before the published seq ${seq}`);
+    }
   }
   if (anchor !== undefined) {
     const { file, line } = anchor;
