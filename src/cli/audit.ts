@@ -38,7 +38,7 @@ const endpoint = (value: unknown) => {
 };
 const pad = (text: string, width: number) => (text.length >= width ? `${text} ` : text.padEnd(width + 1));
 const WIDTHS = [27, 10, 16, 5, 21, 21, 10, 10] as const;
-const HEADER = ['END (UTC)', 'KIND', 'VM', 'PROTO', 'SOURCE', 'DESTINATION', 'BYTES OUT', 'BYTES IN', 'WHY'];
+const HEADER = ['END (UTC)', 'KIND', 'VM', 'PROTO', 'SOURCE', 'DESTINATION', 'BYTES OUT', 'BYTES IN'];
 
 /** One record as a table row: end time, kind, VM name, protocol, endpoints, bytes, why (admitted by / reason / count). */
 function row(hit: QueryHit): string {
@@ -110,7 +110,7 @@ export function addAuditCommands(program: Command, io: CliIo): void {
     const until = options.until === undefined ? undefined : parseTimeArg('--until', options.until, now);
     const dir = await auditDir(options);
     const asJson = json();
-    let buffered = asJson ? '' : `${HEADER.map((h, i) => pad(h, WIDTHS[i] ?? 0)).join('')}\n`;
+    let buffered = asJson ? '' : `${HEADER.map((h, i) => pad(h, WIDTHS[i] ?? 0)).join('')}WHY\n`;
     let count = 0;
     for await (const hit of queryAudit(dir, {
       since,
