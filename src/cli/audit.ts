@@ -76,7 +76,9 @@ function verifyText(report: VerifyReport): string {
     `anchored: ${report.anchor}`,
   ];
   if (report.removed.length > 0) {
-    lines.push(`removed by retention (recorded): ${report.removed.map((r) => `${r.file} (to seq ${r.lastSeq})`).join(', ')}`);
+    lines.push(
+      `removed by retention (recorded): ${report.removed.map((r) => `${r.file} (to seq ${r.lastSeq})`).join(', ')}`,
+    );
   }
   for (const torn of report.torn) {
     lines.push(`torn tail (recorded): ${torn.file}, ${torn.tornBytes} bytes after ${torn.validBytes}`);
@@ -136,7 +138,7 @@ export function addAuditCommands(program: Command, io: CliIo): void {
       .option('--until <time>', 'to the day of: ISO time or back from now (default: the newest file)')
       .option(
         '--head <seq:sha256...>',
-        "a head the store published earlier (its log, /metrics): that line must still hash so (repeatable)",
+        'a head the store published earlier (its log, /metrics): that line must still hash so (repeatable)',
       ),
   ).action(async (options: DirOptions & { since?: string; until?: string; head?: string[] }) => {
     const anchors = (options.head ?? []).map((text) => {

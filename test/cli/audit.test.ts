@@ -41,19 +41,40 @@ describe('ticrypt-net audit', () => {
     const lines = stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^END \(UTC\)\s+KIND\s+VM\s+PROTO\s+SOURCE\s+DESTINATION\s+BYTES OUT\s+BYTES IN\s+WHY$/);
     expect(lines).toHaveLength(4);
-    expect(lines[1]).toMatch(/flow\s+vm-1\s+tcp\s+192\.168\.129\.10:40001\s+198\.51\.100\.11:443\s+1000\s+10000\s+allow 0: 198/);
+    expect(lines[1]).toMatch(
+      /flow\s+vm-1\s+tcp\s+192\.168\.129\.10:40001\s+198\.51\.100\.11:443\s+1000\s+10000\s+allow 0: 198/,
+    );
     expect(lines[3]).toMatch(/refused\s+vm-1\s+udp\s+.*203\.0\.113\.9:53\s+60\s+0\s+not-allowed$/);
   });
 
   it('query --json prints the stored lines, one JSON object each', async () => {
     const { code, stdout } = await cli('audit', 'query', '--dir', temp.dir, '--vm', vmUuid(2), '--json');
     expect(code).toBe(0);
-    const lines = stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { seq: number; rec: unknown });
-    expect(lines).toEqual([expect.objectContaining({ seq: 2, rec: expect.objectContaining({ vm: expect.objectContaining({ uuid: vmUuid(2) }) }) })]);
+    const lines = stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number; rec: unknown });
+    expect(lines).toEqual([
+      expect.objectContaining({
+        seq: 2,
+        rec: expect.objectContaining({ vm: expect.objectContaining({ uuid: vmUuid(2) }) }),
+      }),
+    ]);
   });
 
   it('query finds nothing outside the range, and refuses bad arguments with exit 2', async () => {
-    const past = await cli('audit', 'query', '--dir', temp.dir, '--vm', vmUuid(1), '--since', '2020-01-01', '--until', '2020-01-02');
+    const past = await cli(
+      'audit',
+      'query',
+      '--dir',
+      temp.dir,
+      '--vm',
+      vmUuid(1),
+      '--since',
+      '2020-01-01',
+      '--until',
+      '2020-01-02',
+    );
     expect(past.stdout).toMatch(/\(no records\)\n$/);
     expect((await cli('audit', 'query', '--dir', temp.dir, '--since', 'yesterday')).code).toBe(2);
     const bad = await cli('audit', 'query', '--dir', temp.dir, '--vm', 'x; rm -rf /');

@@ -249,12 +249,10 @@ export class AuditStore implements AuditSink {
       }
     };
     if (this.settings.fsyncIntervalMs === 0) return run();
-    this.pendingSync ??= new Promise<void>((resolve) => setTimeout(resolve, this.settings.fsyncIntervalMs)).then(
-      () => {
-        this.pendingSync = undefined;
-        return run();
-      },
-    );
+    this.pendingSync ??= new Promise<void>((resolve) => setTimeout(resolve, this.settings.fsyncIntervalMs)).then(() => {
+      this.pendingSync = undefined;
+      return run();
+    });
     return this.pendingSync;
   }
 

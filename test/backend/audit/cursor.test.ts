@@ -22,7 +22,12 @@ describe('CursorFile', () => {
     await cursor.save({ v: 1, file: '/var/log/ulogd/flows.json', inode: 42, offset: 1000 });
     await cursor.save({ v: 1, file: '/var/log/ulogd/flows.json', inode: 42, offset: 2000 });
     expect(await cursor.load()).toEqual({ v: 1, file: '/var/log/ulogd/flows.json', inode: 42, offset: 2000 });
-    expect(await new CursorFile(cursor.path).load()).toEqual({ v: 1, file: '/var/log/ulogd/flows.json', inode: 42, offset: 2000 });
+    expect(await new CursorFile(cursor.path).load()).toEqual({
+      v: 1,
+      file: '/var/log/ulogd/flows.json',
+      inode: 42,
+      offset: 2000,
+    });
   });
 
   it('leaves no temporary file beside it', async () => {

@@ -12,13 +12,22 @@ describe('audit day file names', () => {
     });
   });
 
-  it.each(['audit-2026-13-01.jsonl', 'audit-2026-02-30.jsonl', 'audit-2026-12-01-0.jsonl', 'x.jsonl', 'audit-2026-12-01.json'])(
-    'ignores %s',
-    (name) => expect(parseDayFileName(name)).toBeUndefined(),
-  );
+  it.each([
+    'audit-2026-13-01.jsonl',
+    'audit-2026-02-30.jsonl',
+    'audit-2026-12-01-0.jsonl',
+    'x.jsonl',
+    'audit-2026-12-01.json',
+  ])('ignores %s', (name) => expect(parseDayFileName(name)).toBeUndefined());
 
   it('orders by day, then part (10 after 9)', () => {
-    const names = ['audit-2026-12-02.jsonl', 'audit-2026-12-01-10.jsonl', 'cursor', 'audit-2026-12-01-9.jsonl', 'audit-2026-12-01.jsonl'];
+    const names = [
+      'audit-2026-12-02.jsonl',
+      'audit-2026-12-01-10.jsonl',
+      'cursor',
+      'audit-2026-12-01-9.jsonl',
+      'audit-2026-12-01.jsonl',
+    ];
     expect(dayFilesOf(names).map((f) => f.name)).toEqual([
       'audit-2026-12-01.jsonl',
       'audit-2026-12-01-9.jsonl',

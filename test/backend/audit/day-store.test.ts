@@ -50,7 +50,10 @@ describe('AuditStore', () => {
     await store.append([flow(2)]);
     await store.close();
     expect((await readdir(dir)).sort()).toEqual(['audit-2026-12-01.jsonl', 'audit-2026-12-02.jsonl']);
-    expect(await verifyChain(dir)).toMatchObject({ lines: 2, files: ['audit-2026-12-01.jsonl', 'audit-2026-12-02.jsonl'] });
+    expect(await verifyChain(dir)).toMatchObject({
+      lines: 2,
+      files: ['audit-2026-12-01.jsonl', 'audit-2026-12-02.jsonl'],
+    });
     expect(await verifyChain(dir, { sinceDay: '2026-12-02' })).toMatchObject({ lines: 1, anchor: 'previous-file' });
   });
 

@@ -29,7 +29,10 @@ beforeAll(async () => {
   await store.close();
   const names = dayFilesOf(await readdir(source.dir)).map((f) => f.name);
   pristine = await Promise.all(
-    names.map(async (name) => ({ name, lines: (await readFile(join(source.dir, name), 'utf8')).trimEnd().split('\n') })),
+    names.map(async (name) => ({
+      name,
+      lines: (await readFile(join(source.dir, name), 'utf8')).trimEnd().split('\n'),
+    })),
   );
   work = await tempStore();
   cleanups.push(work.cleanup);
@@ -58,7 +61,11 @@ describe('audit verify', () => {
   it('the written chain spans several files and verifies whole (positive control)', async () => {
     expect(pristine.length).toBeGreaterThanOrEqual(4);
     await writeChain(flat());
-    expect(await verifyChain(work.dir, { anchors: [head] })).toMatchObject({ lines: 36, anchor: 'genesis', break: undefined });
+    expect(await verifyChain(work.dir, { anchors: [head] })).toMatchObject({
+      lines: 36,
+      anchor: 'genesis',
+      break: undefined,
+    });
   });
 
   it('names the file and line of an edit', async () => {
@@ -91,7 +98,11 @@ describe('audit verify', () => {
         char: fc.constantFrom('0', '9', 'a', 'x', ' ', '"', '}'),
       }),
       fc.record({ op: fc.constant('delete' as const), at: fc.nat(original.length - 1) }),
-      fc.record({ op: fc.constant('swap' as const), at: fc.nat(original.length - 1), with: fc.nat(original.length - 1) }),
+      fc.record({
+        op: fc.constant('swap' as const),
+        at: fc.nat(original.length - 1),
+        with: fc.nat(original.length - 1),
+      }),
     );
     await fc.assert(
       fc.asyncProperty(mutation, async (m) => {
