@@ -203,6 +203,19 @@ describe('AuditStore', () => {
     expect(await settledCode(store.append([flow(2)]))).toBe('E_AUDIT_STORE');
   });
 
+  it('after a failed write, the next append finds the head again and the chain stays whole', async () => {
+    const { dir, settings } = await setup();
+    const store = await AuditStore.open({ settings, now: clock('2026-12-01T10:00:00Z').now });
+    await store.append([flow(1)]);
+    // Pull the file handle from under the store: its next write fails (EBADF).
+    await (store as unknown as { current: { handle: { close(): Promise<void> } } }).current.handle.close();
+    expect(await settledCode(store.append([flow(2)]))).toBe('E_AUDIT_STORE');
+    await store.append([flow(3)]);
+    await store.close();
+    const report = await verifyChain(dir);
+    expect(report).toMatchObject({ lines: 2, break: undefined });
+  });
+
   it('fails with E_AUDIT_STORE when the directory cannot be made', async () => {
     const { dir, settings } = await setup();
     await writeFile(join(dir, '..', 'file'), 'x');
