@@ -43,7 +43,7 @@ const HEADER = ['END (UTC)', 'KIND', 'VM', 'PROTO', 'SOURCE', 'DESTINATION', 'BY
 /** One record as a table row: end time, kind, VM name, protocol, endpoints, bytes, why (admitted by / reason / count). */
 function row(hit: QueryHit): string {
   const rec = hit.stored.rec as unknown as Row;
-  const vm = rec.vm as { name?: unknown; uuid?: unknown } | undefined;
+  const vm = rec.vm as { name?: unknown; uuid?: unknown; mac?: unknown; network?: unknown } | undefined;
   const bytes = rec.bytes as { out?: unknown; in?: unknown } | undefined;
   const admitted = rec.admittedBy as { kind?: unknown; entry?: unknown } | undefined;
   const why =
@@ -59,7 +59,8 @@ function row(hit: QueryHit): string {
   const cells = [
     str(rec.end ?? hit.stored.at),
     str(rec.kind),
-    str(vm?.name ?? vm?.uuid),
+    // A refusal of an unregistered NIC has no name: its MAC, or for a count only its network.
+    str(vm?.name ?? vm?.uuid ?? vm?.mac ?? (vm?.network === undefined ? undefined : `(${str(vm.network)})`)),
     str(rec.proto),
     endpoint(rec.src),
     endpoint(rec.dst),
@@ -72,7 +73,7 @@ function row(hit: QueryHit): string {
 function verifyText(report: VerifyReport): string {
   if (report.files.length === 0) return 'no audit files in the range\n';
   const lines = [
-    `${report.break === undefined ? 'audit chain whole' : 'audit chain BROKEN'}: ${report.lines} lines in ${report.files.length} files (seq ${str(report.firstSeq)}-${str(report.lastSeq)}), ${report.files[0]} .. ${report.files.at(-1)}`,
+    `${report.break === undefined ? 'audit chain whole' : 'audit chain BROKEN'}: ${report.lines} lines in ${report.files.length} file${report.files.length === 1 ? '' : 's'} (seq ${str(report.firstSeq)}-${str(report.lastSeq)}), ${report.files[0]} .. ${report.files.at(-1)}`,
     `anchored: ${report.anchor}`,
   ];
   if (report.removed.length > 0) {

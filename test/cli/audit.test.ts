@@ -83,7 +83,7 @@ describe('ticrypt-net audit', () => {
 
   it('verify reports a whole chain (exit 0), against a published head too', async () => {
     const { code, stdout } = await cli('audit', 'verify', '--dir', temp.dir, '--head', head);
-    expect(stdout).toMatch(/^audit chain whole: 4 lines in 1 files \(seq 1-4\)/);
+    expect(stdout).toMatch(/^audit chain whole: 4 lines in 1 file \(seq 1-4\)/);
     expect(code).toBe(0);
   });
 
