@@ -120,8 +120,13 @@ export class AuditStore implements AuditSink {
     const state = await findHead(dir);
     const store = new AuditStore(options.settings, options.now, { ...state, current: state.current });
     if (state.torn !== undefined) store.stats.tornTails += 1;
-    // Write the torn event (and any retention due) now, so the fact is on record before any new record.
-    await store.enqueue([], state.torn === undefined ? [] : [state.torn]);
+    try {
+      // Write the torn event now, so the fact is on record before any new record.
+      await store.enqueue([], state.torn === undefined ? [] : [state.torn]);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
     return store;
   }
 
@@ -271,17 +276,22 @@ export class AuditStore implements AuditSink {
     const state = await findHead(this.settings.dir);
     this.chainHead = state.head;
     this.current = state.current;
-    this.needsRecovery = false;
     if (state.torn !== undefined) {
       this.stats.tornTails += 1;
       const { text, head } = encodeLines(this.chainHead, [state.torn], this.now());
       const file = this.chooseFile(utcDay(this.now()), text.length);
       const current = await this.useFile(file);
-      await (current.handle as FileHandle).write(text);
+      const path = join(this.settings.dir, file.name);
+      try {
+        await (current.handle as FileHandle).write(text);
+      } catch (error) {
+        throw new AuditStoreError('append', path, errorText(error), { cause: error });
+      }
       current.size += Buffer.byteLength(text);
       this.chainHead = head;
-      await this.sync(current, join(this.settings.dir, file.name));
+      await this.sync(current, path);
     }
+    this.needsRecovery = false;
   }
 
   /** Retention due before a new file on `day`: the chained events, and what to remove after. */
