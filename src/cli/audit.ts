@@ -85,7 +85,8 @@ function verifyText(report: VerifyReport): string {
     lines.push(`torn tail (recorded): ${torn.file}, ${torn.tornBytes} bytes after ${torn.validBytes}`);
   }
   if (report.break !== undefined) {
-    lines.push(`first break: ${report.break.file} line ${report.break.line}: ${report.break.detail}`);
+    const where = report.break.line > 0 ? ` line ${report.break.line}` : '';
+    lines.push(`first break: ${report.break.file}${where}: ${report.break.detail}`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -139,13 +140,13 @@ export function addAuditCommands(program: Command, io: CliIo): void {
       .option('--until <time>', 'to the day of: ISO time or back from now (default: the newest file)')
       .option(
         '--head <seq:sha256...>',
-        'a head the store published earlier (its log, /metrics): that line must still hash so (repeatable)',
+        'a head the store published earlier, SEQ or SEQ:SHA256 (log, /metrics ticrypt_audit_chain_seq): the chain must reach it, and that line must still hash so (repeatable)',
       ),
   ).action(async (options: DirOptions & { since?: string; until?: string; head?: string[] }) => {
     const anchors = (options.head ?? []).map((text) => {
-      const match = /^([1-9][0-9]{0,15}):([0-9a-f]{64})$/.exec(text);
-      if (match === null) throw new UsageError(`--head: expected <seq>:<sha256 hex>, found ${JSON.stringify(text)}`);
-      return { seq: Number(match[1]), hash: match[2] as string };
+      const match = /^([1-9][0-9]{0,14})(?::([0-9a-f]{64}))?$/.exec(text);
+      if (match === null) throw new UsageError(`--head: expected <seq>[:<sha256 hex>], found ${JSON.stringify(text)}`);
+      return { seq: Number(match[1]), ...(match[2] === undefined ? {} : { hash: match[2] }) };
     });
     const now = new Date();
     const since = options.since === undefined ? undefined : utcDay(parseTimeArg('--since', options.since, now));

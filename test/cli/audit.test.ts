@@ -82,9 +82,16 @@ describe('ticrypt-net audit', () => {
   });
 
   it('verify reports a whole chain (exit 0), against a published head too', async () => {
-    const { code, stdout } = await cli('audit', 'verify', '--dir', temp.dir, '--head', head);
+    const { code, stdout } = await cli('audit', 'verify', '--dir', temp.dir, '--head', head, '--head', '3');
     expect(stdout).toMatch(/^audit chain whole: 4 lines in 1 file \(seq 1-4\)/);
     expect(code).toBe(0);
+  });
+
+  it('verify fails when the chain does not reach a published seq', async () => {
+    const { code, stdout } = await cli('audit', 'verify', '--dir', temp.dir, '--head', '5');
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/first break: .* the chain ends at seq 4, before the published seq 5/);
+    expect((await cli('audit', 'verify', '--dir', temp.dir, '--head', '5:abc')).code).toBe(2);
   });
 
   it('verify names the first break and exits 1 with E_AUDIT_CHAIN', async () => {

@@ -47,6 +47,8 @@ export interface AuditStoreStats {
   filesRemoved: number;
   /** Torn tails found (at open or after a failed write). */
   tornTails: number;
+  /** Appends that failed (write, fsync or file creation): their records are not stored. */
+  failures: number;
 }
 
 interface Current {
@@ -81,7 +83,15 @@ export class AuditStore implements AuditSink {
   }
 
   /** Counters since open. */
-  readonly stats: AuditStoreStats = { records: 0, batches: 0, bytes: 0, fsyncs: 0, filesRemoved: 0, tornTails: 0 };
+  readonly stats: AuditStoreStats = {
+    records: 0,
+    batches: 0,
+    bytes: 0,
+    fsyncs: 0,
+    filesRemoved: 0,
+    tornTails: 0,
+    failures: 0,
+  };
 
   private chainHead: ChainHead;
   private current: Current | undefined;
@@ -138,7 +148,12 @@ export class AuditStore implements AuditSink {
    */
   async append(records: AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
-    await this.enqueue(records, []);
+    try {
+      await this.enqueue(records, []);
+    } catch (error) {
+      this.stats.failures += 1;
+      throw error;
+    }
     this.stats.records += records.length;
   }
 

@@ -42,6 +42,12 @@ export interface VerifyReport {
   break: ChainBreak | undefined;
 }
 
+/** A published head: its `seq`, and its line's hash when known (a seq alone proves only that nothing was cut). */
+export interface Anchor {
+  readonly seq: number;
+  readonly hash?: string;
+}
+
 /** Which days to verify (`YYYY-MM-DD`, inclusive); absent: from the first or to the last file. */
 export interface DayRange {
   readonly sinceDay?: string;
@@ -52,7 +58,7 @@ export interface DayRange {
    * `hash`. Without one, the newest lines could be cut or edited unseen: a
    * hash chain proves only what comes before a known line.
    */
-  readonly anchors?: readonly ChainHead[];
+  readonly anchors?: readonly Anchor[];
 }
 
 interface PendingTorn {
@@ -149,6 +155,7 @@ export async function verifyChain(dir: string, range: DayRange = {}): Promise<Ve
       expected = { seq: parsed.seq, hash: lineHash(fileLine.bytes) };
       const anchored = anchors.get(parsed.seq);
       if (anchored !== undefined && anchored !== expected.hash) {
+        // A seq-only anchor maps to undefined and checks nothing here.
         return fail(name, fileLine.number, `seq ${parsed.seq} hashes to ${expected.hash}, published ${anchored}`);
       }
       report.firstSeq ??= parsed.seq;

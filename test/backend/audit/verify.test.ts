@@ -86,6 +86,10 @@ describe('audit verify', () => {
     expect((await verifyChain(work.dir, { anchors: [head] })).break?.detail).toMatch(
       /the chain ends at seq 35, before the published seq 36/,
     );
+    // A seq alone (as /metrics publishes it) shows the cut too.
+    expect((await verifyChain(work.dir, { anchors: [{ seq: head.seq }] })).break?.detail).toMatch(
+      /before the published seq 36/,
+    );
   });
 
   it('property: any single-line edit, delete or swap breaks the chain (against the published head)', async () => {
