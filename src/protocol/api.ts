@@ -95,10 +95,23 @@ export interface NicBody {
   readonly network: string;
 }
 
+/**
+ * The migration marker of a register: `incoming` says the sending host is the
+ * destination of a live migration of the VM (libvirt ran its `migrate` hook):
+ * the guest is paused there and may still run on the host that holds the NIC.
+ */
+export type MigrationMarker = 'incoming';
+
 /** `POST /v1/register`. */
 export interface RegisterBody extends NicBody {
   /** The host's event counter; an older generation never overrides a newer one. */
   readonly generation: number;
+  /**
+   * `incoming`: the host is a live migration's destination. A NIC another
+   * host holds is then not taken over: the sender is recorded as its incoming
+   * host, and the holder's stop hands it over (answer status `incoming`).
+   */
+  readonly migration?: MigrationMarker | undefined;
 }
 
 /** `POST /v1/deregister`. */
@@ -137,12 +150,25 @@ export interface Registration {
    * (migration); a new one after a deregistration.
    */
   readonly nicId: number;
+  /**
+   * A live migration under way: the destination host that registered the
+   * NIC with the `incoming` marker. `hostId` still holds the NIC; its stop
+   * (or reconcile without it, or a placement without it) hands the NIC to
+   * this host, the incoming host's stop withdraws it.
+   */
+  readonly incomingHost?: string;
+  /** The generation of the incoming host's marked register (orders its later events). */
+  readonly incomingGeneration?: number;
 }
 
 /** The answer to `POST /v1/register`. */
 export interface RegisterAnswer {
-  /** `registered`: stored now; `unchanged`: it already was; `stale`: older than what the backend holds, ignored. */
-  readonly status: 'registered' | 'unchanged' | 'stale';
+  /**
+   * `registered`: stored now; `unchanged`: it already was; `stale`: older than what the backend holds, ignored;
+   * `incoming`: (a register with the migration marker) another host holds the NIC and keeps it until its stop, the
+   * sender is recorded as the incoming host; the address and SSH mapping are the NIC's, pin with them.
+   */
+  readonly status: 'registered' | 'unchanged' | 'stale' | 'incoming';
   /** The reserved address (absent when a stale register found no registration). */
   readonly ip?: string;
   /** The gateway's MAC on this network, which hosts pin VM ports to (absent when the backend cannot tell). */
@@ -198,10 +224,13 @@ export interface VmSshAnswer {
 export interface DeregisterAnswer {
   /**
    * `removed`; `absent` (nothing to remove); `kept-other-host` (another host
-   * holds it: migration); `kept-newer` (its generation is newer than the request's).
-   * Only `removed` changes anything.
+   * holds it: migration); `kept-newer` (its generation is newer than the request's);
+   * `moved` (the host held it and a live migration's incoming host was recorded: the NIC is
+   * now that host's, nothing revoked); `withdrawn` (the host was the incoming host of a
+   * migration that did not complete: that record is gone, the holder keeps the NIC).
+   * Only `removed` takes anything away.
    */
-  readonly status: 'removed' | 'absent' | 'kept-other-host' | 'kept-newer';
+  readonly status: 'removed' | 'absent' | 'kept-other-host' | 'kept-newer' | 'moved' | 'withdrawn';
 }
 
 /** The answer to `POST /v1/reconcile`. */

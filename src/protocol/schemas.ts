@@ -64,7 +64,10 @@ export const Generation = z
 export const NicBody = z.strictObject({ vmUuid: VmUuid, vmName: VmName, mac: Mac, network: Name });
 
 /** `POST /v1/register`. */
-export const RegisterBody = NicBody.extend({ generation: Generation });
+export const RegisterBody = NicBody.extend({
+  generation: Generation,
+  migration: z.literal('incoming', expectMsg("'incoming' (or no migration field)")).optional(),
+});
 
 /** `POST /v1/deregister`. */
 export const DeregisterBody = z.strictObject({ mac: Mac, network: Name, generation: Generation });

@@ -184,8 +184,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     api.post(API_PATHS.register, async (request): Promise<RegisterAnswer> => {
       const host = authenticate(request, store.tokens, 'host');
       const body = parse(RegisterBody, request.body, 'body');
-      const { generation, ...nic } = body;
-      const result = await registry.register(host.name, nic, generation);
+      const { generation, migration, ...nic } = body;
+      const result = await registry.register(host.name, nic, generation, migration);
       const gatewayMac = gatewayMacOf(nic.network);
       return {
         status: result.status,

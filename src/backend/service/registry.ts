@@ -9,6 +9,7 @@ import type { Store } from '../store/store.js';
 import type {
   AllowEntry,
   DeregisterAnswer,
+  MigrationMarker,
   NicBody,
   ReconcileAnswer,
   RegisterAnswer,
@@ -48,6 +49,8 @@ export interface PlacementResult {
   readonly hosts: readonly string[];
   /** Registrations of hosts no longer in the placement, removed (revoked). */
   readonly revoked: readonly Registration[];
+  /** Registrations of hosts no longer in the placement handed to their (placed) incoming host instead. */
+  readonly moved?: readonly Registration[];
 }
 
 /** One audit event: what changed, for whom. */
@@ -93,6 +96,17 @@ const NONE: ReadonlySet<number> = new Set();
  * from the same host never overrides a newer one; a host may only remove
  * what it holds, so the source's stop after a migration leaves the
  * destination's registration in place; a MAC held by another VM is refused.
+ *
+ * Live migration (a register with the `incoming` marker, from the
+ * destination's hook): a NIC another host holds is not taken over; the sender
+ * is recorded as its incoming host, nothing is enforced (the firewall keys on
+ * the NIC id, which stays). The holder's deregistration (its late `stopped`),
+ * its reconcile without the NIC, its expiry, or a placement without it hands
+ * the NIC to the incoming host instead of removing it: same NIC id, address
+ * and SSH port, nothing revoked. The incoming host's own deregistration (a
+ * failed or cancelled migration), its reconcile without the NIC, or a
+ * placement without it withdraws the record: the holder keeps everything. A
+ * marked register passes the same placement check as any other.
  *
  * Trust rules: on a network whose placement is `enforced`, a host registers
  * only NICs of VMs the launcher placed on it; only an edge register (never a
@@ -150,8 +164,17 @@ export class Registry {
     return this.queue.run(task);
   }
 
-  /** Register a NIC for `hostId`; reserves (or reuses) its address. */
-  register(hostId: string, nic: NicReport, generation: number): Promise<RegisterResult> {
+  /**
+   * Register a NIC for `hostId`; reserves (or reuses) its address. With the
+   * `incoming` migration marker, a NIC another host holds is not taken over:
+   * `hostId` is recorded as its incoming host (status `incoming`).
+   */
+  register(
+    hostId: string,
+    nic: NicReport,
+    generation: number,
+    migration?: MigrationMarker,
+  ): Promise<RegisterResult> {
     return this.queue.run(async () => {
       const network = this.network(nic.network);
       this.requirePlaced(network, nic.vmUuid, hostId);
@@ -169,12 +192,24 @@ export class Registry {
         if (existing.generation !== generation) this.store.registrations.put({ ...existing, generation });
         return { status: 'unchanged', registration: { ...existing, generation }, ...this.mappingOf(existing) };
       }
+      if (existing && existing.hostId !== hostId && migration === 'incoming') {
+        return this.recordIncoming(hostId, existing, generation);
+      }
       const quota = this.quotaProblem(hostId, nic.vmUuid, existing, 0);
       if (quota !== undefined) throw new RegistryError('E_QUOTA_EXCEEDED', quota);
       const listening = await this.listeningFor([nic]);
       const { added } = await this.commit(existing ? [existing] : [], listening, (txn) => {
         const ip = this.store.addresses.allocate(network, nic.mac);
-        txn.put({ ...nic, hostId, ip, generation, nicId: existing?.nicId ?? this.store.registrations.allocateNicId() });
+        // The holder renaming its VM keeps a migration under way; a takeover ends it.
+        const incoming = existing?.hostId === hostId ? incomingOf(existing) : {};
+        txn.put({
+          ...nic,
+          hostId,
+          ip,
+          generation,
+          nicId: existing?.nicId ?? this.store.registrations.allocateNicId(),
+          ...incoming,
+        });
       });
       const registration = added[0];
       if (!registration) {
@@ -205,10 +240,30 @@ export class Registry {
       const existing = this.store.registrations.get(key.network, key.mac);
       if (!existing) return { status: 'absent' };
       if (existing.hostId !== hostId) {
+        if (existing.incomingHost === hostId) {
+          // The destination of a migration that did not complete stopped its QEMU: the holder keeps everything.
+          if ((existing.incomingGeneration ?? 0) > generation) return { status: 'kept-newer' };
+          this.store.transaction(() => {
+            this.store.registrations.put(withoutIncoming(existing));
+            this.store.deregistrations.record(key.network, key.mac, hostId, generation, this.now());
+          });
+          this.audit({ event: 'deregister', hostId, outcome: 'withdrawn', holder: existing.hostId, ...pick(existing) });
+          return { status: 'withdrawn' };
+        }
         this.audit({ event: 'deregister', hostId, outcome: 'kept-other-host', holder: existing.hostId, ...key });
         return { status: 'kept-other-host' };
       }
       if (existing.generation > generation) return { status: 'kept-newer' };
+      if (this.canHandOver(existing)) {
+        // The source's late stop after a live migration: the NIC is the destination's now, nothing is revoked.
+        const moved = handedOver(existing);
+        await this.commit([existing], NONE, (txn) => {
+          txn.put(moved);
+          this.store.deregistrations.record(key.network, key.mac, hostId, generation, this.now());
+        });
+        this.audit({ event: 'deregister', hostId, outcome: 'moved', to: moved.hostId, ...pick(moved) });
+        return { status: 'moved' };
+      }
       await this.commit([existing], NONE, (txn) => {
         txn.delete(existing);
         this.store.deregistrations.record(key.network, key.mac, hostId, generation, this.now());
@@ -260,16 +315,26 @@ export class Registry {
           toAdd.push(nic);
         }
       }
-      const toRemove = [...held.values()].filter((r) => !wanted.has(key(r)) && r.generation <= generation);
+      const gone = [...held.values()].filter((r) => !wanted.has(key(r)) && r.generation <= generation);
+      // A NIC the host no longer runs while a migration's incoming host waits: the VM moved, hand it over.
+      const toMove = gone.filter((r) => this.canHandOver(r));
+      const toRemove = gone.filter((r) => !toMove.includes(r));
+      // A migration to this host that it does not run (any more): it failed, the holder keeps the NIC.
+      const toWithdraw = this.store.registrations
+        .incomingOf(hostId)
+        .filter((r) => !wanted.has(key(r)) && (r.incomingGeneration ?? 0) <= generation);
       const outcome = { conflicts, refused, heldElsewhere };
-      if (toAdd.length === 0 && toRemove.length === 0) {
+      if (toAdd.length === 0 && toRemove.length === 0 && toMove.length === 0) {
+        if (toWithdraw.length > 0) this.withdrawIncoming(toWithdraw, 'reconcile');
         if (refused.length + heldElsewhere.length > 0) this.auditReconcile(hostId, [], [], outcome);
         return { added: [], removed: [], ...outcome };
       }
       const ids = new Map(touched.map((r) => [key(r), r.nicId]));
       const listening = await this.listeningFor(toAdd);
-      const { added } = await this.commit([...touched, ...toRemove], listening, (txn) => {
+      const { added } = await this.commit([...touched, ...toRemove, ...toMove], listening, (txn) => {
         for (const registration of toRemove) txn.delete(registration);
+        for (const registration of toMove) txn.put(handedOver(registration));
+        for (const registration of toWithdraw) this.store.registrations.put(withoutIncoming(registration));
         for (const nic of toAdd) {
           // A NIC its network's SSH access has no port for is left out, alone (before anything is written for it).
           try {
@@ -288,8 +353,9 @@ export class Registry {
           });
         }
       });
-      this.auditReconcile(hostId, added, toRemove, outcome);
-      return { added, removed: toRemove, ...outcome };
+      const moved = new Set(toMove.map(key));
+      this.auditReconcile(hostId, added, toRemove, outcome, toMove, toWithdraw);
+      return { added: added.filter((r) => !moved.has(key(r))), removed: toRemove, ...outcome };
     });
   }
 
@@ -302,18 +368,40 @@ export class Registry {
     return this.queue.run(async () => {
       const before = this.store.placements.get(vmUuid);
       const after = [...new Set(hosts)];
-      const revoke = this.store.registrations
+      const enforced = this.store.registrations
         .ofVm(vmUuid)
-        .filter((r) => this.network(r.network).placement === 'enforced' && !after.includes(r.hostId));
-      if (revoke.length === 0) this.store.placements.set(vmUuid, after);
-      else {
-        await this.commit(revoke, NONE, (txn) => {
+        .filter((r) => this.network(r.network).placement === 'enforced');
+      // A migration's incoming host no longer placed: its record goes (the holder keeps the NIC).
+      const withdraw = enforced.filter((r) => r.incomingHost !== undefined && !after.includes(r.incomingHost));
+      const left = enforced.filter((r) => !after.includes(r.hostId));
+      // The holder left out while its placed incoming host waits: the launcher moved the VM, hand it over.
+      const move = left.filter((r) => r.incomingHost !== undefined && after.includes(r.incomingHost));
+      const revoke = left.filter((r) => !move.includes(r));
+      const stayWithdrawn = withdraw.filter((r) => !left.includes(r));
+      if (revoke.length === 0 && move.length === 0) {
+        this.store.transaction(() => {
+          for (const registration of stayWithdrawn) this.store.registrations.put(withoutIncoming(registration));
+          this.store.placements.set(vmUuid, after);
+        });
+      } else {
+        await this.commit([...revoke, ...move], NONE, (txn) => {
           for (const registration of revoke) txn.delete(registration);
+          for (const registration of move) txn.put(handedOver(registration));
+          for (const registration of stayWithdrawn) this.store.registrations.put(withoutIncoming(registration));
           this.store.placements.set(vmUuid, after);
         });
       }
-      this.audit({ event: 'placement', actor, vmUuid, before, after, revoked: revoke.map(pick) });
-      return { vmUuid, hosts: after, revoked: revoke };
+      this.audit({
+        event: 'placement',
+        actor,
+        vmUuid,
+        before,
+        after,
+        revoked: revoke.map(pick),
+        ...(move.length > 0 ? { moved: move.map((r) => ({ ...pick(r), to: r.incomingHost })) } : {}),
+        ...(withdraw.length > 0 ? { withdrawn: withdraw.map((r) => ({ ...pick(r), incoming: r.incomingHost })) } : {}),
+      });
+      return { vmUuid, hosts: after, revoked: revoke, ...(move.length > 0 ? { moved: move.map(handedOver) } : {}) };
     });
   }
 
@@ -340,9 +428,15 @@ export class Registry {
       for (const hostId of this.store.registrations.countByHost().keys()) {
         const last = Math.max(this.lastReconcile.get(hostId) ?? 0, this.startedAt);
         if (now - last <= limits.expireAfter) continue;
-        const held = this.store.registrations.ofHost(hostId);
-        await this.commit(held, NONE, (txn) => {
+        const all = this.store.registrations.ofHost(hostId);
+        // A NIC a live migration's incoming host waits for goes to it (the VM left the silent host, or will).
+        const move = all.filter((r) => this.canHandOver(r));
+        const held = all.filter((r) => !move.includes(r));
+        const withdraw = this.store.registrations.incomingOf(hostId);
+        await this.commit(all, NONE, (txn) => {
           for (const registration of held) txn.delete(registration);
+          for (const registration of move) txn.put(handedOver(registration));
+          for (const registration of withdraw) this.store.registrations.put(withoutIncoming(registration));
         });
         expired.push(hostId);
         removed += held.length;
@@ -351,6 +445,8 @@ export class Registry {
           hostId,
           lastReconcile: this.lastReconcile.has(hostId) ? new Date(last).toISOString() : 'never since start',
           removed: held.map(pick),
+          ...(move.length > 0 ? { moved: move.map((r) => ({ ...pick(r), to: r.incomingHost })) } : {}),
+          ...(withdraw.length > 0 ? { withdrawn: withdraw.map(pick) } : {}),
         });
       }
       return { hosts: expired, removed };
@@ -503,7 +599,9 @@ export class Registry {
   }
 
   /** What the firewall enforces for a registered NIC: its VM's allow entries and its SSH access. */
-  private view(registration: Registration): NicView {
+  private view(stored: Registration): NicView {
+    // What the firewall holds of a NIC does not change while a migration is under way.
+    const registration = withoutIncoming(stored);
     const ssh = this.nicSsh(registration);
     return { registration, entries: this.store.allowLists.get(registration.vmUuid), ...(ssh ? { ssh } : {}) };
   }
@@ -612,6 +710,53 @@ export class Registry {
     return undefined;
   }
 
+  /**
+   * A register with the `incoming` marker for a NIC `existing.hostId` holds:
+   * record `hostId` as its incoming host (store only: the firewall keys on the
+   * NIC id, which stays). Called in the serial queue, placement checked.
+   */
+  private recordIncoming(hostId: string, existing: Registration, generation: number): RegisterResult {
+    if (existing.incomingHost === hostId && (existing.incomingGeneration ?? 0) > generation) {
+      return { status: 'stale', registration: existing, ...this.mappingOf(existing) };
+    }
+    if (existing.incomingHost !== hostId) {
+      const quota = this.quotaProblem(hostId, existing.vmUuid, existing, 0);
+      if (quota !== undefined) throw new RegistryError('E_QUOTA_EXCEEDED', quota);
+    }
+    const recorded: Registration = { ...existing, incomingHost: hostId, incomingGeneration: generation };
+    if (existing.incomingHost !== hostId || existing.incomingGeneration !== generation) {
+      this.store.transaction(() => this.store.registrations.put(recorded));
+    }
+    if (existing.incomingHost !== hostId) {
+      this.audit({
+        event: 'register',
+        hostId,
+        ...pick(existing),
+        took: 'incoming',
+        holder: existing.hostId,
+        ...(existing.incomingHost === undefined ? {} : { replaced: existing.incomingHost }),
+        incomingGeneration: generation,
+      });
+    }
+    return { status: 'incoming', registration: recorded, ...this.mappingOf(recorded) };
+  }
+
+  /** Whether a registration has an incoming host that may take it (placed, on an enforced network). */
+  private canHandOver(registration: Registration): boolean {
+    const to = registration.incomingHost;
+    return to !== undefined && this.isPlaced(this.network(registration.network), registration.vmUuid, to);
+  }
+
+  /** Drop the incoming-host records of `registrations` (store only, one transaction). */
+  private withdrawIncoming(registrations: readonly Registration[], cause: string): void {
+    this.store.transaction(() => {
+      for (const registration of registrations) this.store.registrations.put(withoutIncoming(registration));
+    });
+    for (const r of registrations) {
+      this.audit({ event: 'deregister', hostId: r.incomingHost, outcome: 'withdrawn', cause, holder: r.hostId, ...pick(r) });
+    }
+  }
+
   private isPlaced(network: Network, vmUuid: string, hostId: string): boolean {
     return network.placement !== 'enforced' || this.store.placements.get(vmUuid).includes(hostId);
   }
@@ -630,12 +775,17 @@ export class Registry {
     added: readonly Registration[],
     removed: readonly Registration[],
     outcome: { conflicts: readonly NicReport[]; refused: readonly RefusedNic[]; heldElsewhere: readonly NicReport[] },
+    moved: readonly Registration[] = [],
+    withdrawn: readonly Registration[] = [],
   ): void {
+    const movedKeys = new Set(moved.map((r) => `${r.network}/${r.mac}`));
     this.audit({
       event: 'reconcile',
       hostId,
-      added: added.map(pick),
+      added: added.filter((r) => !movedKeys.has(`${r.network}/${r.mac}`)).map(pick),
       removed: removed.map(pick),
+      ...(moved.length > 0 ? { moved: moved.map((r) => ({ ...pick(r), to: r.incomingHost })) } : {}),
+      ...(withdrawn.length > 0 ? { withdrawn: withdrawn.map(pick) } : {}),
       conflicts: outcome.conflicts.length,
       refused: outcome.refused.map((n) => ({ vmUuid: n.vmUuid, mac: n.mac, network: n.network, code: n.code })),
       heldElsewhere: outcome.heldElsewhere.map((n) => ({ vmUuid: n.vmUuid, mac: n.mac, network: n.network })),
@@ -659,6 +809,25 @@ export class Registry {
       `MAC ${nic.mac} on network ${nic.network} is registered to VM ${existing.vmUuid}, not ${nic.vmUuid}`,
     );
   }
+}
+
+/** The registration with no migration under way. */
+function withoutIncoming(r: Registration): Registration {
+  if (r.incomingHost === undefined && r.incomingGeneration === undefined) return r;
+  const { incomingHost: _host, incomingGeneration: _generation, ...rest } = r;
+  return rest;
+}
+
+/** Its incoming-host fields, to keep them across a change of the holder's own registration. */
+function incomingOf(r: Registration): Pick<Registration, 'incomingHost' | 'incomingGeneration'> {
+  return r.incomingHost === undefined
+    ? {}
+    : { incomingHost: r.incomingHost, incomingGeneration: r.incomingGeneration ?? 0 };
+}
+
+/** The registration handed to its incoming host: same NIC id, address and SSH port; the incoming generation. */
+function handedOver(r: Registration): Registration {
+  return { ...withoutIncoming(r), hostId: r.incomingHost ?? r.hostId, generation: r.incomingGeneration ?? r.generation };
 }
 
 function pick(r: Registration) {

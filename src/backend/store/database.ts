@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { StoreError } from '../../errors/store-error.js';
 
 /** The schema version this code reads and writes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const META = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -24,11 +24,16 @@ CREATE TABLE IF NOT EXISTS registrations (
   updated_at INTEGER NOT NULL,
   -- The NIC's id in the firewall (its elements' key, its flows' ct mark); unique, not reused soon.
   nic_id INTEGER NOT NULL,
+  -- A live migration under way: the destination host that registered the NIC with the migration marker, and the
+  -- generation it did so at. The owner (host_id) keeps the NIC until its stop hands it over; NULL: none.
+  incoming_host TEXT,
+  incoming_generation INTEGER,
   PRIMARY KEY (network, mac)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS registrations_by_host ON registrations (host_id);
 CREATE INDEX IF NOT EXISTS registrations_by_vm ON registrations (vm_uuid);
 CREATE UNIQUE INDEX IF NOT EXISTS registrations_by_nic_id ON registrations (nic_id);
+CREATE INDEX IF NOT EXISTS registrations_by_incoming ON registrations (incoming_host) WHERE incoming_host IS NOT NULL;
 -- The newest deregistration each host sent for a NIC it held: a register from that host with an older generation
 -- is stale (it was spooled or reordered), so a stopped VM is never re-opened by a late event. Pruned after the
 -- retention period (backend.registrations.tombstoneRetention).
@@ -110,6 +115,12 @@ function migrateFrom1(db: Database.Database): void {
   ALTER TABLE tokens_v2 RENAME TO tokens;`);
 }
 
+/** Version 2 to 3: the live migration under way per NIC (`incoming_host`, `incoming_generation`). */
+function migrateFrom2(db: Database.Database): void {
+  db.exec('ALTER TABLE registrations ADD COLUMN incoming_host TEXT');
+  db.exec('ALTER TABLE registrations ADD COLUMN incoming_generation INTEGER');
+}
+
 /**
  * Open (creating if needed) the backend's SQLite store: WAL journal, full
  * sync on commit (a registration the API acknowledged survives a power cut),
@@ -132,9 +143,11 @@ export function openDatabase(path: string): Database.Database {
       db.exec(SCHEMA);
       setVersion();
     })();
-  } else if (Number(version.value) === 1) {
+  } else if (Number(version.value) === 1 || Number(version.value) === 2) {
+    const from = Number(version.value);
     db.transaction(() => {
-      migrateFrom1(db);
+      if (from === 1) migrateFrom1(db);
+      migrateFrom2(db);
       db.exec(SCHEMA);
       setVersion();
     })();

@@ -12,6 +12,8 @@ interface Row {
   vm_name: string;
   generation: number;
   nic_id: number;
+  incoming_host: string | null;
+  incoming_generation: number | null;
 }
 
 const toRegistration = (row: Row): Registration => ({
@@ -23,6 +25,9 @@ const toRegistration = (row: Row): Registration => ({
   ip: row.ip,
   generation: row.generation,
   nicId: row.nic_id,
+  ...(row.incoming_host === null || row.incoming_generation === null
+    ? {}
+    : { incomingHost: row.incoming_host, incomingGeneration: row.incoming_generation }),
 });
 
 /** The registrations table: every VM NIC the backend currently lets on its networks. */
@@ -30,6 +35,7 @@ export class RegistrationTable {
   private readonly byKey;
   private readonly byHost;
   private readonly byVm;
+  private readonly byIncoming;
   private readonly all;
   private readonly counts;
   private readonly upsertStatement;
@@ -45,16 +51,22 @@ export class RegistrationTable {
     this.byKey = db.prepare<[string, string], Row>('SELECT * FROM registrations WHERE network = ? AND mac = ?');
     this.byHost = db.prepare<[string], Row>('SELECT * FROM registrations WHERE host_id = ? ORDER BY network, mac');
     this.byVm = db.prepare<[string], Row>('SELECT * FROM registrations WHERE vm_uuid = ? ORDER BY network, mac');
+    this.byIncoming = db.prepare<[string], Row>(
+      'SELECT * FROM registrations WHERE incoming_host = ? ORDER BY network, mac',
+    );
     this.all = db.prepare<[], Row>('SELECT * FROM registrations ORDER BY network, mac');
     this.counts = db.prepare<[], { network: string; n: number }>(
       'SELECT network, COUNT(*) AS n FROM registrations GROUP BY network ORDER BY network',
     );
     this.upsertStatement = db.prepare(
-      `INSERT INTO registrations (network, mac, ip, host_id, vm_uuid, vm_name, generation, updated_at, nic_id)
-       VALUES (@network, @mac, @ip, @hostId, @vmUuid, @vmName, @generation, @now, @nicId)
+      `INSERT INTO registrations (network, mac, ip, host_id, vm_uuid, vm_name, generation, updated_at, nic_id,
+         incoming_host, incoming_generation)
+       VALUES (@network, @mac, @ip, @hostId, @vmUuid, @vmName, @generation, @now, @nicId,
+         @incomingHost, @incomingGeneration)
        ON CONFLICT (network, mac) DO UPDATE SET ip = excluded.ip, host_id = excluded.host_id,
          vm_uuid = excluded.vm_uuid, vm_name = excluded.vm_name, generation = excluded.generation,
-         updated_at = excluded.updated_at, nic_id = excluded.nic_id`,
+         updated_at = excluded.updated_at, nic_id = excluded.nic_id,
+         incoming_host = excluded.incoming_host, incoming_generation = excluded.incoming_generation`,
     );
     this.deleteStatement = db.prepare('DELETE FROM registrations WHERE network = ? AND mac = ?');
     this.hostCount = db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM registrations WHERE host_id = ?');
@@ -119,6 +131,11 @@ export class RegistrationTable {
     return this.byVm.all(vmUuid).map(toRegistration);
   }
 
+  /** Every registration on which `hostId` is the incoming host of a live migration under way. */
+  incomingOf(hostId: string): Registration[] {
+    return this.byIncoming.all(hostId).map(toRegistration);
+  }
+
   /** Every registration. */
   list(): Registration[] {
     return this.all.all().map(toRegistration);
@@ -129,7 +146,7 @@ export class RegistrationTable {
     return new Map(this.counts.all().map((row) => [row.network, row.n]));
   }
 
-  /** Insert or replace the registration of `(network, mac)`. */
+  /** Insert or replace the registration of `(network, mac)` (its incoming host too: absent clears it). */
   put(registration: Registration): void {
     this.upsertStatement.run({
       hostId: registration.hostId,
@@ -140,6 +157,8 @@ export class RegistrationTable {
       ip: registration.ip,
       generation: registration.generation,
       nicId: registration.nicId,
+      incomingHost: registration.incomingHost ?? null,
+      incomingGeneration: registration.incomingHost === undefined ? null : (registration.incomingGeneration ?? 0),
       now: Date.now(),
     });
   }

@@ -97,7 +97,7 @@ describe('the store file', () => {
       expect(again.allowLists.get('vm-1')).toHaveLength(1);
       again.db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema_version'").run();
       again.close();
-      expect(() => openStore(path)).toThrow(`Store ${path}: expected schema version 2, found 99`);
+      expect(() => openStore(path)).toThrow(`Store ${path}: expected schema version 3, found 99`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -131,7 +131,35 @@ describe('the store file', () => {
       expect(store.tokens.list()).toEqual([{ name: 'ops', role: 'admin' }]);
       store.tokens.issue({ name: 'prometheus', role: 'metrics' });
       expect(store.tokens.roleOf('prometheus')).toBe('metrics');
+      expect(store.registrations.list()[0]?.incomingHost).toBeUndefined();
       store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('migrates a version 2 store: registrations keep everything and have no migration under way', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ticrypt-store-'));
+    try {
+      const path = join(dir, 'backend.db');
+      const store = openStore(path);
+      register(store, 1, '10.90.0.10');
+      const before = store.registrations.list();
+      store.db.exec('DROP INDEX registrations_by_incoming');
+      store.db.exec('ALTER TABLE registrations DROP COLUMN incoming_host');
+      store.db.exec('ALTER TABLE registrations DROP COLUMN incoming_generation');
+      store.db.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
+      store.close();
+      const again = openStore(path);
+      expect(again.registrations.list()).toEqual(before);
+      const [first] = before;
+      if (!first) throw new Error('no registration');
+      again.registrations.put({ ...first, incomingHost: 'kvm-02', incomingGeneration: 7 });
+      expect(again.registrations.incomingOf('kvm-02')).toEqual([{ ...first, incomingHost: 'kvm-02', incomingGeneration: 7 }]);
+      again.registrations.put(first);
+      expect(again.registrations.incomingOf('kvm-02')).toEqual([]);
+      expect(again.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({ value: '3' });
+      again.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
