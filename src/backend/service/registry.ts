@@ -169,12 +169,7 @@ export class Registry {
    * `incoming` migration marker, a NIC another host holds is not taken over:
    * `hostId` is recorded as its incoming host (status `incoming`).
    */
-  register(
-    hostId: string,
-    nic: NicReport,
-    generation: number,
-    migration?: MigrationMarker,
-  ): Promise<RegisterResult> {
+  register(hostId: string, nic: NicReport, generation: number, migration?: MigrationMarker): Promise<RegisterResult> {
     return this.queue.run(async () => {
       const network = this.network(nic.network);
       this.requirePlaced(network, nic.vmUuid, hostId);
@@ -753,7 +748,14 @@ export class Registry {
       for (const registration of registrations) this.store.registrations.put(withoutIncoming(registration));
     });
     for (const r of registrations) {
-      this.audit({ event: 'deregister', hostId: r.incomingHost, outcome: 'withdrawn', cause, holder: r.hostId, ...pick(r) });
+      this.audit({
+        event: 'deregister',
+        hostId: r.incomingHost,
+        outcome: 'withdrawn',
+        cause,
+        holder: r.hostId,
+        ...pick(r),
+      });
     }
   }
 
@@ -814,8 +816,10 @@ export class Registry {
 /** The registration with no migration under way. */
 function withoutIncoming(r: Registration): Registration {
   if (r.incomingHost === undefined && r.incomingGeneration === undefined) return r;
-  const { incomingHost: _host, incomingGeneration: _generation, ...rest } = r;
-  return rest;
+  const rest: { -readonly [K in keyof Registration]?: Registration[K] } = { ...r };
+  delete rest.incomingHost;
+  delete rest.incomingGeneration;
+  return rest as Registration;
 }
 
 /** Its incoming-host fields, to keep them across a change of the holder's own registration. */
@@ -827,7 +831,11 @@ function incomingOf(r: Registration): Pick<Registration, 'incomingHost' | 'incom
 
 /** The registration handed to its incoming host: same NIC id, address and SSH port; the incoming generation. */
 function handedOver(r: Registration): Registration {
-  return { ...withoutIncoming(r), hostId: r.incomingHost ?? r.hostId, generation: r.incomingGeneration ?? r.generation };
+  return {
+    ...withoutIncoming(r),
+    hostId: r.incomingHost ?? r.hostId,
+    generation: r.incomingGeneration ?? r.generation,
+  };
 }
 
 function pick(r: Registration) {

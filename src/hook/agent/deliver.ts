@@ -66,7 +66,14 @@ export async function send(context: DeliveryContext, event: HookEvent): Promise<
     event.op === 'register'
       ? {
           path: '/v1/register',
-          body: { vmUuid: nic.vmUuid, vmName: nic.vmName, mac: nic.mac, network: nic.network, generation },
+          body: {
+            vmUuid: nic.vmUuid,
+            vmName: nic.vmName,
+            mac: nic.mac,
+            network: nic.network,
+            generation,
+            ...(event.migration === undefined ? {} : { migration: event.migration }),
+          },
         }
       : { path: '/v1/deregister', body: { mac: nic.mac, network: nic.network, generation } };
   let answer: Answer;

@@ -15,6 +15,8 @@ export interface HookEvent {
   readonly nic: HookNic;
   /** What caused it, for logs: `qemu start`, `network port-deleted`, ... */
   readonly cause: string;
+  /** A register of a live migration's destination (see the API's `RegisterBody.migration`). */
+  readonly migration?: 'incoming';
 }
 
 /** The key events of one NIC share: they must reach the backend in generation order. */

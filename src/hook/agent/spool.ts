@@ -160,5 +160,6 @@ function readEvent(text: string, file: string): HookEvent {
     generation: data.generation as number,
     nic: { vmUuid: nic.vmUuid, vmName: nic.vmName, mac: nic.mac, network: nic.network },
     cause: typeof data.cause === 'string' ? data.cause : 'spool',
+    ...(data.op === 'register' && data.migration === 'incoming' ? { migration: 'incoming' as const } : {}),
   };
 }

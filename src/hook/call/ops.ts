@@ -20,21 +20,29 @@ export interface OpAction {
    * before it does: `host pin` waits for it).
    */
   readonly flows?: 'pin' | 'check' | 'unpin' | 'want';
+  /**
+   * Live migration to this host: `begin` (libvirt's `migrate`, run on the
+   * destination only) notes the VM as incoming and registers with the
+   * `incoming` marker (strict only with `migration.requireBackend`); `mark`
+   * sends the marker when the VM is noted; `end` forgets the note.
+   */
+  readonly migration?: 'begin' | 'mark' | 'end';
 }
 
 /**
  * The qemu hook's ops table (`/etc/libvirt/hooks/qemu NAME OP SUBOP EXTRA`).
- * Every op not listed (`prepare`, `migrate`, `attach`, ...) is left alone:
+ * Every op not listed (`prepare`, `attach`, ...) is left alone:
  * exit 0, nothing read, nothing written. `hooks/qemu` holds the same list so
  * those ops do not even start Node.
  */
 export const QEMU_OPS: Readonly<Record<string, OpAction>> = {
-  start: { action: 'register', strict: true, flows: 'pin' },
-  started: { action: 'register', strict: false, flows: 'check' },
-  reconnect: { action: 'register', strict: false, flows: 'check' },
+  migrate: { action: 'register', strict: false, migration: 'begin' },
+  start: { action: 'register', strict: true, flows: 'pin', migration: 'mark' },
+  started: { action: 'register', strict: false, flows: 'check', migration: 'mark' },
+  reconnect: { action: 'register', strict: false, flows: 'check', migration: 'mark' },
   restore: { action: 'register', strict: true, flows: 'pin' },
-  stopped: { action: 'deregister', strict: false, flows: 'unpin' },
-  release: { action: 'deregister', strict: false },
+  stopped: { action: 'deregister', strict: false, flows: 'unpin', migration: 'end' },
+  release: { action: 'deregister', strict: false, migration: 'end' },
 };
 
 /**

@@ -11,6 +11,7 @@ import { scanDomainXml, scanPortHookData, type HookDomain } from '../agent/domai
 import { deliverEvents, EXIT_RESERVE_MS, type Outcome } from '../agent/deliver.js';
 import { describeNic, type HookEvent } from '../agent/events.js';
 import { nextGeneration } from '../agent/generation.js';
+import { clearIncoming, isIncoming, noteIncoming } from '../agent/incoming.js';
 import type { HookLog } from '../agent/log.js';
 import { managedNics } from '../agent/nics.js';
 import { startFlows } from './flows.js';
@@ -129,6 +130,22 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
     }
     if (nics.length === 0) return { code: refuse ? HOOK_EXIT.refuse : HOOK_EXIT.ok, log };
 
+    // Live migration: the destination's `migrate` notes the VM; its start, started and reconnect send the marker.
+    const vmUuid = nics[0]?.nic.vmUuid ?? '';
+    if (action.migration === 'begin') {
+      try {
+        noteIncoming(config.spoolDir, vmUuid);
+      } catch (error) {
+        log.error(
+          `${cause} of ${name}: incoming migration not noted (${(error as Error).message}): its start registers without the migration marker`,
+        );
+      }
+    }
+    const incoming =
+      action.migration === 'begin' || (action.migration === 'mark' && isIncoming(config.spoolDir, vmUuid));
+    // With migration.requireBackend, an incoming migration the backend did not confirm is refused.
+    const requireBackend = action.migration === 'begin' && config.migration?.requireBackend === true;
+
     const deadline = env.startedAt + config.timeouts.hookMs - EXIT_RESERVE_MS;
     // Port security: OVS is looked at while the registration is under way; the pin needs its answer.
     const flows =
@@ -148,9 +165,16 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
     const spool = new Spool(config.spoolDir);
     const generation = nextGeneration(config.spoolDir);
     trace('generation');
-    const events: HookEvent[] = nics.map(({ nic }) => ({ op: action.action, generation, nic, cause }));
+    const events: HookEvent[] = nics.map(({ nic }) => ({
+      op: action.action,
+      generation,
+      nic,
+      cause,
+      ...(incoming && action.action === 'register' ? { migration: 'incoming' as const } : {}),
+    }));
     const required = new Set(nics.filter((m) => m.network.requireRegistration).map((m) => m.nic));
-    const mustNotSpool = (event: HookEvent) => action.strict && event.op === 'register' && required.has(event.nic);
+    const mustNotSpool = (event: HookEvent) =>
+      event.op === 'register' && ((action.strict && required.has(event.nic)) || requireBackend);
     const settled = env.inflight?.settled ?? new Set<HookEvent>();
     if (env.inflight) Object.assign(env.inflight, { events, spool, mustNotSpool });
 
@@ -188,7 +212,14 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
       report(log, outcome);
       if (outcome.result !== 'delivered' && mustNotSpool(outcome.event)) refuse = true;
     }
-    if (refuse) log.error(`${cause} of ${name}: registration required and not done: refusing the VM`);
+    if (refuse && action.migration === 'begin') {
+      clearIncoming(config.spoolDir, vmUuid);
+      log.error(
+        `${cause} of ${name}: the backend did not confirm the incoming migration (migration.requireBackend): refusing it`,
+      );
+    } else if (refuse) log.error(`${cause} of ${name}: registration required and not done: refusing the VM`);
+    // This host's QEMU of the VM is gone: a later start here is not an incoming migration.
+    if (action.migration === 'end') clearIncoming(config.spoolDir, vmUuid);
     // A VM refused is not pinned: libvirt stops it (and the stopped hook unpins nothing).
     if (flows && !refuse) await flows.finish(outcomes, log);
     trace('flows');
@@ -199,12 +230,21 @@ export async function runHook(call: HookCall, env: HookEnvironment): Promise<{ c
   }
 }
 
+/** What a migration status means, for the log line. */
+const MIGRATION_NOTES: Readonly<Record<string, string>> = {
+  incoming: " (live migration: the source keeps the NIC until its QEMU stops; pinned with the NIC's address)",
+  moved: " (live migration: the NIC is its destination's now; nothing revoked, this host's flows removed)",
+  withdrawn: ' (the live migration to this host did not complete: the source keeps the NIC)',
+};
+
 function report(log: HookLog, outcome: Outcome): void {
   const { event } = outcome;
   const what = `${event.cause}: ${event.op} ${describeNic(event.nic)} generation ${event.generation}`;
   switch (outcome.result) {
     case 'delivered':
-      log.info(`${what}: ${outcome.status ?? 'ok'}${outcome.ip === undefined ? '' : ` ip=${outcome.ip}`}`);
+      log.info(
+        `${what}: ${outcome.status ?? 'ok'}${outcome.ip === undefined ? '' : ` ip=${outcome.ip}`}${MIGRATION_NOTES[outcome.status ?? ''] ?? ''}`,
+      );
       return;
     case 'spooled':
       log.warn(`${what}: spooled for later delivery (${outcome.reason ?? ''})`);

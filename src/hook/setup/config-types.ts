@@ -47,4 +47,14 @@ export interface HookConfig {
   readonly spoolDir: string;
   /** Also log to syslog/journald (through `logger`). */
   readonly syslog: boolean;
+  /** Live migration (absent in a cache written before it existed: the defaults). */
+  readonly migration?: {
+    /**
+     * When true, the destination's `migrate begin` exits non-zero, and libvirt
+     * refuses the incoming migration, unless the backend confirmed every
+     * managed NIC's marked register (default false: the migration goes on, the
+     * register is spooled, see DESIGN-NOTES.md).
+     */
+    readonly requireBackend: boolean;
+  };
 }

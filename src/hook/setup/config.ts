@@ -63,6 +63,12 @@ export const HookConfigSchema = z
         .default({ requestMs: DEFAULT_REQUEST_MS, hookMs: DEFAULT_HOOK_MS }),
       spoolDir: AbsolutePath.default(DEFAULT_SPOOL_DIR),
       syslog: z.boolean(expectMsg('true or false')).default(true),
+      migration: z
+        .strictObject(
+          { requireBackend: z.boolean(expectMsg('true or false')).default(false) },
+          expectMsg('a mapping with requireBackend'),
+        )
+        .default({ requireBackend: false }),
     },
     expectMsg('a mapping with hostId, backend and networks'),
   )
@@ -189,5 +195,11 @@ spoolDir: ${DEFAULT_SPOOL_DIR}
 
 # Also log to syslog/journald (via /usr/bin/logger); stderr is always used.
 syslog: true
+
+# Live migration to this host: requireBackend: true refuses an incoming migration (at libvirt's
+# \`migrate begin\`) unless the backend confirmed the VM's NICs; false (default) lets it go on with
+# the registration spooled (the VM may have no access on this host until it is delivered).
+migration:
+  requireBackend: false
 `;
 }

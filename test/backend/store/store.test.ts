@@ -155,7 +155,9 @@ describe('the store file', () => {
       const [first] = before;
       if (!first) throw new Error('no registration');
       again.registrations.put({ ...first, incomingHost: 'kvm-02', incomingGeneration: 7 });
-      expect(again.registrations.incomingOf('kvm-02')).toEqual([{ ...first, incomingHost: 'kvm-02', incomingGeneration: 7 }]);
+      expect(again.registrations.incomingOf('kvm-02')).toEqual([
+        { ...first, incomingHost: 'kvm-02', incomingGeneration: 7 },
+      ]);
       again.registrations.put(first);
       expect(again.registrations.incomingOf('kvm-02')).toEqual([]);
       expect(again.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({ value: '3' });
