@@ -104,7 +104,7 @@ describe('qemu hook against the real API', () => {
     expect(registration(vm)).toBeDefined();
   });
 
-  it.each(['prepare', 'migrate', 'attach', 'frobnicate', ''])(
+  it.each(['prepare', 'attach', 'frobnicate', ''])(
     'leaves %j alone: exit 0, no output, no Node start',
     async (op) => {
       const vm = testVm('vm-ignored');
@@ -227,14 +227,20 @@ describe('migration order across two hosts', () => {
       expect(registration(vm)?.hostId).toBe('kvm-1');
       // The launcher migrates: both hosts while the VM moves.
       await server.backend.place(vm.uuid, ['kvm-1', 'kvm-2']);
-      // Destination: migrate (nothing), prepare (nothing), start, started.
+      const before = registration(vm);
+      // Destination: migrate (notes the VM, marked register), prepare (nothing), start, started: all before the
+      // memory copy, while the guest still runs on kvm-1. kvm-1 keeps the NIC; kvm-2 is its incoming host.
       const migrate = await direct(b, 'migrate', 'begin', 'configured');
-      expect(migrate).toMatchObject({ code: 0, stdout: '', stderr: '' });
-      await direct(b, 'start', 'begin', 'live');
+      expect(migrate).toMatchObject({ code: 0, stdout: '' });
+      expect(migrate.stderr).toMatch(/qemu migrate: register .*: incoming ip=/);
+      const start = await direct(b, 'start', 'begin', 'live');
+      expect(start.stderr).toMatch(/qemu start: register .*: incoming ip=/);
       await direct(b, 'started', 'begin', 'live');
-      expect(registration(vm)?.hostId).toBe('kvm-2');
-      // The launcher, once the VM runs on the destination: only kvm-2. The destination's registration stays.
+      expect(registration(vm)).toMatchObject({ hostId: 'kvm-1', incomingHost: 'kvm-2', nicId: before?.nicId });
+      // The launcher, once the VM runs on the destination: only kvm-2. The NIC is handed over, not revoked.
       await server.backend.place(vm.uuid, ['kvm-2']);
+      expect(registration(vm)).toMatchObject({ hostId: 'kvm-2', nicId: before?.nicId, ip: before?.ip });
+      expect(registration(vm)?.incomingHost).toBeUndefined();
       // Source: stopped, release (late): they change nothing.
       const stopped = await direct(rig, 'stopped', 'end', 'configured');
       expect(stopped.stderr).toMatch(/kept-other-host/);
