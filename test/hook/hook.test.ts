@@ -104,16 +104,13 @@ describe('qemu hook against the real API', () => {
     expect(registration(vm)).toBeDefined();
   });
 
-  it.each(['prepare', 'attach', 'frobnicate', ''])(
-    'leaves %j alone: exit 0, no output, no Node start',
-    async (op) => {
-      const vm = testVm('vm-ignored');
-      const run = await qemu(vm, op, 'begin');
-      expect(run).toMatchObject({ code: 0, stdout: '', stderr: '' });
-      expect(run.ms).toBeLessThan(40); // a Node start alone takes ~60 ms here
-      expect(registration(vm)).toBeUndefined();
-    },
-  );
+  it.each(['prepare', 'attach', 'frobnicate', ''])('leaves %j alone: exit 0, no output, no Node start', async (op) => {
+    const vm = testVm('vm-ignored');
+    const run = await qemu(vm, op, 'begin');
+    expect(run).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(run.ms).toBeLessThan(40); // a Node start alone takes ~60 ms here
+    expect(registration(vm)).toBeUndefined();
+  });
 
   it('maps VM names the API refuses to a valid, distinct name', async () => {
     const vm = { ...testVm('x'), name: 'research vm &amp; é/1' };

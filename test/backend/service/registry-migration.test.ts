@@ -205,7 +205,9 @@ type Step =
   | { kind: 'place'; hosts: string[] };
 
 /** The hook events of one host, in the order its spool delivers them (generation order). */
-function hostEvents(host: string, events: readonly Omit<Step, 'host'>[]): Step[] {
+type HostStep =
+  Exclude<Step, { kind: 'place' }> extends infer S ? (S extends unknown ? Omit<S, 'host'> : never) : never;
+function hostEvents(host: string, events: readonly HostStep[]): Step[] {
   return events.map((e) => ({ ...e, host }) as Step);
 }
 
