@@ -17,6 +17,7 @@ import {
   hostRig,
   type HostRig,
   listeningBackend,
+  portHookData,
   removeRig,
   runHookScript,
   SwitchableProxy,
@@ -89,6 +90,10 @@ describe('the qemu hook in a live migration', () => {
     expect(migrate.stderr).toMatch(/qemu migrate: register .* generation \d+: incoming ip=/);
     expect(noted(b)).toEqual([vm.uuid]);
     expect(await hook(b, vm, 'prepare', 'begin', 'configured')).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    // The network hook's port-created on the destination carries the marker too: no takeover.
+    const port = await runHookScript(b.networkHook, ['secure', 'port-created', 'begin', '-'], portHookData(vm));
+    expect(port).toMatchObject({ code: 0, stdout: '' });
+    expect(port.stderr).toMatch(/network port-created: register .*: incoming/);
     for (const op of ['start', 'started']) {
       const run = await hook(b, vm, op, 'begin', 'live');
       expect(run).toMatchObject({ code: 0, stdout: '' });

@@ -52,7 +52,8 @@ export const QEMU_OPS: Readonly<Record<string, OpAction>> = {
  * hook decides whether a VM may run.
  */
 export const NETWORK_OPS: Readonly<Record<string, OpAction>> = {
-  'port-created': { action: 'register', strict: false, flows: 'want' },
+  // A migration's destination creates the VM's ports too: while the VM is noted incoming, the marker goes along.
+  'port-created': { action: 'register', strict: false, flows: 'want', migration: 'mark' },
   'port-deleted': { action: 'deregister', strict: false },
 };
 
