@@ -538,9 +538,18 @@ export class Registry {
     });
   }
 
-  /** Every registration, or one host's. */
+  /**
+   * Every registration, or one host's: those it holds and those it is a live
+   * migration's incoming host of (its port of the VM runs, and is pinned, before
+   * the hand-over: its flow sync must find the NIC's address).
+   */
   registrations(hostId?: string): Registration[] {
-    return hostId === undefined ? this.store.registrations.list() : this.store.registrations.ofHost(hostId);
+    if (hostId === undefined) return this.store.registrations.list();
+    const incoming = this.store.registrations.incomingOf(hostId);
+    const held = this.store.registrations.ofHost(hostId);
+    if (incoming.length === 0) return held;
+    const order = (r: Registration) => `${r.network}\0${r.mac}`;
+    return [...held, ...incoming].sort((x, y) => (order(x) < order(y) ? -1 : 1));
   }
 
   /** Registered NICs per network, kept in memory (no store read). */

@@ -40,14 +40,14 @@ CREATE INDEX IF NOT EXISTS vm_groups_by_group ON vm_groups (group_id);
     );
     this.unassign = db.prepare('DELETE FROM vm_groups WHERE vm_uuid = ?');
     // The groups with a VM registered on the network by the host, and every registered NIC of theirs there.
-    this.peersOf = db.prepare<[string, string, string], { id: number; name: string; mac: string; ip: string }>(
+    this.peersOf = db.prepare<[string, string, string, string], { id: number; name: string; mac: string; ip: string }>(
       `SELECT g.id, g.name, r.mac, r.ip
          FROM vm_group_names g
          JOIN vm_groups v ON v.group_id = g.id
          JOIN registrations r ON r.vm_uuid = v.vm_uuid AND r.network = ?
         WHERE g.id IN (SELECT v2.group_id FROM vm_groups v2
                          JOIN registrations r2 ON r2.vm_uuid = v2.vm_uuid
-                        WHERE r2.network = ? AND r2.host_id = ?)
+                        WHERE r2.network = ? AND (r2.host_id = ? OR r2.incoming_host = ?))
         ORDER BY g.id, r.mac`,
     );
   }
@@ -71,7 +71,7 @@ CREATE INDEX IF NOT EXISTS vm_groups_by_group ON vm_groups (group_id);
   /** The groups a host needs on a network: those with a VM it registered there, with all their members there. */
   peers(network: string, hostId: string): PeerGroup[] {
     const groups = new Map<number, { id: number; name: string; members: { mac: string; ip: string }[] }>();
-    for (const row of this.peersOf.all(network, network, hostId)) {
+    for (const row of this.peersOf.all(network, network, hostId, hostId)) {
       const group = groups.get(row.id) ?? { id: row.id, name: row.name, members: [] };
       group.members.push({ mac: row.mac, ip: row.ip });
       groups.set(row.id, group);

@@ -51,8 +51,15 @@ describe('live migration between two hosts, at the API', () => {
     expect(listed.json.registrations).toEqual([
       expect.objectContaining({ hostId: 'kvm-1', incomingHost: 'kvm-2', incomingGeneration: 202 }),
     ]);
-    // The destination sees nothing as its own yet; the source still does.
-    expect((await backend.call('GET', '/v1/registrations', 'other-host')).json.registrations).toEqual([]);
+    // The destination lists it (its port is pinned with it before the hand-over), as the source's still.
+    expect((await backend.call('GET', '/v1/registrations', 'other-host')).json.registrations).toEqual([
+      expect.objectContaining({ hostId: 'kvm-1', incomingHost: 'kvm-2', ip: first.json.ip }),
+    ]);
+    // So does its port-security view of groups (the peers route reads this).
+    backend.store.groups.set(VM, 'lab');
+    expect(backend.store.groups.peers('secure', 'kvm-2')).toEqual([
+      expect.objectContaining({ members: [{ mac: NIC.mac, ip: first.json.ip }] }),
+    ]);
     // The source's stopped and release, after the guest resumed on B.
     const stop = await backend.call('POST', '/v1/deregister', 'host', { ...KEY, generation: 150 });
     expect(stop.json).toEqual({ status: 'moved' });
