@@ -67,6 +67,20 @@ export interface GuestOptions {
 
 const VIRSH = ['-q', '-c', 'qemu:///system'];
 const virsh = (...args: string[]) => execa('virsh', [...VIRSH, ...args], { timeout: 60_000 });
+
+/**
+ * The libvirtd a guest runs on: its URI, and how a path it names (the command
+ * channel's socket) is seen from here. Default: the system's libvirtd.
+ * Another libvirtd in a private mount namespace (test/lab/two-libvirtd.ts) sees
+ * its own /var/lib/libvirt, a scratch directory from here.
+ */
+export interface GuestHost {
+  readonly uri: string;
+  readonly path?: (inside: string) => string;
+}
+const SYSTEM: GuestHost = { uri: 'qemu:///system' };
+const virshOn = (host: GuestHost, ...args: string[]) =>
+  execa('virsh', ['-q', '-c', host.uri, ...args], { timeout: 60_000 });
 const DESCRIPTION = 'ticrypt-net lab guest of pid';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
@@ -158,7 +172,16 @@ export class Guest {
     /** The serial console's log file. */
     readonly consoleFile: string,
     private readonly workDir: string,
+    /** Where it runs now: {@link Guest.movedTo} after a migration. */
+    public host: GuestHost = SYSTEM,
   ) {}
+
+  /** Record that the guest now runs on `host` (after `virsh migrate`); the command channel stays behind. */
+  movedTo(host: GuestHost): void {
+    this.channel?.close();
+    this.channel = undefined;
+    this.host = host;
+  }
 
   /** The console so far ('' before the first line). */
   async console(): Promise<string> {
@@ -186,13 +209,13 @@ export class Guest {
 
   /** Attach the command channel (QEMU's end of the tn.agent port, found in the live XML). */
   async connect(): Promise<void> {
-    const xml = (await virsh('dumpxml', this.name)).stdout;
+    const xml = (await virshOn(this.host, 'dumpxml', this.name)).stdout;
     const path =
       /<channel type='unix'>\s*<source mode='bind' path='([^']+)'\/>\s*<target type='virtio' name='tn\.agent'/.exec(
         xml,
       )?.[1];
     if (path === undefined) throw new Error(`guest ${this.name}: no tn.agent channel in its live XML`);
-    this.channel = await CommandChannel.connect(path, this.name);
+    this.channel = await CommandChannel.connect(this.host.path?.(path) ?? path, this.name);
   }
 
   /** Run a script with `sh` in the guest (over the channel), ended there after `seconds`. Never rejects on a non-zero exit. */
@@ -265,18 +288,18 @@ export class Guest {
   async attachNic(nic: GuestNic): Promise<void> {
     const file = join(this.workDir, `${this.name}-nic-${nic.mac.replaceAll(':', '')}.xml`);
     await writeFile(file, guestNicXml(nic));
-    await virsh('attach-device', this.name, file, '--live');
+    await virshOn(this.host, 'attach-device', this.name, file, '--live');
   }
 
   /** Unplug a NIC by its MAC (live, an OVS NIC shows as type bridge); the guest ejects it (ACPI). */
   async detachNic(mac: string): Promise<void> {
-    await virsh('detach-interface', this.name, 'bridge', '--mac', mac, '--live');
+    await virshOn(this.host, 'detach-interface', this.name, 'bridge', '--mac', mac, '--live');
   }
 
   /** `virsh destroy` (the domain is transient: it is gone). Never throws. */
   async destroy(): Promise<void> {
     this.channel?.close();
-    await execa('virsh', [...VIRSH, 'destroy', this.name], { reject: false, timeout: 30_000 });
+    await execa('virsh', ['-q', '-c', this.host.uri, 'destroy', this.name], { reject: false, timeout: 30_000 });
   }
 }
 
@@ -286,19 +309,29 @@ export class Guests {
   private readonly leases: number[] = [];
 
   /** `workDir` holds the domain XML and console logs; it must be readable by libvirt (0755). */
-  constructor(private readonly workDir: string) {}
+  constructor(
+    private readonly workDir: string,
+    /** The libvirtd to boot them on (default: the system's). */
+    private readonly host: GuestHost = SYSTEM,
+  ) {}
 
   /** Boot a guest; unless `wait: 'none'`, resolve once it is ready (and leased, with dhcp). */
   async boot(options: GuestOptions): Promise<Guest> {
     if (!NAME.test(options.name)) throw new Error(`guest name: expected [A-Za-z0-9_.-], found ${options.name}`);
     const [image, key] = await Promise.all([guestImage(), options.ssh === true ? labSshKey() : undefined, sweep()]);
-    const guest = new Guest(options.name, options.nic.mac, join(this.workDir, `${options.name}.console`), this.workDir);
+    const guest = new Guest(
+      options.name,
+      options.nic.mac,
+      join(this.workDir, `${options.name}.console`),
+      this.workDir,
+      this.host,
+    );
     const xml = domainXml(options, image, guest.consoleFile, guestCmdline(options, key?.publicKey));
     const file = join(this.workDir, `${options.name}.xml`);
     await writeFile(file, xml);
     this.guests.push(guest);
     const started = Date.now();
-    await virsh('create', file);
+    await virshOn(this.host, 'create', file);
     const createMs = Date.now() - started;
     await guest.connect();
     if (options.wait === 'none') return guest;
