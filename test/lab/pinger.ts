@@ -29,10 +29,18 @@ export function countLosses(seqs: readonly number[]): PingCount {
   return { sent, received: answered.length, lost: sent - answered.length, longestGap };
 }
 
+function spawnPing(ns: Netns, interval: string, address: string) {
+  return execa('ip', ['netns', 'exec', ns.name, 'ping', '-n', '-i', interval, address], {
+    reject: false,
+    buffer: false,
+    stdin: 'ignore',
+  });
+}
+
 /** A ping every `intervalMs` (default 10) from `ns` to `address`, until {@link Pinger.stop}. */
 export class Pinger {
   private readonly seqs: number[] = [];
-  private constructor(private readonly child: ReturnType<typeof execa>) {
+  private constructor(private readonly child: ReturnType<typeof spawnPing>) {
     if (child.stdout) {
       createInterface({ input: child.stdout }).on('line', (line) => {
         const seq = /icmp_seq=(\d+)/.exec(line)?.[1];
@@ -44,12 +52,7 @@ export class Pinger {
   /** Start pinging and wait for the first reply (at most `ms`). */
   static async start(ns: Netns, address: string, intervalMs = 10, ms = 10_000): Promise<Pinger> {
     const interval = (intervalMs / 1000).toFixed(3);
-    const child = execa('ip', ['netns', 'exec', ns.name, 'ping', '-n', '-i', interval, address], {
-      reject: false,
-      buffer: false,
-      stdin: 'ignore',
-    });
-    const pinger = new Pinger(child);
+    const pinger = new Pinger(spawnPing(ns, interval, address));
     const deadline = Date.now() + ms;
     while (pinger.seqs.length === 0) {
       if (Date.now() > deadline) {
