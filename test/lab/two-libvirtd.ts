@@ -81,7 +81,7 @@ export interface HookCall {
 /** A libvirtd of its own: one "host". */
 export class LabHost implements GuestHost {
   pid: number | undefined;
-  private daemon: ReturnType<typeof execa> | undefined;
+  private daemon: Promise<unknown> | undefined;
 
   constructor(
     readonly name: HostName,
