@@ -207,13 +207,14 @@ export class LabHost implements GuestHost {
     ].join('\n');
     // unshare and sh exec in place: the child's pid is libvirtd's.
     const log = { file: join(this.root, 'libvirtd.out'), append: true };
-    this.daemon = execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
+    const daemon = execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
       reject: false,
       stdin: 'ignore',
       stdout: log,
       stderr: log,
     });
-    this.pid = this.daemon.pid;
+    this.daemon = daemon;
+    this.pid = daemon.pid;
     const deadline = Date.now() + 60_000;
     for (;;) {
       const up = await execa('virsh', ['-q', '-c', this.uri, 'version'], { reject: false, timeout: 10_000 });
