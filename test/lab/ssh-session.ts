@@ -17,7 +17,8 @@ export interface SshTarget {
   readonly bind?: string;
 }
 
-async function sshArgs(ns: Netns, target: SshTarget, command: string): Promise<string[]> {
+/** `ip` arguments running `command` over SSH from `ns` (Debian's ssh, the lab key, batch mode). */
+export async function sshArgs(ns: Netns, target: SshTarget, command: string): Promise<string[]> {
   const key = await labSshKey();
   return [
     ...['netns', 'exec', ns.name, 'ssh', '-T', '-i', key.file, '-p', String(target.port)],
