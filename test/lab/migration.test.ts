@@ -13,10 +13,13 @@
  *                                                                        root <p>m0 ═ <p>m1 (API)           server 203.0.113.10:9000
  *     plain:  pinger ns ── <p>apln ══ patch (trunk 1090) ══ <p>bpln   (no ticrypt-net)
  *
- * The plain baseline, in the same run: a second guest on a plain OVS bridge
- * NIC ticrypt-net does not manage, pinged every 10 ms from a namespace while
- * it migrates; its lost pings are what the migration itself costs here. The
- * secure guest's loss (pinged from the backend) may exceed it by 2 at most.
+ * The plain baseline, in the same run: a guest on a plain OVS bridge NIC
+ * ticrypt-net does not manage, pinged every 10 ms from a namespace while it
+ * migrates; its lost pings are what the migration itself costs here. The
+ * secure guest has a second NIC on that plain segment, pinged in the same
+ * migrations as its ticrypt-net NIC (from the backend): the downtime of a
+ * migration varies (140–280 ms here, LAB.md), so the comparison is made
+ * within one migration: the managed NIC may lose 2 pings more at most.
  */
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -42,7 +45,8 @@ const available = labAvailable(
   ...['nft', 'dnsmasq', 'conntrack', 'perl', 'socat', 'ssh'],
 );
 const PLAIN_VLAN = 1090;
-const PLAIN = { guest: '192.168.123.10', pinger: '192.168.123.2' };
+/** The plain segment: the plain guest, the secure guest's second (plain) NIC, the pinger. */
+const PLAIN = { guest: '192.168.123.10', second: '192.168.123.11', pinger: '192.168.123.2' };
 const BACKEND = UPLINK_IPS[0];
 const CLIENT = '203.0.113.50';
 const SERVER = '203.0.113.10';
@@ -50,6 +54,7 @@ const SERVER_PORT = 9000;
 const HOOK_MS = 2000;
 const SECURE = { mac: '52:54:00:b5:00:02', vm: labUuid(0xb502) };
 const PLAIN_MAC = '52:54:00:b5:00:01';
+const SECOND_MAC = '52:54:00:b5:00:03';
 const ofctl = (...args: string[]) => execa('ovs-ofctl', ['-O', 'OpenFlow14', '--no-names', ...args]);
 
 describe.skipIf(!available)('live migration between two libvirtds with ticrypt-net (lab)', () => {
@@ -64,7 +69,12 @@ describe.skipIf(!available)('live migration between two libvirtds with ticrypt-n
   let secure: Guest | undefined;
   let server: CounterStream | undefined;
   let ssh: CounterStream | undefined;
-  const losses: { plain: PingCount[]; secure: PingCount[] } = { plain: [], secure: [] };
+  /** Lost pings per migration: the plain guest; the secure guest's managed NIC and, in the same migration, its plain NIC. */
+  const losses: { plain: PingCount[]; secure: PingCount[]; second: PingCount[] } = {
+    plain: [],
+    secure: [],
+    second: [],
+  };
 
   const two = () => {
     if (hosts === undefined) throw new Error('the hosts were not built');
@@ -84,7 +94,7 @@ describe.skipIf(!available)('live migration between two libvirtds with ticrypt-n
       `</interface>`,
       '',
     ].join('\n');
-  const plainNic = (h: LabHost) =>
+  const plainNic = (h: LabHost, mac = PLAIN_MAC, n = 0) =>
     nicXml(
       h,
       [
@@ -93,8 +103,8 @@ describe.skipIf(!available)('live migration between two libvirtds with ticrypt-n
         `  <virtualport type='openvswitch'/>`,
         `  <vlan><tag id='${PLAIN_VLAN}'/></vlan>`,
       ].join('\n'),
-      PLAIN_MAC,
-      0,
+      mac,
+      n,
     );
   const secureNic = (h: LabHost) =>
     nicXml(h, [`<interface type='network'>`, `  <source network='${NET}'/>`].join('\n'), SECURE.mac, 1);
@@ -186,6 +196,14 @@ describe.skipIf(!available)('live migration between two libvirtds with ticrypt-n
       }),
       guests.boot({ name: `${p}sg`, uuid: SECURE.vm, nic: { mac: SECURE.mac, xml: secureNic(two().a) }, ssh: true }),
     ]);
+    // The secure guest's second NIC, on the plain segment: the same migration's loss without ticrypt-net.
+    await secure!.attachNic({ mac: SECOND_MAC, xml: plainNic(two().a, SECOND_MAC, 2) });
+    await secure!.sh(
+      [
+        `for i in $(seq 50); do n=$(grep -l ${SECOND_MAC} /sys/class/net/*/address | cut -d/ -f5); [ -n "$n" ] && break; sleep 0.2; done`,
+        `ip addr add ${PLAIN.second}/24 dev $n && ip link set $n up`,
+      ].join('\n'),
+    );
   }, 240_000);
 
   afterAll(async () => {
@@ -200,28 +218,28 @@ describe.skipIf(!available)('live migration between two libvirtds with ticrypt-n
     if (work) await rm(work, { recursive: true, force: true });
     const list = (counts: PingCount[]) => counts.map((c) => c.lost).join(', ') || 'none';
     console.log(
-      `migration: lost pings at 10 ms per migration (A->B, B->A, ...): plain OVS ${list(losses.plain)}; ` +
-        `ticrypt-net ${list(losses.secure)}`,
+      `migration: lost pings at 10 ms per migration (A->B, B->A): plain guest ${list(losses.plain)}; ` +
+        `secure guest, its ticrypt-net NIC ${list(losses.secure)}, its plain NIC in the same migrations ${list(losses.second)}`,
     );
   });
 
-  /** Migrate `guest` from `from` to the other host while pinging `address` from `ns`; the ping count. */
-  async function migratePinged(guest: Guest, from: LabHost, ns: Netns, address: string) {
-    const pinger = await Pinger.start(ns, address);
+  /** Migrate `guest` from `from` to the other host while pinging each `[ns, address]`; the ping counts. */
+  async function migratePinged(guest: Guest, from: LabHost, targets: readonly (readonly [Netns, string])[]) {
+    const pingers = await Promise.all(targets.map(([ns, address]) => Pinger.start(ns, address)));
     await sleep(500);
     const started = Date.now();
     const { ms } = await two().migrate(guest.name, from);
     guest.movedTo(two().other(from));
     // The guest answers again from the destination: let a second of replies come in.
-    const after = pinger.replies;
+    const after = pingers.map((x) => x.replies);
     const deadline = Date.now() + 15_000;
-    while (pinger.replies < after + 100 && Date.now() < deadline) await sleep(50);
-    const count = await pinger.stop();
+    while (pingers.some((x, i) => x.replies < after[i]! + 100) && Date.now() < deadline) await sleep(50);
+    const counts = await Promise.all(pingers.map((x) => x.stop()));
     console.log(
-      `migrate ${guest.name} ${from.name}->${two().other(from).name}: job ${ms} ms, ` +
-        `${count.lost} of ${count.sent} pings lost (longest gap ${count.longestGap})`,
+      `migrate ${guest.name} ${from.name}->${two().other(from).name}: job ${ms} ms, pings lost: ` +
+        counts.map((c, i) => `${targets[i]![1]} ${c.lost} of ${c.sent} (longest gap ${c.longestGap})`).join(', '),
     );
-    return { count, started };
+    return { counts, started };
   }
 
   /** Wait until host `h` ran the hook's `release` for the guest after `since` (the source's late stop). */
@@ -238,15 +256,15 @@ describe.skipIf(!available)('live migration between two libvirtds with ticrypt-n
     const { a, b } = two();
     const ports = async (bridge: string) =>
       (await execa('ovs-vsctl', ['list-ports', bridge])).stdout.split('\n').filter(Boolean);
-    const there = await migratePinged(guest, a, pingerNs!, PLAIN.guest);
+    const there = await migratePinged(guest, a, [[pingerNs!, PLAIN.guest]]);
     expect([await a.domains(), await b.domains()]).toEqual([[secure!.name], [guest.name]]);
     await released(a, guest.name, there.started);
     expect(await ports(b.bridge(p, 'pln'))).toContain(`${p}bv0`);
     expect(await ports(a.bridge(p, 'pln'))).not.toContain(`${p}av0`);
-    const back = await migratePinged(guest, b, pingerNs!, PLAIN.guest);
+    const back = await migratePinged(guest, b, [[pingerNs!, PLAIN.guest]]);
     expect(new Set(await a.domains())).toEqual(new Set([guest.name, secure!.name]));
-    losses.plain.push(there.count, back.count);
-    for (const { count } of [there, back]) {
+    losses.plain.push(there.counts[0]!, back.counts[0]!);
+    for (const count of losses.plain) {
       expect(count.received).toBeGreaterThan(100);
       // A positive control for the count itself: the migration is not free, but it is not an outage either.
       expect(count.lost).toBeLessThan(count.sent / 2);
@@ -282,8 +300,12 @@ describe.skipIf(!available)('live migration between two libvirtds with ticrypt-n
       [a, b],
       [b, a],
     ] as const) {
-      const moved = await migratePinged(guest, from, lab().backend, guest.ip!);
-      losses.secure.push(moved.count);
+      const moved = await migratePinged(guest, from, [
+        [lab().backend, guest.ip!],
+        [pingerNs!, PLAIN.second],
+      ]);
+      losses.secure.push(moved.counts[0]!);
+      losses.second.push(moved.counts[1]!);
       expect(await to.domains()).toContain(guest.name);
       expect(await from.domains()).not.toContain(guest.name);
       // The source's late stop has run: the registration is the destination's, with the same address, and was kept.
@@ -307,11 +329,12 @@ describe.skipIf(!available)('live migration between two libvirtds with ticrypt-n
           `of the egress counter ${server.longestGapMs(moved.started)} ms`,
       );
     }
-    // No more lost than the same migration of a plain OVS NIC, plus 2 pings.
-    expect(losses.plain).toHaveLength(2);
+    // No more lost than the same migration's loss on a plain OVS NIC (the guest's second NIC), plus 2 pings.
     for (const [i, count] of losses.secure.entries()) {
-      expect(count.lost, `migration ${i}: plain ${losses.plain[i]!.lost}`).toBeLessThanOrEqual(
-        losses.plain[i]!.lost + 2,
+      expect(count.received, `migration ${i}`).toBeGreaterThan(100);
+      expect(losses.second[i]!.received, `migration ${i}`).toBeGreaterThan(100);
+      expect(count.lost, `migration ${i}: plain NIC ${losses.second[i]!.lost}`).toBeLessThanOrEqual(
+        losses.second[i]!.lost + 2,
       );
     }
   }, 240_000);
