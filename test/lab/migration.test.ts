@@ -174,6 +174,8 @@ describe.skipIf(!available)('live migration between two libvirtds with ticrypt-n
     await sleep(1000);
     const midway = await registration();
     console.log(`cancelled migration: registration while B prepared: ${JSON.stringify(midway)}`);
+    // While B prepares, A still holds the NIC (B is only its incoming host).
+    expect(midway?.hostId, JSON.stringify(midway)).toBe('kvm-a');
     await a.virsh('domjobabort', guest.name);
     const result = await job;
     expect(result.exitCode, result.stdout).not.toBe(0);
