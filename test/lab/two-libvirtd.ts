@@ -36,7 +36,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -192,6 +192,17 @@ export class LabHost implements GuestHost {
     const backend = { ...(hooks.config.backend as Record<string, unknown>), tokenFile };
     const config = { ...hooks.config, backend, spoolDir: join(this.root, 'var/lib/ticrypt-net') };
     await writeFile(this.hookConfig, JSON.stringify(config), { mode: 0o600 });
+    // The hook's log lines (its stderr, which libvirtd drops when it exits 0) kept per host: the hook
+    // installed is run from beside the hook directory by a wrapper that appends its stderr to {@link hookStderr}.
+    const installed = join(this.root, 'etc/libvirt/hooks/qemu.d/ticrypt-net');
+    const real = join(this.root, 'ticrypt-net-qemu');
+    await rename(installed, real);
+    await writeFile(installed, `#!/bin/sh\nexec '${real}' "$@" 2>>'${this.hookStderr}'\n`, { mode: 0o755 });
+  }
+
+  /** What the ticrypt-net hook wrote on stderr, every call of this host. */
+  get hookStderr(): string {
+    return join(this.root, 'hook-stderr.log');
   }
 
   /** Start this host's libvirtd in its own mount namespace, and wait until it answers. */
