@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { API_URL, BackendLab, labUuid, UPLINK_IPS } from './backend-lab.js';
+import { API_IP, API_URL, BackendLab, labUuid, UPLINK_IPS } from './backend-lab.js';
 import { type Guest, Guests } from './guest/guest.js';
 import { until } from './libvirt-hooks.js';
 import { Netns } from './netns.js';
@@ -141,6 +141,8 @@ export class MigrationLab {
       internet: [`${CLIENT}/24`, `${SERVER}/24`],
       tokens: { 'kvm-a': [], 'kvm-b': [], ops: ['--admin'] },
     });
+    // The API by a host route on this lab's management link: a /24 another run left behind must not capture it.
+    await execa('ip', ['route', 'replace', `${API_IP}/32`, 'dev', `${p}m0`]);
     await this.lab.startService();
     this.hosts = await TwoHosts.create(p, {
       segments: [{ key: 'pln', vlans: [PLAIN_VLAN] }],
