@@ -194,13 +194,16 @@ export class LabHost implements GuestHost {
     await writeFile(this.hookConfig, JSON.stringify(config), { mode: 0o600 });
     // The hook's log lines (its stderr, which libvirtd drops when it exits 0) kept per host: the hook
     // installed is run from beside the hook directory by a wrapper that appends its stderr to {@link hookStderr}.
-    const installed = join(this.root, 'etc/libvirt/hooks/qemu.d/ticrypt-net');
-    const real = join(this.root, 'ticrypt-net-qemu');
-    await rename(installed, real);
-    await writeFile(installed, `#!/bin/sh\nexec '${real}' "$@" 2>>'${this.hookStderr}'\n`, { mode: 0o755 });
+    for (const kind of ['qemu', 'network']) {
+      const installed = join(this.root, `etc/libvirt/hooks/${kind}.d/ticrypt-net`);
+      const real = join(this.root, `ticrypt-net-${kind}`);
+      await rename(installed, real);
+      const wrapper = `#!/bin/sh\necho "${kind} $*" >&2\nexec '${real}' "$@" 2>>'${this.hookStderr}'\n`;
+      await writeFile(installed, wrapper.replace('>&2', `>>'${this.hookStderr}'`), { mode: 0o755 });
+    }
   }
 
-  /** What the ticrypt-net hook wrote on stderr, every call of this host. */
+  /** What the ticrypt-net hooks (qemu and network) wrote on stderr, each call after a line naming it. */
   get hookStderr(): string {
     return join(this.root, 'hook-stderr.log');
   }
