@@ -26,12 +26,12 @@ const MIGRATIONS = Number(process.argv[2] ?? 6);
 /** The guest's egress stream: a line every 10 ms (as fast as busybox sleep goes under TCG). */
 const FAST_LOOP = 'i=0; while :; do echo $i; i=$((i+1)); sleep 0.01; done';
 
-/** Watch `host`'s lifecycle events; resolves the time (ms) of the first "Resumed Migrated" of `name`. */
+/** Watch `host`'s lifecycle events (of every domain: the guest does not exist there yet); resolves the time (ms) of the first "Resumed Migrated" of `name`. */
 function resumedOn(host: LabHost, name: string) {
   // stdbuf: virsh buffers its stdout when it is a pipe, and would print the event only when it exits.
   const child = execa(
     'stdbuf',
-    ['-oL', 'virsh', '-q', '-c', host.uri, 'event', '--domain', name, '--event', 'lifecycle', '--loop', '--timestamp'],
+    ['-oL', 'virsh', '-q', '-c', host.uri, 'event', '--event', 'lifecycle', '--loop', '--timestamp'],
     { reject: false, buffer: false, stdin: 'ignore' },
   );
   const resumed = new Promise<number>((resolve) => {
@@ -39,7 +39,7 @@ function resumedOn(host: LabHost, name: string) {
     createInterface({ input: child.stdout }).on('line', (line) => {
       // 2026-12-01 10:00:00.123+0000: event 'lifecycle' for domain 'x': Resumed Migrated
       const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)([+-]\d\d)(\d\d): .*Resumed Migrated/.exec(line);
-      if (m) resolve(Date.parse(`${m[1]}T${m[2]}${m[3]}:${m[4]}`));
+      if (m && line.includes(`domain '${name}'`)) resolve(Date.parse(`${m[1]}T${m[2]}${m[3]}:${m[4]}`));
       else if (/Resumed/.test(line)) console.log(`(unparsed event line: ${line})`);
     });
   });
