@@ -148,14 +148,20 @@ describe.skipIf(!available)('live migration between two libvirtds with ticrypt-n
           `of the egress counter ${server.longestGapMs(moved.started)} ms`,
       );
     }
-    // No more lost than the same migration's loss on a plain OVS NIC (the guest's second NIC), plus 2 pings.
+    // No more lost than the same migrations' loss on a plain OVS NIC (the guest's second NIC), plus 2 pings
+    // a migration, judged over the round trip: two pingers' phases make each migration's difference
+    // alone noisy by +-3 (bench/migration measured it), their sum much less.
+    let lost = 0;
+    let plainLost = 0;
     for (const [i, count] of losses.secure.entries()) {
       expect(count.received, `migration ${i}`).toBeGreaterThan(100);
       expect(losses.second[i]!.received, `migration ${i}`).toBeGreaterThan(100);
-      expect(count.lost, `migration ${i}: plain NIC ${losses.second[i]!.lost}`).toBeLessThanOrEqual(
-        losses.second[i]!.lost + 2,
-      );
+      lost += count.lost;
+      plainLost += losses.second[i]!.lost;
     }
+    expect(lost, `lost over ${losses.secure.length} migrations; plain NIC ${plainLost}`).toBeLessThanOrEqual(
+      plainLost + 2 * losses.secure.length,
+    );
   }, 240_000);
 
   it('a cancelled migration leaves everything on A: nothing registered for B, no flows on B', async () => {
