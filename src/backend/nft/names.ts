@@ -79,3 +79,66 @@ export function networkCounters(network: string): { spoofed: string; unregistere
 
 /** The log prefix of every ticrypt log rule (rate-limited, optional). */
 export const LOG_PREFIX = 'ticrypt';
+
+/**
+ * Why a VM network's packet was dropped past its source chain, each with a
+ * site-wide counter (`COUNTERS`) and one per network (`dropped_<reason>.<network>`).
+ * `spoofed` and `unregistered` have their network's own counters already
+ * ({@link networkCounters}).
+ */
+export const DROP_REASONS = {
+  egress: COUNTERS.egress,
+  dns: COUNTERS.dns,
+  cross: COUNTERS.cross,
+  inbound: COUNTERS.inbound,
+  input: COUNTERS.input,
+  unowned_flow: COUNTERS.unowned,
+  ssh_source: COUNTERS.sshSource,
+} as const;
+
+/** A reason a packet past its network's source chain is dropped for (a key of {@link DROP_REASONS}). */
+export type DropReason = keyof typeof DROP_REASONS;
+
+/** Which end of a packet names the network it is counted for: where it came from, or where it goes. */
+export type CountedSide = 'from' | 'to';
+
+/**
+ * The chain a drop of `reason` goes to: it counts the packet for its network
+ * (by `iifname` for `from`, `oifname` for `to`), then site-wide, and drops;
+ * a packet whose interface names no network is still counted and dropped.
+ *
+ * @example dropChainName('egress', 'from') // 'drop_egress_from'
+ */
+export function dropChainName(reason: DropReason, side: CountedSide): string {
+  return `drop_${reason}_${side}`;
+}
+
+/**
+ * A network's data-plane counters, named `<kind>.<network>` (a network's name
+ * has no dot, so no two networks' names meet): packets the table accepted
+ * from the network's VMs (forwarded), to them (forwarded) and to the gateway
+ * itself (DHCP, DNS, ICMP), the first packets of flows it accepted each way,
+ * and its drops by reason.
+ *
+ * @example trafficCounters('secure').dropped.egress // 'dropped_egress.secure'
+ */
+export function trafficCounters(network: string): {
+  acceptedFrom: string;
+  acceptedTo: string;
+  acceptedLocal: string;
+  flowsFrom: string;
+  flowsTo: string;
+  dropped: Record<DropReason, string>;
+} {
+  const dropped = Object.fromEntries(
+    Object.entries(DROP_REASONS).map(([reason, counter]) => [reason, `${counter}.${network}`]),
+  ) as Record<DropReason, string>;
+  return {
+    acceptedFrom: `accepted_from_vms.${network}`,
+    acceptedTo: `accepted_to_vms.${network}`,
+    acceptedLocal: `accepted_to_gateway.${network}`,
+    flowsFrom: `flows_from_vms.${network}`,
+    flowsTo: `flows_to_vms.${network}`,
+    dropped,
+  };
+}

@@ -10,6 +10,10 @@ import { isFailClosedMark } from '../../site/primitives.js';
 import { groupBySet, type NftElement } from './elements.js';
 import {
   COUNTERS,
+  type CountedSide,
+  DROP_REASONS,
+  dropChainName,
+  type DropReason,
   LOG_PREFIX,
   markText,
   networkCounters,
@@ -19,6 +23,7 @@ import {
   REVOKED_SET,
   SOURCE_CHAIN,
   TABLE,
+  trafficCounters,
 } from './names.js';
 import {
   nicAccessElements,
@@ -58,8 +63,28 @@ export function counterNames(site: Site): string[] {
       const own = networkCounters(n.name);
       return n.egress === 'allow-list' ? [own.spoofed, own.unregistered] : [own.spoofed];
     }),
+    ...site.networks.flatMap((n) => {
+      const { dropped, ...accepted } = trafficCounters(n.name);
+      return [...Object.values(accepted), ...Object.values(dropped)];
+    }),
   ];
 }
+
+/** The drops the chains make, each by its reason and the side that names the network (see {@link dropChains}). */
+const DROPS: readonly (readonly [DropReason, CountedSide])[] = [
+  ['input', 'from'],
+  ['unowned_flow', 'from'],
+  ['cross', 'from'],
+  ['dns', 'from'],
+  ['egress', 'from'],
+  ['cross', 'to'],
+  ['inbound', 'to'],
+  ['unowned_flow', 'to'],
+  ['ssh_source', 'to'],
+];
+
+/** The chains that count what the table accepted, per network, after every other filter of the hook. */
+const COUNT_CHAINS = { forward: 'count_forward', input: 'count_input' } as const;
 
 /** The chain a network's packets are checked in as they arrive: `source_<network>`. */
 export function sourceChainName(network: Network): string {
@@ -82,6 +107,57 @@ export function chainNames(site: Site): string[] {
     'prerouting',
     SSH_CHAINS.local,
     'postrouting',
+    ...DROPS.map(([reason, side]) => dropChainName(reason, side)),
+    COUNT_CHAINS.forward,
+    COUNT_CHAINS.input,
+  ];
+}
+
+/** `iifname map { "gw" : "counter.net", ... }`: a packet's network's counter, by the interface it came in or goes out on. */
+function counterMap(site: Site, side: CountedSide, counter: (network: Network) => string): string {
+  const key = side === 'from' ? 'iifname' : 'oifname';
+  const entries = site.networks.map(
+    (n) => `"${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}" : "${counter(n)}"`,
+  );
+  return `counter name ${key} map { ${entries.join(', ')} }`;
+}
+
+/**
+ * One chain per drop: the packet is counted for its network (a lookup by
+ * interface; one that names no network only skips that count), then in the
+ * site-wide counter, and dropped. Every drop of the forward and input chains
+ * is a `goto` here, so a drop costs one jump and two counters.
+ */
+function dropChains(site: Site): string[] {
+  return DROPS.map(([reason, side]) =>
+    chain(dropChainName(reason, side), [
+      counterMap(site, side, (n) => trafficCounters(n.name).dropped[reason]),
+      `counter name ${DROP_REASONS[reason]} drop`,
+    ]),
+  );
+}
+
+/**
+ * What the table accepted, per network: base chains on the forward and input
+ * hooks after the filter (`priority filter + 10`), which only accepted packets
+ * reach. Forwarded packets are counted by the network they come from and go
+ * to, a flow's first packet once more; packets to the gateway by their
+ * network. They decide nothing (policy accept, no verdict).
+ */
+function countChains(site: Site): string[] {
+  const counters = (n: Network) => trafficCounters(n.name);
+  return [
+    chain(COUNT_CHAINS.forward, [
+      'type filter hook forward priority filter + 10; policy accept;',
+      counterMap(site, 'from', (n) => counters(n).acceptedFrom),
+      counterMap(site, 'to', (n) => counters(n).acceptedTo),
+      `ct state new ${counterMap(site, 'from', (n) => counters(n).flowsFrom)}`,
+      `ct state new ${counterMap(site, 'to', (n) => counters(n).flowsTo)}`,
+    ]),
+    chain(COUNT_CHAINS.input, [
+      'type filter hook input priority filter + 10; policy accept;',
+      counterMap(site, 'from', (n) => counters(n).acceptedLocal),
+    ]),
   ];
 }
 
@@ -216,7 +292,7 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
   const rate = nftCheck.rate('log.rate', options.logRate ?? '10/second');
   const log = (what: string) =>
     options.log === true ? [`limit rate ${rate} log prefix "${LOG_PREFIX} ${what}: " level info`] : [];
-  const drop = (counter: string) => `counter name ${counter} drop`;
+  const drop = (reason: DropReason, side: CountedSide = 'from') => `goto ${dropChainName(reason, side)}`;
   const idMask = markText(NIC_ID_MASK);
   const established = 'ct state established,related';
   const gatewayRules = vm.flatMap((n) => {
@@ -236,12 +312,12 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
         `iifname ${ifaceSet(allowList)} ${established} iifname . ip saddr . ct mark @${NIC_FLOWS_SET} accept`,
       ]),
       ...onOpen([`iifname ${ifaceSet(open)} ${established} accept`]),
-      `${established} ${drop(COUNTERS.unowned)}`,
+      `${established} ${drop('unowned_flow')}`,
       // The NIC's id (from the source chain) becomes the flow's mark; conntrack keeps it only if a rule accepts.
       ...onAllowList([`iifname ${ifaceSet(allowList)} ct mark set meta mark & ${idMask}`]),
       ...gatewayRules,
       ...log('input drop'),
-      drop(COUNTERS.input),
+      drop('input'),
     ]),
     chain('forward', [
       'type filter hook forward priority filter; policy accept;',
@@ -249,52 +325,54 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
       `oifname ${ifaceSet(vm)} jump to_vm`,
     ]),
     chain('from_vm', [
-      `oifname != "${uplink}" ${drop(COUNTERS.cross)}`,
-      `ip daddr ${management} ${drop(COUNTERS.cross)}`,
-      `meta nfproto != ipv4 ${drop(COUNTERS.cross)}`,
+      `oifname != "${uplink}" ${drop('cross')}`,
+      `ip daddr ${management} ${drop('cross')}`,
+      `meta nfproto != ipv4 ${drop('cross')}`,
       'ct state invalid drop',
       ...(controlled.length > 0
-        ? [`iifname ${ifaceSet(controlled)} meta l4proto { tcp, udp } th dport 53 ${drop(COUNTERS.dns)}`]
+        ? [`iifname ${ifaceSet(controlled)} meta l4proto { tcp, udp } th dport 53 ${drop('dns')}`]
         : []),
       ...onAllowList([`iifname ${ifaceSet(allowList)} goto allow_egress`]),
       `${established} accept`,
       ...onOpen([`iifname ${ifaceSet(open)} accept`]),
-      drop(COUNTERS.egress),
+      drop('egress'),
     ]),
     ...onAllowList([
       chain('allow_egress', [
-        `ct mark @${REVOKED_SET} ${drop(COUNTERS.unowned)}`,
+        `ct mark @${REVOKED_SET} ${drop('unowned_flow')}`,
         // An established flow is this NIC's only if the table accepted it for this NIC: its ct mark is the NIC's id.
         `${established} iifname . ip saddr . ct mark @${NIC_FLOWS_SET} accept`,
-        `${established} ${drop(COUNTERS.unowned)}`,
+        `${established} ${drop('unowned_flow')}`,
         `ct mark set meta mark & ${idMask}`,
         ...allowShapes().map((shape) => `${keyExpression(shape)} @${allowSetName(shape)} accept`),
         // What the DNS front opened for this NIC, keyed like the allow sets: the flow gets the same mark.
         ...dnsShapes().map((shape) => `${keyExpression(shape)} @${dnsSetName(shape.port)} accept`),
         ...log('egress drop'),
-        drop(COUNTERS.egress),
+        drop('egress'),
       ]),
     ]),
     chain('to_vm', [
-      `iifname != "${uplink}" ${drop(COUNTERS.cross)}`,
+      `iifname != "${uplink}" ${drop('cross', 'to')}`,
       ...onAllowList([`oifname ${ifaceSet(allowList)} goto allow_ingress`]),
       `${established} accept`,
       // A flow the prerouting NAT forwarded to a VM's port 22 (SSH access): its clients are checked there.
       `ct status dnat tcp dport 22 goto ${SSH_CHAINS.clients}`,
       ...log('inbound drop'),
-      drop(COUNTERS.inbound),
+      drop('inbound', 'to'),
     ]),
     ...onAllowList([
       chain('allow_ingress', [
-        `ct mark @${REVOKED_SET} ${drop(COUNTERS.unowned)}`,
+        `ct mark @${REVOKED_SET} ${drop('unowned_flow', 'to')}`,
         `${established} oifname . ip daddr . ct mark @${NIC_FLOWS_SET} accept`,
-        `${established} ${drop(COUNTERS.unowned)}`,
+        `${established} ${drop('unowned_flow', 'to')}`,
         // SSH access: the NAT gave the flow the id of the NIC its port belongs to; it must be this NIC's.
         `ct status dnat tcp dport 22 oifname . ip daddr . ct mark @${NIC_FLOWS_SET} goto ${SSH_CHAINS.clients}`,
         ...log('inbound drop'),
-        drop(COUNTERS.inbound),
+        drop('inbound', 'to'),
       ]),
     ]),
+    ...dropChains(site),
+    ...countChains(site),
     chain(SSH_CHAINS.clients, sshClientRules(site)),
     chain(SSH_CHAINS.narrowed, sshNarrowedRules()),
     chain('prerouting', ['type nat hook prerouting priority dstnat; policy accept;', ...sshPreroutingRules(site)]),

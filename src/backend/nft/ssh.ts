@@ -20,7 +20,7 @@ import { intToIpv4, type Ipv4Subnet } from '../../site/address.js';
 import type { Network, Site, SshAccess } from '../../site/model.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
 import { dedupe, nicElements, nicIdText, registrationNetwork, type NftElement } from './elements.js';
-import { COUNTERS, SSH_FORWARDS_MAP, SSH_NARROWED_SET, SSH_OWNERS_MAP } from './names.js';
+import { dropChainName, SSH_FORWARDS_MAP, SSH_NARROWED_SET, SSH_OWNERS_MAP } from './names.js';
 import { IP_LEVELS, ipMask } from './shapes.js';
 
 /** A NIC's SSH access as the firewall enforces it. */
@@ -165,7 +165,7 @@ export function sshClientRules(site: Site): string[] {
       (n) =>
         `oifname "${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}"${sourceMatch(sshOf(n).sources)} accept`,
     ),
-    `counter name ${COUNTERS.sshSource} drop`,
+    `goto ${dropChainName('ssh_source', 'to')}`,
   ];
 }
 
@@ -177,7 +177,7 @@ export function sshNarrowedRules(): string[] {
       const source = bits === 32 ? 'ip saddr' : `ip saddr & ${ipMask(bits)}`;
       return `ct mark . ${source} @${sshSourceSetName(bits)} accept`;
     }),
-    `counter name ${COUNTERS.sshSource} drop`,
+    `goto ${dropChainName('ssh_source', 'to')}`,
   ];
 }
 

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { NftError } from '../../../src/errors/nft-error.js';
 import {
+  chainNames,
   conntrackDeletions,
+  counterNames,
   dnsOpenElements,
   entryElements,
   nftCommand,
@@ -35,11 +37,11 @@ describe('renderRuleset for the default site', () => {
 
   it.each([
     ['VM interfaces jump to their chains', 'iifname { "bond0.1081", "bond0.1082", "bond0.1083" } jump from_vm'],
-    ['forward only to the uplink', 'oifname != "eth0" counter name dropped_cross drop'],
-    ['never to the management address', 'ip daddr 198.18.0.1 counter name dropped_cross drop'],
+    ['forward only to the uplink', 'oifname != "eth0" goto drop_cross_from'],
+    ['never to the management address', 'ip daddr 198.18.0.1 goto drop_cross_from'],
     [
       'DNS only via the backend on the secure network',
-      'iifname { "bond0.1081" } meta l4proto { tcp, udp } th dport 53 counter name dropped_dns drop',
+      'iifname { "bond0.1081" } meta l4proto { tcp, udp } th dport 53 goto drop_dns_from',
     ],
     ['open networks unrestricted', 'iifname { "bond0.1082", "bond0.1083" } accept'],
     ['secure egress checked', 'iifname { "bond0.1081" } goto allow_egress'],
@@ -68,7 +70,7 @@ describe('renderRuleset for the default site', () => {
       'established only for flows accepted for this NIC',
       'ct state established,related iifname . ip saddr . ct mark @nic_flows accept',
     ],
-    ['other established flows dropped', 'ct state established,related counter name dropped_unowned_flow drop'],
+    ['other established flows dropped', 'ct state established,related goto drop_unowned_flow_from'],
     ['the NIC id becomes the flow mark', 'ct mark set meta mark & 0x00ffffff'],
     [
       'replies only for flows accepted for that NIC',
@@ -86,7 +88,28 @@ describe('renderRuleset for the default site', () => {
     ],
     ['DNS to the gateway', 'iifname "bond0.1081" ip daddr 192.168.128.1 meta l4proto { tcp, udp } th dport 53 accept'],
     ['DHCP', 'meta nfproto ipv4 udp sport 68 udp dport 67 accept'],
-    ['the rest of input dropped', 'counter name dropped_input drop'],
+    ['the rest of input dropped', 'goto drop_input_from'],
+    [
+      'a drop counted for its network, then site-wide',
+      'counter name iifname map { "bond0.1081" : "dropped_egress.secure", "bond0.1082" : "dropped_egress.service", "bond0.1083" : "dropped_egress.datain" }\n    counter name dropped_egress drop',
+    ],
+    [
+      'a drop towards a VM counted for the network it goes to',
+      'counter name oifname map { "bond0.1081" : "dropped_inbound.secure", "bond0.1082" : "dropped_inbound.service", "bond0.1083" : "dropped_inbound.datain" }\n    counter name dropped_inbound drop',
+    ],
+    ['accepted packets counted after the filter', 'type filter hook forward priority filter + 10; policy accept;'],
+    [
+      'accepted forwarded packets per network each way',
+      'counter name oifname map { "bond0.1081" : "accepted_to_vms.secure", "bond0.1082" : "accepted_to_vms.service", "bond0.1083" : "accepted_to_vms.datain" }',
+    ],
+    [
+      'accepted flows per network',
+      'ct state new counter name iifname map { "bond0.1081" : "flows_from_vms.secure", "bond0.1082" : "flows_from_vms.service", "bond0.1083" : "flows_from_vms.datain" }',
+    ],
+    [
+      'accepted packets to the gateway per network',
+      'counter name iifname map { "bond0.1081" : "accepted_to_gateway.secure", "bond0.1082" : "accepted_to_gateway.service", "bond0.1083" : "accepted_to_gateway.datain" }',
+    ],
     [
       'SSH forwards: the port gives the flow its NIC id and its NIC port 22',
       'iifname "eth0" fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 22000-54999 ct mark set tcp dport map @ssh_owners dnat ip to tcp dport map @ssh_forwards : 22',
@@ -102,10 +125,22 @@ describe('renderRuleset for the default site', () => {
     ['a narrowed VM checked per NIC', 'ct mark @ssh_narrowed goto ssh_narrowed'],
     ['the site sources (every source by default)', 'oifname "bond0.1081" accept'],
     ['a narrowed client block', 'ct mark . ip saddr & 255.255.255.0 @ssh_src_24 accept'],
-    ['other clients dropped and counted', 'counter name dropped_ssh_source drop'],
-    ['no VM to VM', 'iifname != "eth0" counter name dropped_cross drop'],
+    ['other clients dropped and counted', 'goto drop_ssh_source_to'],
+    ['no VM to VM', 'iifname != "eth0" goto drop_cross_to'],
   ])('%s', (_what, line) => {
     expect(text).toContain(`    ${line}\n`);
+  });
+
+  it('declares every counter its rules name, and names every chain it declares in chainNames', () => {
+    const declared = new Set(counterNames(site));
+    const named = [
+      ...[...text.matchAll(/counter name (?!iifname|oifname)(\w+) /g)].map((m) => m[1]),
+      ...[...text.matchAll(/: "([\w.-]+)"/g)].map((m) => m[1]),
+    ];
+    expect(named.length).toBeGreaterThan(20);
+    expect(named.filter((name) => !declared.has(name ?? ''))).toEqual([]);
+    const chains = [...text.matchAll(/^ {2}chain (\S+) \{/gm)].map((m) => m[1]);
+    expect(chains.sort()).toEqual([...chainNames(site)].sort());
   });
 
   it("uses the site's fail-closed mark bit", () => {
@@ -140,7 +175,7 @@ describe('renderRuleset for the default site', () => {
     const egress = text.slice(text.indexOf('chain allow_egress'));
     expect(egress.indexOf('ct mark set meta mark & 0x00ffffff')).toBeLessThan(egress.indexOf('@allow_32_p16'));
     expect(egress.indexOf('@allow_0_any')).toBeLessThan(egress.indexOf('@dns_p16'));
-    expect(egress.indexOf('@dns_any')).toBeLessThan(egress.indexOf('counter name dropped_egress'));
+    expect(egress.indexOf('@dns_any')).toBeLessThan(egress.indexOf('goto drop_egress_from'));
   });
 });
 
