@@ -14,6 +14,8 @@ import { FirewallUnavailableError } from '../errors/firewall-unavailable-error.j
 import { NftError } from '../errors/nft-error.js';
 import type { Site } from '../site/model.js';
 import { Metrics } from './api/metrics.js';
+import { DataPlaneMetrics } from './api/dataplane-metrics.js';
+import { liveDataPlaneSources } from './api/dataplane-sources.js';
 import { buildApi } from './api/server.js';
 import { DnsService } from './dns/service.js';
 import { NftGateway } from './nft/gateway.js';
@@ -85,6 +87,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
   await mkdir(options.stateDir, { recursive: true });
   const store = openStore(options.storePath);
   const metrics = new Metrics();
+  new DataPlaneMetrics(metrics.registry, site, liveDataPlaneSources(store));
   const audit = logger.child({ audit: true });
   const nft = new NftGateway(site, {
     ruleset: { log: options.logDrops === true },

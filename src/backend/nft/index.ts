@@ -42,7 +42,13 @@ export {
   SSH_NARROWED_SET,
   COUNTERS,
   LOG_PREFIX,
+  DROP_REASONS,
+  dropChainName,
+  trafficCounters,
+  type DropReason,
+  type CountedSide,
 } from './names.js';
+export { parseCounters, readCounters, listCountersArgs, type CounterValue } from './counters.js';
 export {
   IP_LEVELS,
   PORT_SHAPES,
