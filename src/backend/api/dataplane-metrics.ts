@@ -3,9 +3,10 @@
  * per network (its named counters), the flows it accepted, the conntrack
  * table's fill, and the store's counts (VMs per network, NICs and VMs per
  * host, SSH forwards held). One snapshot serves every metric of a scrape and
- * is kept `cacheMs`: a scrape costs at most one `nft -j list counters` (a
- * child process, the event loop is free meanwhile), two small /proc reads and
- * three grouped store queries, never a command per VM. A source that fails
+ * is kept `cacheMs`, then refreshed in the background: a scrape starts at most
+ * one `nft -j list counters` (a child process, the event loop is free
+ * meanwhile), two small /proc reads and three grouped store queries, never a
+ * command per VM, and waits for none of them but the first. A source that fails
  * keeps its last values and counts the failure.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -31,13 +32,15 @@ interface Snapshot {
   conntrack: ConntrackFill | undefined;
   census: Census;
   seconds: number;
+  /** When it was taken (ms, the clock of `now`). */
+  at: number;
 }
 
 /** A network's counter name for each drop reason, with the source chains' two. */
 type Reason = DropReason | 'spoofed' | 'unregistered';
 
 /** Default snapshot lifetime: scrapes closer together than this share one reading. */
-export const DATAPLANE_CACHE_MS = 1000;
+export const DATAPLANE_CACHE_MS = 10_000;
 
 /** The data-plane metrics, registered on the backend's registry. */
 export class DataPlaneMetrics {
@@ -217,6 +220,14 @@ export class DataPlaneMetrics {
       },
       'gauge',
     );
+    const now = this.now;
+    perNetwork(
+      'ticrypt_dataplane_age_seconds',
+      'Age of the data-plane snapshot this scrape shows (it is refreshed in the background once older than the cache time)',
+      [],
+      (s, set) => set({}, (now() - s.at) / 1000),
+      'gauge',
+    );
     perNetwork(
       'ticrypt_dataplane_read_seconds',
       'How long the last reading of the data-plane sources took',
@@ -226,13 +237,22 @@ export class DataPlaneMetrics {
     );
   }
 
-  /** The current snapshot: the cached one while fresh, otherwise one new reading shared by concurrent callers. */
+  /**
+   * The snapshot a scrape serves. The first scrape waits for a reading; later
+   * ones get the last snapshot at once and, when it is `cacheMs` old, start
+   * one new reading in the background (never two at a time), which the next
+   * scrape serves: nft's listing takes seconds at 10,000 VMs (it fetches every
+   * set element), and a scrape should not.
+   */
   read(): Promise<Snapshot> {
-    if (this.snapshot && this.now() - this.takenAt < this.cacheMs) return Promise.resolve(this.snapshot);
-    this.pending ??= this.take().finally(() => {
-      this.pending = undefined;
-    });
-    return this.pending;
+    const stale = this.snapshot === undefined || this.now() - this.takenAt >= this.cacheMs;
+    if (stale && this.pending === undefined) {
+      this.pending = this.take().finally(() => {
+        this.pending = undefined;
+      });
+    }
+    if (this.snapshot !== undefined) return Promise.resolve(this.snapshot);
+    return this.pending ?? this.take();
   }
 
   private async take(): Promise<Snapshot> {
@@ -249,9 +269,9 @@ export class DataPlaneMetrics {
       }),
     ]);
     const census = this.sources.census();
-    const snapshot = { counters, conntrack, census, seconds: (performance.now() - started) / 1000 };
+    const snapshot = { counters, conntrack, census, seconds: (performance.now() - started) / 1000, at: this.now() };
     this.snapshot = snapshot;
-    this.takenAt = this.now();
+    this.takenAt = snapshot.at;
     return snapshot;
   }
 }

@@ -65,7 +65,7 @@ describe('data-plane metrics', () => {
     expect(line(text, 'ticrypt_conntrack_fill_ratio ')).toBe('ticrypt_conntrack_fill_ratio 0.25');
   });
 
-  it('reads the sources once per scrape, and once for scrapes within the cache time', async () => {
+  it('reads the sources once for scrapes within the cache time, then refreshes in the background', async () => {
     const registry = new Registry();
     const { sources, reads } = fakeSources({});
     let now = 0;
@@ -76,7 +76,11 @@ describe('data-plane metrics', () => {
     await registry.metrics();
     expect(reads.counters).toBe(1);
     now = 1000;
-    await registry.metrics();
+    const served = await registry.metrics();
+    expect(reads.counters).toBe(2);
+    // This scrape served the snapshot taken at 0; the one it started is served next.
+    expect(line(served, 'ticrypt_dataplane_age_seconds ')).toBe('ticrypt_dataplane_age_seconds 1');
+    expect(line(await registry.metrics(), 'ticrypt_dataplane_age_seconds ')).toBe('ticrypt_dataplane_age_seconds 0');
     expect(reads.counters).toBe(2);
   });
 
@@ -88,6 +92,7 @@ describe('data-plane metrics', () => {
     await registry.metrics();
     fail(true);
     now = 100;
+    await registry.metrics(); // starts the failing reading
     const text = await registry.metrics();
     expect(line(text, 'ticrypt_dropped_packets_total{network="secure",reason="egress"}')).toMatch(/ 30$/);
     expect(line(text, 'ticrypt_dataplane_read_errors_total{source="nft"}')).toMatch(/ 1$/);
