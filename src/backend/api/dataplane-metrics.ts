@@ -39,6 +39,9 @@ interface Snapshot {
 /** A network's counter name for each drop reason, with the source chains' two. */
 type Reason = DropReason | 'spoofed' | 'unregistered';
 
+/** A reading that took t is followed by the next no sooner than this many t later (bounds nft's CPU share). */
+export const READ_DUTY_FACTOR = 10;
+
 /** Default snapshot lifetime: scrapes closer together than this share one reading. */
 export const DATAPLANE_CACHE_MS = 10_000;
 
@@ -240,12 +243,15 @@ export class DataPlaneMetrics {
   /**
    * The snapshot a scrape serves. The first scrape waits for a reading; later
    * ones get the last snapshot at once and, when it is `cacheMs` old, start
-   * one new reading in the background (never two at a time), which the next
+   * one new reading in the background (never two at a time, and no sooner
+   * than {@link READ_DUTY_FACTOR} times the last reading's duration), which the next
    * scrape serves: nft's listing takes seconds at 10,000 VMs (it fetches every
    * set element), and a scrape should not.
    */
   read(): Promise<Snapshot> {
-    const stale = this.snapshot === undefined || this.now() - this.takenAt >= this.cacheMs;
+    // A reading that took t waits at least READ_DUTY_FACTOR x t for the next: nft runs at most ~10 % of the time.
+    const wait = Math.max(this.cacheMs, READ_DUTY_FACTOR * (this.snapshot?.seconds ?? 0) * 1000);
+    const stale = this.snapshot === undefined || this.now() - this.takenAt >= wait;
     if (stale && this.pending === undefined) {
       this.pending = this.take().finally(() => {
         this.pending = undefined;
