@@ -198,6 +198,13 @@ export { BackendRequestError } from './errors/backend-request-error.js';
 
 // Host side: OVS bridges and libvirt networks, doctor
 export {
+  portCountersArgs,
+  parseVmPortCounters,
+  readVmPortCounters,
+  type VmPortCounters,
+  type PortDirection,
+} from './host/port-counters.js';
+export {
   MANAGED_KEY,
   MANAGED_VALUE,
   DEFAULT_UPLINK_BRIDGE,

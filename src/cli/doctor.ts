@@ -6,6 +6,8 @@ import { checkBackend } from '../host/doctor/backend-checks.js';
 import { gatherBackendFacts } from '../host/doctor/backend-facts.js';
 import { checkHost } from '../host/doctor/host-checks.js';
 import { gatherHostFacts } from '../host/doctor/host-facts.js';
+import { readVmPortCounters, type VmPortCounters } from '../host/port-counters.js';
+import { programRunner } from '../exec/run.js';
 import { doctorExitCode, formatResults } from '../host/doctor/result.js';
 import { DEFAULT_UPLINK_BRIDGE } from '../host/model.js';
 import { withPackageUnit } from '../backend/setup/apply.js';
@@ -69,6 +71,8 @@ export function addDoctorCommand(program: Command, io: CliIo): void {
       const json = options.json === true || program.opts<GlobalOptions>().json === true;
       const site = await loadSite(options.site);
       let results;
+      // A host's VM ports with their counters (one ovs-vsctl read), in the JSON output only; absent without OVS.
+      let vmPorts: VmPortCounters[] | undefined;
       if (options.role === 'host') {
         const host = resolveHost(site, options.host);
         // An invalid hook configuration is the hook checks' to report; the flows are then not checked.
@@ -80,6 +84,7 @@ export function addDoctorCommand(program: Command, io: CliIo): void {
           ...(flows === undefined ? {} : { flows }),
         });
         results = checkHost(site, host, facts, runOptions(options));
+        if (json) vmPorts = await readVmPortCounters(programRunner()).catch(() => undefined);
       } else if (options.role === 'backend') {
         const token =
           options.adminTokenFile === undefined ? undefined : (await readFile(options.adminTokenFile, 'utf8')).trim();
@@ -102,7 +107,7 @@ export function addDoctorCommand(program: Command, io: CliIo): void {
       for (const r of results) counts[r.status] += 1;
       io.out(
         json
-          ? toJson({ role: options.role, ...counts, results })
+          ? toJson({ role: options.role, ...counts, results, ...(vmPorts === undefined ? {} : { vmPorts }) })
           : `${formatResults(results)}${counts.ok} OK, ${counts.warn} WARN, ${counts.fail} FAIL\n`,
       );
       if (doctorExitCode(results) !== 0) throw new DoctorFailedError(counts.fail);

@@ -6,7 +6,9 @@
  * admit (30 drops, reason egress); a VM that was never registered sends 20
  * (20 drops, reason unregistered). The positive control: the 50 pings are
  * answered, the 30 and 20 are not. Registered VMs per network and per host
- * are the ones registered.
+ * are the ones registered. On the host side, `doctor --role host --json`
+ * shows a VM port (tagged as libvirt tags it) with its VM and its counters
+ * moving by the pings it carried.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -16,6 +18,8 @@ import { API_URL, BackendLab, labUuid } from './backend-lab.js';
 import { runPrefix } from './names.js';
 import { labAvailable } from './prereq.js';
 import { configure } from './probes.js';
+import { CLI } from './service.js';
+import type { VmPortCounters } from '../../src/host/port-counters.js';
 
 const available = labAvailable('ovs-vsctl', 'nft', 'dnsmasq', 'conntrack', 'ip', 'ping', 'ethtool', 'perl');
 
@@ -159,4 +163,47 @@ describe.skipIf(!available)('data-plane metrics of the real service (lab)', () =
     expect(sample(text, 'ticrypt_conntrack_entries')).toBeGreaterThan(0);
     expect(sample(text, 'ticrypt_dataplane_read_errors_total{source="nft"}') ?? 0).toBe(0);
   });
+
+  it("shows a VM port's counters moving in the host's doctor --json, with its VM", async () => {
+    const port = `${lab().prefix}a`;
+    // What libvirt writes on a VM's OVS interface.
+    await execa('ovs-vsctl', [
+      'set',
+      'Interface',
+      port,
+      `external_ids:attached-mac=${VMS.a.mac}`,
+      `external_ids:vm-id=${VMS.a.vm}`,
+    ]);
+    const doctor = async (): Promise<VmPortCounters> => {
+      const args = [
+        'doctor',
+        '--role',
+        'host',
+        '--json',
+        '--hooks-dir',
+        '/nonexistent',
+        '--hook-config',
+        '/nonexistent',
+      ];
+      const result = await execa(process.execPath, [CLI, ...args], { reject: false, timeout: 60_000 });
+      const found = (JSON.parse(String(result.stdout)) as { vmPorts?: VmPortCounters[] }).vmPorts?.find(
+        (p) => p.port === port,
+      );
+      if (found === undefined)
+        throw new Error(`doctor --json shows no VM port ${port}: ${String(result.stdout).slice(0, 300)}`);
+      return found;
+    };
+    const before = await doctor();
+    expect(before).toMatchObject({ mac: VMS.a.mac, vmUuid: VMS.a.vm });
+    expect(await pings('a', ALLOWED, 20)).toBe(20);
+    // ovs-vswitchd refreshes interface statistics in ovsdb every 5 s.
+    let after = await doctor();
+    for (let tries = 0; tries < 30 && after.rx.packets - before.rx.packets < 20; tries += 1) {
+      await sleep(500);
+      after = await doctor();
+    }
+    expect(after.rx.packets - before.rx.packets).toBeGreaterThanOrEqual(20);
+    expect(after.tx.packets - before.tx.packets).toBeGreaterThanOrEqual(20);
+    expect(after.rx.bytes - before.rx.bytes).toBeGreaterThanOrEqual(20 * 98);
+  }, 90_000);
 });

@@ -22,7 +22,8 @@ async function exported(): Promise<Set<string>> {
   const names = new Set<string>();
   for (const metric of await metrics.registry.getMetricsAsJSON()) {
     names.add(metric.name);
-    if (metric.type === 'histogram') for (const part of ['bucket', 'sum', 'count']) names.add(`${metric.name}_${part}`);
+    if (String(metric.type) === 'histogram')
+      for (const part of ['bucket', 'sum', 'count']) names.add(`${metric.name}_${part}`);
   }
   return names;
 }
