@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findNetwork } from '../../src/site/lookup.js';
-import { API_URL, BackendLab, labUuid } from './backend-lab.js';
+import { API_IP, API_URL, BackendLab, labUuid } from './backend-lab.js';
 import { runPrefix } from './names.js';
 import { labAvailable } from './prereq.js';
 import { configure } from './probes.js';
@@ -92,6 +92,8 @@ describe.skipIf(!available)('data-plane metrics of the real service (lab)', () =
       internet: [`${ALLOWED}/24`, `${OTHER}/24`],
       tokens: { 'kvm-1': [], 'kvm-2': [], ops: ['--admin'], prometheus: ['--metrics'] },
     });
+    // A management link another run left behind (same 198.18.0.0/24) must not catch the API's traffic: ours wins.
+    await execa('ip', ['route', 'replace', `${API_IP}/32`, 'dev', `${built.prefix}m0`]);
     await built.startService();
     const secure = findNetwork(built.site, 'secure');
     const prefix = secure.subnet.split('/')[1];
@@ -104,6 +106,9 @@ describe.skipIf(!available)('data-plane metrics of the real service (lab)', () =
   }, 120_000);
 
   afterAll(async () => {
+    if (built !== undefined) {
+      await execa('ip', ['route', 'del', `${API_IP}/32`, 'dev', `${built.prefix}m0`], { reject: false });
+    }
     await built?.remove();
   }, 60_000);
 
