@@ -6,12 +6,14 @@
  * bridge; a client in the "internet" namespace behind the backend's uplink
  * runs Debian's `ssh` through backend:port into them. The site lets in
  * clients from 203.0.113.0/24 only: the same namespace, from its
- * 198.51.100.77, is the outsider. The victims count arrivals: dropbear logs
+ * 198.51.100.77, is the outsider; its 203.0.113.60 is the client an admin
+ * narrows a VM to. The victims count arrivals: dropbear logs
  * each connection, `nc -l` in a guest logs what reaches its port 80.
  *
  *     guests g1, g2 (1081) ── OVS bridge <p>br ── g1 (1081) ─ backend ── up 203.0.113.1 ═══ eth0 internet
  *                                                                │                           203.0.113.50 (client)
- *                                             root 198.18.0.2 ─ m1 198.18.0.1 (API)          198.51.100.77 (outsider)
+ *                                             root 198.18.0.2 ─ m1 198.18.0.1 (API)          203.0.113.60 (insider)
+ *                                                                                            198.51.100.77 (outsider)
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,6 +32,8 @@ const available = labAvailable('ovs-vsctl', 'nft', 'dnsmasq', 'conntrack', 'ip',
 const BACKEND = UPLINK_IPS[0];
 const CLIENT = '203.0.113.50';
 const OUTSIDER = '198.51.100.77';
+/** A second client inside the site's sources: the one an admin narrows a VM to. */
+const INSIDER = '203.0.113.60';
 const PORTS = { from: 22100, to: 22109 };
 
 const uuid = (n: number) => `0b1d2c3e-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
@@ -97,7 +101,7 @@ describe.skipIf(!available)('SSH access through the backend firewall: real ssh i
         },
       },
       vms: {},
-      internet: [`${CLIENT}/24`, `${OUTSIDER}/24`],
+      internet: [`${CLIENT}/24`, `${INSIDER}/24`, `${OUTSIDER}/24`],
       tokens: { 'kvm-1': [], ops: ['--admin'] },
     });
     tokenDir = await mkdtemp(join(tmpdir(), `ticrypt-${p}-tokens-`));
@@ -210,6 +214,42 @@ describe.skipIf(!available)('SSH access through the backend firewall: real ssh i
     // g2 keeps the site's sources.
     expect((await sshRun(lab().internet, via('g2'), 'hostname')).stdout).toBe(`${p}g2`);
     expect((await cli('ssh', 'sources', 'reset', GUESTS.g1.vm)).exitCode).toBe(0);
+    expect((await sshRun(lab().internet, via('g1'), 'hostname')).stdout).toBe(`${p}g1`);
+  });
+
+  it('narrowing a VM cuts its open session from a client now outside its sources; one inside keeps its session and logs in', async () => {
+    const flowsFrom = async (source: string) =>
+      (await lab().backend.run('conntrack', ['-L', '-p', 'tcp', '--orig-port-dst', String(port.g1), '-s', source]))
+        .stdout;
+    const cut = await SshSession.open(lab().internet, via('g1', CLIENT));
+    const kept = await SshSession.open(lab().internet, via('g1', INSIDER));
+    sessions.push(cut, kept);
+    const other = await open('g2');
+    // Positive control: both sessions to g1 live and are tracked, each from its own client.
+    expect([await cut.echo('before-cut'), await kept.echo('before-kept')]).toEqual([true, true]);
+    expect(await flowsFrom(CLIENT)).toContain(`src=${CLIENT} `);
+    expect(await flowsFrom(INSIDER)).toContain(`src=${INSIDER} `);
+    const dropped = await lab().counter('dropped_ssh_source');
+
+    const narrowed = await cli('ssh', 'sources', 'set', GUESTS.g1.vm, `${INSIDER}/32`);
+    expect(narrowed.exitCode, narrowed.stderr).toBe(0);
+    // The session from CLIENT is cut: its conntrack entry is gone, and its next packets arrive as a new flow
+    // from a source the VM no longer allows, dropped (and counted) before they reach the guest.
+    expect(await cut.echo('after-cut', 5000)).toBe(false);
+    expect(await flowsFrom(CLIENT)).toBe('');
+    expect(await lab().counter('dropped_ssh_source')).toBeGreaterThan(dropped);
+    expect(await cut.echo('still-cut', 3000)).toBe(false);
+    // The client inside the narrowed sources keeps its session and logs in anew; CLIENT cannot.
+    expect(await kept.echo('after-kept')).toBe(true);
+    expect(kept.exitCode).toBeUndefined();
+    const login = await sshRun(lab().internet, via('g1', INSIDER), 'hostname');
+    expect([login.exitCode, login.stdout], login.stderr).toEqual([0, `${p}g1`]);
+    expect((await sshRun(lab().internet, via('g1', CLIENT), 'hostname', 10)).exitCode).toBe(255);
+    // Another VM's session is not touched.
+    expect(await other.echo('other-still-here')).toBe(true);
+
+    expect((await cli('ssh', 'sources', 'reset', GUESTS.g1.vm)).exitCode).toBe(0);
+    for (const session of [cut, kept, other]) await session.close();
     expect((await sshRun(lab().internet, via('g1'), 'hostname')).stdout).toBe(`${p}g1`);
   });
 
