@@ -1,19 +1,23 @@
 /**
  * SSH access's data path, in namespaces (client, backend, VM) and in one run:
- * throughput (iperf3), new connections per second and 64-byte round trip from
- * the client to the VM's port 22 through
+ * throughput (iperf3, 4 streams), new connections per second (wrk against
+ * nginx, a new connection per request) and 64-byte round trip (sockperf
+ * ping-pong on one connection) from the client to the VM's port 22 through
  *   - the project's DNAT (table inet ticrypt as the service renders it, the
  *     VM registered with a forwarded port),
  *   - one hand-written DNAT rule (and no other table),
  *   - socat on the backend (fork per connection),
  *   - a Node `net` pipe proxy on the backend (the software proxying the seed replaces);
  * then what adding or removing one forward costs with none and with 10,000
- * present. Needs root, iperf3 and socat.
+ * present. The load side and the VM's servers are native programs (Debian's
+ * iperf3, wrk, sockperf, nginx-light), so the proxies are what is measured.
+ * Needs root, iperf3, socat, wrk, sockperf and nginx.
  *
  *     node --import tsx bench/proxy.ts [ROUNDS] [MAPPINGS]
  *
  *     client 203.0.113.50 ── up 203.0.113.1  backend  gsec 192.168.128.1 ── eth0 192.168.129.10 VM (port 22)
  */
+import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { nftRunner, renderChange, renderRuleset, type NicState } from '../src/backend/nft/index.js';
 import type { Registration } from '../src/protocol/api.js';
@@ -24,6 +28,7 @@ const args = process.argv.slice(2);
 const ROUNDS = Number(args[0] ?? 3);
 const MAPPINGS = Number(args[1] ?? 10_000);
 const SAMPLES = 50;
+const STREAMS = 4;
 const BACKEND = '203.0.113.1';
 const VM_IP = '192.168.129.10';
 const VM_MAC = '52:54:00:00:00:0a';
@@ -114,7 +119,7 @@ async function main(): Promise<void> {
     await lab.spawn(
       backend,
       process.execPath,
-      ['--import', 'tsx', new URL('tcp-load.ts', import.meta.url).pathname, 'proxy', VM_IP, '22', String(PORTS.node)],
+      ['--import', 'tsx', new URL('node-proxy.ts', import.meta.url).pathname, VM_IP, '22', String(PORTS.node)],
       1500,
     );
 
@@ -124,28 +129,47 @@ async function main(): Promise<void> {
       socat: { gbps: [], cps: [], rtt: [], p99: [] },
       node: { gbps: [], cps: [], rtt: [], p99: [] },
     };
-    for (let round = 0; round < ROUNDS; round += 1) {
-      // Throughput: iperf3's server on the VM's port 22.
-      let server: Background = await lab.spawn(vm, 'iperf3', ['-s', '-p', '22']);
-      for (const path of PATHS) {
-        await setUp[path]();
-        results[path].gbps.push((await lab.iperf(client, BACKEND, PORTS[path], 4)).bitsPerSecond / 1e9);
+    // One server at a time on the VM's port 22, each kept for every round (paths alternating within a round);
+    // sockperf first: its listener does not bind over the TIME_WAIT that the others' closed connections leave on port 22.
+    const measure = async (start: () => Promise<Background>, what: string, one: (path: Path) => Promise<void>) => {
+      const server = await start();
+      for (let round = 0; round < ROUNDS; round += 1) {
+        for (const path of PATHS) {
+          await setUp[path]();
+          await one(path);
+        }
+        console.error(`${what}: round ${round + 1}/${ROUNDS} done`);
       }
       await lab.stop(server);
-      // Connections and round trips: an echo server on the VM's port 22.
-      server = await lab.echoServer(vm, 22);
-      for (const path of PATHS) {
-        await setUp[path]();
-        const c = await lab.load(client, 'connect', BACKEND, PORTS[path], 3);
-        results[path].cps.push(c.connectionsPerSecond ?? Number.NaN);
+    };
+    // Round trips: sockperf's server.
+    await measure(
+      () => lab.sockperfServer(vm, 22),
+      'round trip',
+      async (path) => {
+        const r = await lab.roundTrip(client, BACKEND, PORTS[path], 2);
+        results[path].rtt.push(r.medianUs);
+        results[path].p99.push(r.p99Us);
+      },
+    );
+    // Throughput: iperf3's server.
+    await measure(
+      () => lab.spawn(vm, 'iperf3', ['-s', '-p', '22']),
+      'throughput',
+      async (path) => {
+        const { bitsPerSecond } = await lab.iperf(client, BACKEND, PORTS[path], 4, undefined, STREAMS);
+        results[path].gbps.push(bitsPerSecond / 1e9);
+      },
+    );
+    // New connections: nginx, closing each connection after its 1-byte answer.
+    await measure(
+      () => lab.httpServer(vm, 22),
+      'connections',
+      async (path) => {
+        results[path].cps.push(await lab.connectionRate(client, BACKEND, PORTS[path], 3));
         await sleep(500);
-        const r = await lab.load(client, 'rtt', BACKEND, PORTS[path], 2);
-        results[path].rtt.push(r.rttMedianUs ?? Number.NaN);
-        results[path].p99.push(r.rttP99Us ?? Number.NaN);
-      }
-      await lab.stop(server);
-      console.error(`round ${round + 1}/${ROUNDS} done`);
-    }
+      },
+    );
 
     const m = (path: Path) => ({
       gbps: median(results[path].gbps),
@@ -155,15 +179,17 @@ async function main(): Promise<void> {
     });
     const dnat = m('dnat');
     console.log(
-      `client -> backend:port -> VM:22, ${ROUNDS} rounds (medians), 2 cores shared by client, backend and VM`,
+      `client -> backend:port -> VM:22, ${ROUNDS} rounds (medians), 2 cores shared by client, backend and VM (load average at the end ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')})`,
     );
     console.log(
-      `${'path'.padEnd(24)} ${'iperf3 Gbit/s'.padStart(14)} ${'conns/s'.padStart(9)} ${'RTT µs (p99)'.padStart(14)}   DNAT's ratio: throughput, conns/s, RTT`,
+      `${'path'.padEnd(24)} ${`iperf3 -P${STREAMS} Gbit/s`.padStart(18)} ${'conns/s'.padStart(9)} ${'RTT µs (p99)'.padStart(14)}   DNAT's ratio: throughput, conns/s, RTT`,
     );
     for (const path of PATHS) {
       const r = m(path);
       console.log(
-        `${LABEL[path].padEnd(24)} ${r.gbps.toFixed(2).padStart(14)} ${r.cps.toFixed(0).padStart(9)} ${`${r.rtt.toFixed(0)} (${r.p99.toFixed(0)})`.padStart(14)}   ${(dnat.gbps / r.gbps).toFixed(2)}x, ${(dnat.cps / r.cps).toFixed(2)}x, ${(dnat.rtt / r.rtt).toFixed(2)}`,
+        `${LABEL[path].padEnd(24)} ${r.gbps.toFixed(2).padStart(18)} ${r.cps.toFixed(0).padStart(9)} ${`${r.rtt.toFixed(0)} (${r.p99.toFixed(0)})`.padStart(14)}   ${(dnat.gbps / r.gbps).toFixed(2)}x, ${(dnat.cps / r.cps).toFixed(2)}x, ${(dnat.rtt / r.rtt).toFixed(2)}`,
       );
     }
     const proxies = [m('socat'), m('node')];

@@ -12,6 +12,7 @@ packages=(
   iperf3 socat dnsutils conntrack busybox procps
   kmod openssh-client # the lab guest's build (depmod, modprobe -D) and SSH into it
   ansible             # the roles' test (ansible/): Debian's ansible, 33 s to install here (ansible-core alone: 12 s)
+  wrk sockperf nginx-light # bench/proxy: native load (new connections, round trips) and the VM's HTTP server
 )
 missing=()
 for p in "${packages[@]}"; do
