@@ -21,7 +21,7 @@ function background(ns: string, program: string, args: readonly string[]) {
     all: true,
     stdout: 'pipe',
     stderr: 'pipe',
-    maxBuffer: 1024 * 1024,
+    maxBuffer: 64 * 1024 * 1024,
   });
 }
 

@@ -11,7 +11,7 @@
  * then what adding or removing one forward costs with none and with 10,000
  * present. The load side and the VM's servers are native programs (Debian's
  * iperf3, wrk, sockperf, nginx-light), so the proxies are what is measured.
- * Needs root, iperf3, socat, wrk, sockperf and nginx.
+ * Needs root, iperf3, socat, wrk, sockperf, nginx and conntrack.
  *
  *     node --import tsx bench/proxy.ts [ROUNDS] [MAPPINGS]
  *
@@ -134,8 +134,12 @@ async function main(): Promise<void> {
     const measure = async (start: () => Promise<Background>, what: string, one: (path: Path) => Promise<void>) => {
       const server = await start();
       for (let round = 0; round < ROUNDS; round += 1) {
-        for (const path of PATHS) {
+        // Each round starts at another path, so none always runs right after the same one.
+        for (const path of [...PATHS.slice(round % PATHS.length), ...PATHS.slice(0, round % PATHS.length)]) {
           await setUp[path]();
+          // The previous path's flows gone: both DNATs give a flow the same reply tuple (VM:22 -> client:port),
+          // so one left in TIME_WAIT by the other path would clash with a new one and drop its SYN.
+          await lab.run(backend, 'conntrack', ['-F']);
           await one(path);
         }
         console.error(`${what}: round ${round + 1}/${ROUNDS} done`);
