@@ -177,6 +177,8 @@ export class BackendLab<V extends string, G extends string = never> {
     await vethPair({ name: `${p}m0` }, { name: `${p}m1`, netns: this.backend });
     await this.backend.run('ip', ['addr', 'add', `${API_IP}/24`, 'dev', `${p}m1`]);
     await execa('ip', ['addr', 'add', '198.18.0.2/24', 'dev', `${p}m0`]);
+    // The API through this lab's link, even when another run's m0 (left over, or another test's) holds 198.18.0.0/24 too.
+    await execa('ip', ['route', 'replace', `${API_IP}/32`, 'dev', `${p}m0`]);
     for (const address of UPLINK_IPS) await this.backend.run('ip', ['addr', 'add', `${address}/24`, 'dev', `${p}up`]);
     await this.backend.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     // As systemd sets every Debian machine up (loose reverse-path filtering): the service's fail-closed
