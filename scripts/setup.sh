@@ -11,6 +11,7 @@ packages=(
   qemu-system-x86 qemu-utils ipxe-qemu libvirt-dev libxml2-utils
   iperf3 socat dnsutils conntrack busybox procps
   kmod openssh-client # the lab guest's build (depmod, modprobe -D) and SSH into it
+  ulogd2 ulogd2-json  # flow audit (src/backend/audit/): conntrack end events and NFLOG refusals
   ansible             # the roles' test (ansible/): Debian's ansible, 33 s to install here (ansible-core alone: 12 s)
   wrk sockperf nginx-light # bench/proxy: native load (new connections, round trips) and the VM's HTTP server
 )

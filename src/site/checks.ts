@@ -68,6 +68,13 @@ function checkNetwork(network: Network): SiteIssue[] {
       message: `expected a range that leaves out the gateway ${network.gateway}, found ${start}-${end}`,
     });
   }
+  if (network.audit === 'records' && network.egress !== 'allow-list') {
+    // A flow record names its VM by the NIC id in the flow's ct mark, which only allow-list networks set.
+    issues.push({
+      path: at('audit'),
+      message: `expected 'counts' on a network with ${describeValue(network.egress)} egress (flow records need 'allow-list' egress), found 'records'`,
+    });
+  }
   if (network.kind === 'secure' && (network.egress !== 'allow-list' || network.dns !== 'controlled')) {
     issues.push({
       path: at(network.egress !== 'allow-list' ? 'egress' : 'dns'),

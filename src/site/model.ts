@@ -96,6 +96,12 @@ export interface Network {
   readonly peers: 'all' | 'gateway' | 'groups';
   /** IPv6 from VM ports: `off` (default) or `link-local` (each VM's EUI-64 fe80:: address; with `peers: all` only). */
   readonly ipv6: 'off' | 'link-local';
+  /**
+   * Flow audit: `records` (an audit record per accepted flow, rate-limited records of refused ones; the default
+   * on allow-list networks, and only there: flows are told apart by their NIC's id) or `counts` (counters only;
+   * the default on open networks).
+   */
+  readonly audit: 'records' | 'counts';
   /** The gateway's MAC as hosts pin it; default: read by the backend from `gatewayInterface` (set it for a VRRP MAC). */
   readonly gatewayMac?: string;
   readonly portgroups: readonly Portgroup[];

@@ -124,6 +124,7 @@ function resolveNetwork(
     placement: data.placement,
     peers: data.peers ?? (egress === 'allow-list' ? 'gateway' : 'all'),
     ipv6: data.ipv6,
+    audit: data.audit ?? (egress === 'allow-list' ? 'records' : 'counts'),
     portgroups: data.portgroups.map((g) => ({ name: g.name, vlan: g.vlan ?? data.vlan, default: g.default })),
     reservations: data.reservations.map((r) =>
       r.name === undefined ? { mac: r.mac, ip: r.ip } : { ...r, name: r.name },

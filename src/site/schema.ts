@@ -45,6 +45,9 @@ export const PeersPolicy = z.enum(['all', 'gateway', 'groups'], expect("'all', '
 /** IPv6 from a VM's port: `off` (dropped; the default: the backend serves no IPv6) or `link-local` (its EUI-64 fe80:: address only). */
 export const Ipv6Policy = z.enum(['off', 'link-local'], expect("'off' or 'link-local'"));
 
+/** What the backend records of a network's flows: `records` (one audit record per flow) or `counts` (counters only). */
+export const AuditPolicy = z.enum(['records', 'counts'], expect("'records' or 'counts'"));
+
 /**
  * How a network's VLAN reaches its bridge on a host.
  * - `vlan`: a kernel VLAN sub-interface of `parent` (e.g. `bond0.1081`) is a port of the bridge.
@@ -130,6 +133,7 @@ export const NetworkSchema = z.strictObject(
     placement: PlacementPolicy.default('enforced'),
     peers: PeersPolicy.optional(),
     ipv6: Ipv6Policy.default('off'),
+    audit: AuditPolicy.optional(),
     gatewayMac: Mac.optional(),
     portgroups: z.array(PortgroupSchema, expect('a list of portgroups')).default([]),
     reservations: z.array(ReservationSchema, expect('a list of reservations')).default([]),

@@ -15,3 +15,33 @@ export const MAX_NIC_ID = 0x00fffffe;
 export function markText(value: number): string {
   return `0x${value.toString(16).padStart(8, '0')}`;
 }
+
+/**
+ * Flow audit: bits 24-30 of a flow's `ct mark` say what admitted it, bit 31
+ * that it is audited (ulogd keeps only end events with bit 31). Set by the
+ * accepting rule itself, after its lookups, so the NIC id bits stay as they
+ * were; every lookup that keys on `ct mark` masks it with {@link NIC_ID_MASK}.
+ */
+export const ADMISSION = { allow: 1, dns: 2, ssh: 3 } as const;
+
+/** What admitted an audited flow, as {@link ADMISSION} names it. */
+export type Admission = keyof typeof ADMISSION;
+
+/** Bit 31 of `ct mark`: the flow is audited. */
+export const AUDITED_BIT = 0x80000000;
+
+/** Bits 24-30 of `ct mark`: the admission code. */
+export const ADMISSION_MASK = 0x7f000000;
+
+/** The bits an accepting rule ORs into `ct mark` for an audited flow admitted by `kind`. */
+export function admissionBits(kind: Admission): number {
+  return (AUDITED_BIT | (ADMISSION[kind] << 24)) >>> 0;
+}
+
+/** A flow's `ct mark` read back: its NIC id and what admitted it (`undefined`: not audited or unknown code). */
+export function decodeFlowMark(mark: number): { nicId: number; admission: Admission | undefined } {
+  const code = (mark & ADMISSION_MASK) >>> 24;
+  const admission =
+    (mark & AUDITED_BIT) === 0 ? undefined : (Object.keys(ADMISSION) as Admission[]).find((k) => ADMISSION[k] === code);
+  return { nicId: mark & NIC_ID_MASK, admission };
+}

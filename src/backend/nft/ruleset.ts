@@ -36,6 +36,7 @@ import {
 } from './ssh.js';
 import { allowSetName, allowShapes, dnsSetName, dnsShapes, keyExpression, keyType } from './shapes.js';
 import type { GatewayState, RulesetOptions } from './types.js';
+import { admitted, auditCounterNames, auditedNetworks, ctNicId, refusalRules, refusalStatements } from './audit.js';
 
 /**
  * Render the whole table: `table inet ticrypt {}`, `delete table inet ticrypt`
@@ -48,7 +49,7 @@ import type { GatewayState, RulesetOptions } from './types.js';
  */
 export function renderRuleset(site: Site, state: GatewayState, options: RulesetOptions = {}): string {
   const body = [
-    ...counterNames(site).map((name) => `  counter ${name} {\n  }`),
+    ...[...counterNames(site), ...auditCounterNames(site, options.audit)].map((name) => `  counter ${name} {\n  }`),
     ...renderSets(site, state),
     ...renderChains(site, options),
   ];
@@ -236,16 +237,23 @@ function sourceChains(site: Site, options: RulesetOptions): string[] {
   const log = (what: string) =>
     options.log === true ? [`limit rate ${rate} log prefix "${LOG_PREFIX} ${what}: " level info`] : [];
   const dhcpDiscover = 'ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept';
+  const audited = new Set(auditedNetworks(site).map((n) => n.name));
   const perNetwork = site.networks.map((n) => {
     const subnet = subnetText(n.subnet);
     const counters = networkCounters(n.name);
+    const refused = (reason: 'spoofed' | 'unregistered', match: string) =>
+      options.audit !== undefined && audited.has(n.name)
+        ? [`${match} ${refusalStatements(options.audit, reason, n)}`]
+        : [];
     const rules =
       n.egress === 'allow-list'
         ? [
             'meta nfproto != ipv4 accept',
             dhcpDiscover,
+            ...refused('spoofed', `ip saddr != ${subnet}`),
             `ip saddr != ${subnet} counter name ${counters.spoofed} drop`,
             ...log('unregistered').map((rule) => `iifname . ether saddr . ip saddr != @${NIC_IDS_MAP} ${rule}`),
+            ...refused('unregistered', `iifname . ether saddr . ip saddr != @${NIC_IDS_MAP}`),
             `iifname . ether saddr . ip saddr != @${NIC_IDS_MAP} counter name ${counters.unregistered} drop`,
             `meta mark set iifname . ether saddr . ip saddr map @${NIC_IDS_MAP}`,
             `meta mark @${REVOKED_SET} counter name ${counters.unregistered} drop`,
@@ -295,6 +303,7 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
   const drop = (reason: DropReason, side: CountedSide = 'from') => `goto ${dropChainName(reason, side)}`;
   const idMask = markText(NIC_ID_MASK);
   const established = 'ct state established,related';
+  const ctId = ctNicId(options.audit);
   const gatewayRules = vm.flatMap((n) => {
     const at = `iifname "${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}" ip daddr ${nftCheck.ipv4('gateway', n.gateway)}`;
     return [`${at} meta l4proto { tcp, udp } th dport 53 accept`, `${at} meta l4proto icmp accept`];
@@ -309,7 +318,7 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
       // Flows the backend itself opened (dnsmasq pings an address before offering it).
       `${established} ct direction reply accept`,
       ...onAllowList([
-        `iifname ${ifaceSet(allowList)} ${established} iifname . ip saddr . ct mark @${NIC_FLOWS_SET} accept`,
+        `iifname ${ifaceSet(allowList)} ${established} iifname . ip saddr . ${ctId} @${NIC_FLOWS_SET} accept`,
       ]),
       ...onOpen([`iifname ${ifaceSet(open)} ${established} accept`]),
       `${established} ${drop('unowned_flow')}`,
@@ -325,6 +334,7 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
       `oifname ${ifaceSet(vm)} jump to_vm`,
     ]),
     chain('from_vm', [
+      ...refusalRules(site, options.audit, 'cross-network', `oifname != "${uplink}"`),
       `oifname != "${uplink}" ${drop('cross')}`,
       `ip daddr ${management} ${drop('cross')}`,
       `meta nfproto != ipv4 ${drop('cross')}`,
@@ -339,15 +349,20 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
     ]),
     ...onAllowList([
       chain('allow_egress', [
-        `ct mark @${REVOKED_SET} ${drop('unowned_flow')}`,
+        `${ctId} @${REVOKED_SET} ${drop('unowned_flow')}`,
         // An established flow is this NIC's only if the table accepted it for this NIC: its ct mark is the NIC's id.
-        `${established} iifname . ip saddr . ct mark @${NIC_FLOWS_SET} accept`,
+        `${established} iifname . ip saddr . ${ctId} @${NIC_FLOWS_SET} accept`,
         `${established} ${drop('unowned_flow')}`,
         `ct mark set meta mark & ${idMask}`,
-        ...allowShapes().map((shape) => `${keyExpression(shape)} @${allowSetName(shape)} accept`),
+        ...allowShapes().map(
+          (shape) => `${keyExpression(shape)} @${allowSetName(shape)}${admitted(site, options.audit, 'allow')} accept`,
+        ),
         // What the DNS front opened for this NIC, keyed like the allow sets: the flow gets the same mark.
-        ...dnsShapes().map((shape) => `${keyExpression(shape)} @${dnsSetName(shape.port)} accept`),
+        ...dnsShapes().map(
+          (shape) => `${keyExpression(shape)} @${dnsSetName(shape.port)}${admitted(site, options.audit, 'dns')} accept`,
+        ),
         ...log('egress drop'),
+        ...refusalRules(site, options.audit, 'not-allowed', ''),
         drop('egress'),
       ]),
     ]),
@@ -362,19 +377,19 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
     ]),
     ...onAllowList([
       chain('allow_ingress', [
-        `ct mark @${REVOKED_SET} ${drop('unowned_flow', 'to')}`,
-        `${established} oifname . ip daddr . ct mark @${NIC_FLOWS_SET} accept`,
+        `${ctId} @${REVOKED_SET} ${drop('unowned_flow', 'to')}`,
+        `${established} oifname . ip daddr . ${ctId} @${NIC_FLOWS_SET} accept`,
         `${established} ${drop('unowned_flow', 'to')}`,
         // SSH access: the NAT gave the flow the id of the NIC its port belongs to; it must be this NIC's.
-        `ct status dnat tcp dport 22 oifname . ip daddr . ct mark @${NIC_FLOWS_SET} goto ${SSH_CHAINS.clients}`,
+        `ct status dnat tcp dport 22 oifname . ip daddr . ${ctId} @${NIC_FLOWS_SET} goto ${SSH_CHAINS.clients}`,
         ...log('inbound drop'),
         drop('inbound', 'to'),
       ]),
     ]),
     ...dropChains(site),
     ...countChains(site),
-    chain(SSH_CHAINS.clients, sshClientRules(site)),
-    chain(SSH_CHAINS.narrowed, sshNarrowedRules()),
+    chain(SSH_CHAINS.clients, sshClientRules(site, options.audit)),
+    chain(SSH_CHAINS.narrowed, sshNarrowedRules(site, options.audit)),
     chain('prerouting', ['type nat hook prerouting priority dstnat; policy accept;', ...sshPreroutingRules(site)]),
     chain(SSH_CHAINS.local, sshLocalChain(site)),
     chain('postrouting', [

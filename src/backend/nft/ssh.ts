@@ -18,6 +18,7 @@
 import { nftCheck } from '../checks.js';
 import { intToIpv4, type Ipv4Subnet } from '../../site/address.js';
 import type { Network, Site, SshAccess } from '../../site/model.js';
+import { admitted, auditedNetworks, ctNicId, type AuditRuleOptions } from './audit.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
 import { dedupe, nicElements, nicIdText, registrationNetwork, type NftElement } from './elements.js';
 import { dropChainName, SSH_FORWARDS_MAP, SSH_NARROWED_SET, SSH_OWNERS_MAP } from './names.js';
@@ -158,24 +159,27 @@ export function sshLocalChain(site: Site): string[] {
  * VM's NICs are checked against their own blocks, the rest against their
  * network's site sources; anything else is dropped and counted.
  */
-export function sshClientRules(site: Site): string[] {
+export function sshClientRules(site: Site, audit?: AuditRuleOptions): string[] {
+  const audited = new Set(auditedNetworks(site).map((n) => n.name));
   return [
-    `ct mark @${SSH_NARROWED_SET} goto ${SSH_CHAINS.narrowed}`,
+    `${ctNicId(audit)} @${SSH_NARROWED_SET} goto ${SSH_CHAINS.narrowed}`,
     ...sshNetworks(site).map(
       (n) =>
-        `oifname "${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}"${sourceMatch(sshOf(n).sources)} accept`,
+        `oifname "${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}"${sourceMatch(sshOf(n).sources)}${audited.has(n.name) ? admitted(site, audit, 'ssh') : ''} accept`,
     ),
     `goto ${dropChainName('ssh_source', 'to')}`,
   ];
 }
 
 /** The rules for narrowed VMs: the client's address, masked per block size, with the flow's mark (the NIC's id). */
-export function sshNarrowedRules(): string[] {
+export function sshNarrowedRules(site?: Site, audit?: AuditRuleOptions): string[] {
+  const id = ctNicId(audit);
+  const bits = site === undefined ? '' : admitted(site, audit, 'ssh');
   return [
-    ...IP_LEVELS.map((bits) => {
-      if (bits === 0) return `ct mark @${sshSourceSetName(0)} accept`;
-      const source = bits === 32 ? 'ip saddr' : `ip saddr & ${ipMask(bits)}`;
-      return `ct mark . ${source} @${sshSourceSetName(bits)} accept`;
+    ...IP_LEVELS.map((level) => {
+      if (level === 0) return `${id} @${sshSourceSetName(0)}${bits} accept`;
+      const source = level === 32 ? 'ip saddr' : `ip saddr & ${ipMask(level)}`;
+      return `${id} . ${source} @${sshSourceSetName(level)}${bits} accept`;
     }),
     `goto ${dropChainName('ssh_source', 'to')}`,
   ];

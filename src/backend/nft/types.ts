@@ -4,6 +4,7 @@
  */
 import type { AllowList, Registration } from '../../protocol/api.js';
 import type { NicSsh } from './ssh.js';
+import type { AuditRuleOptions } from './audit.js';
 
 /** A registered NIC's SSH access (a backend port forwarded to its port 22), by network and MAC. */
 export interface SshForward extends NicSsh {
@@ -26,4 +27,6 @@ export interface RulesetOptions {
   readonly log?: boolean;
   /** The log rate limit, e.g. `10/second` (default) or `60/minute`. */
   readonly logRate?: string;
+  /** Flow audit (admission bits in `ct mark`, refusals to NFLOG); absent: the table carries no audit rules. */
+  readonly audit?: AuditRuleOptions;
 }
