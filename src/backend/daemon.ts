@@ -25,6 +25,9 @@ import { DnsmasqFleet } from './service/dnsmasq-fleet.js';
 import { GatewayEnforcer } from './service/gateway-enforcer.js';
 import { Registry, type AuditEvent } from './service/registry.js';
 import { TableGuard } from './service/table-guard.js';
+import { AuditService } from './audit/service.js';
+import { JsonlSink } from './audit/jsonl-sink.js';
+import type { AuditSink } from './audit/record.js';
 
 import { gatewayMacs } from './gateway-macs.js';
 
@@ -55,6 +58,18 @@ export interface BackendOptions {
   readonly logger: Logger;
   /** How often the guard checks the table, the fail-closed rules and ARP settings, ms (default 1000). */
   readonly guardIntervalMs?: number;
+  /**
+   * Flow audit of the networks whose site setting is `audit: records` (src/backend/audit/): ulogd's files in
+   * `dir` (default `<stateDir>/audit`), records to `sink` (default `<dir>/records.jsonl`), ulogd started by the
+   * service (`managed`, default) or by systemd (`external`). Absent: no audit.
+   */
+  readonly audit?: {
+    readonly dir?: string;
+    readonly sink?: AuditSink;
+    readonly ulogd?: 'managed' | 'external';
+    readonly nflogGroup?: number;
+    readonly pollMs?: number;
+  };
 }
 
 /** A running backend. */
@@ -65,6 +80,8 @@ export interface RunningBackend {
   readonly guard: TableGuard;
   /** The URL the API answers on. */
   readonly url: string;
+  /** The flow audit, when on. */
+  readonly audit?: AuditService;
   /**
    * Stop listening, stop watching, stop dnsmasq, close the store. The firewall and the fail-closed rules stay
    * as they are: VMs keep what they have.
@@ -89,8 +106,13 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
   const metrics = new Metrics();
   new DataPlaneMetrics(metrics.registry, site, liveDataPlaneSources(store));
   const audit = logger.child({ audit: true });
+  const auditDir = options.audit?.dir ?? join(options.stateDir, 'audit');
+  const auditGroup = options.audit?.nflogGroup ?? 2;
   const nft = new NftGateway(site, {
-    ruleset: { log: options.logDrops === true },
+    ruleset: {
+      log: options.logDrops === true,
+      ...(options.audit === undefined ? {} : { audit: { nflogGroup: auditGroup } }),
+    },
     onCleanupError: (error) => logger.error({ err: error }, 'deleting revoked NICs elements failed; they stay revoked'),
   });
   const fleet = new DnsmasqFleet(site, {
@@ -149,6 +171,20 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     pidDir: join(options.stateDir, 'guard'),
     ...(options.guardIntervalMs === undefined ? {} : { checkIntervalMs: options.guardIntervalMs }),
   });
+  const auditService =
+    options.audit === undefined
+      ? undefined
+      : new AuditService({
+          site,
+          store,
+          dir: auditDir,
+          sink: options.audit.sink ?? new JsonlSink(join(auditDir, 'records.jsonl')),
+          metrics: metrics.registry,
+          logger: logger.child({ flowAudit: true }),
+          nflogGroup: auditGroup,
+          ulogd: options.audit.ulogd ?? 'managed',
+          ...(options.audit.pollMs === undefined ? {} : { pollMs: options.audit.pollMs }),
+        });
   try {
     await guard.prepare();
     const started = Date.now();
@@ -159,7 +195,9 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     );
     await guard.watch();
     await dns.start();
+    await auditService?.start();
   } catch (error) {
+    await auditService?.close();
     await dns.close();
     await guard.stop();
     await fleet.stop();
@@ -207,10 +245,12 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     async close() {
       clearInterval(sweeps);
       await app.close();
+      await auditService?.close();
       await guard.stop();
       await dns.close();
       await fleet.stop();
       store.close();
     },
+    ...(auditService === undefined ? {} : { audit: auditService }),
   };
 }

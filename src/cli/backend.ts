@@ -32,6 +32,8 @@ interface ServeOptions {
   insecureHttp?: boolean;
   logDrops?: boolean;
   dnsRate?: string;
+  audit?: string | boolean;
+  auditUlogd?: string;
 }
 
 interface SetupOptions {
@@ -142,6 +144,15 @@ export function addBackendCommands(program: Command, io: CliIo): void {
     .option('--insecure-http', 'serve plain HTTP (a protected management network, or tests)')
     .option('--log-drops', "log dropped secure egress (rate-limited, prefix 'ticrypt')")
     .option('--dns-rate <n>', 'DNS queries per second each VM may send (bursts of twice that)', '100')
+    .option(
+      '--audit [dir]',
+      "flow audit of the 'audit: records' networks: ulogd's files and records.jsonl in dir (default <state-dir>/audit)",
+    )
+    .option(
+      '--audit-ulogd <mode>',
+      "'managed' (the service runs ulogd) or 'external' (ticrypt-net-ulogd.service does)",
+      'managed',
+    )
     .action(async (options: ServeOptions) => {
       const site = await loadSite(options.site);
       if (!options.insecureHttp && (options.tlsCert === undefined || options.tlsKey === undefined)) {
@@ -158,6 +169,7 @@ export function addBackendCommands(program: Command, io: CliIo): void {
         insecureHttp: options.insecureHttp === true,
         logDrops: options.logDrops === true,
         dnsRate: parseInteger('--dns-rate', options.dnsRate ?? '100', 1, 1_000_000),
+        ...(options.audit === undefined || options.audit === false ? {} : { audit: auditOptions(options) }),
       });
       logger.info({ url: running.url }, 'listening');
       await new Promise<void>((resolve) => {
@@ -263,4 +275,12 @@ function parseListen(text: string): { host: string; port: number } {
   if (colon < 0 || !isIpv4(host))
     throw new UsageError(`--listen: expected ADDRESS:PORT like 198.18.0.1:8443, found ${JSON.stringify(text)}`);
   return { host, port: parseInteger('--listen port', text.slice(colon + 1), 0, 65535) };
+}
+
+function auditOptions(options: ServeOptions): { dir?: string; ulogd: 'managed' | 'external' } {
+  const mode = options.auditUlogd ?? 'managed';
+  if (mode !== 'managed' && mode !== 'external') {
+    throw new UsageError(`--audit-ulogd: expected 'managed' or 'external', found ${JSON.stringify(mode)}`);
+  }
+  return { ...(typeof options.audit === 'string' ? { dir: options.audit } : {}), ulogd: mode };
 }

@@ -1,0 +1,53 @@
+/**
+ * The flow audit's counters on the backend's `/metrics` registry: records
+ * written by kind, and every way a record can be lost: conntrack events the
+ * kernel dropped on ulogd's netlink sockets, NFLOG sequence gaps, refusals
+ * the rate limit suppressed (exact, from the table's counters), times the
+ * logger was found down, and lines ulogd wrote that were not JSON.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** The audit metrics, registered on `registry`. */
+export class AuditMetrics {
+  readonly records: Counter<'kind'>;
+  readonly lost: Counter<'how'>;
+  readonly suppressed: Counter<'network' | 'reason'>;
+  readonly loggerUp: Gauge;
+  readonly loggerStarts: Counter;
+  readonly lag: Gauge<'stream'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.records = new Counter({
+      name: 'ticrypt_audit_records_total',
+      help: 'Audit records handed to the sink, by kind (flow, refused, suppressed)',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.lost = new Counter({
+      name: 'ticrypt_audit_lost_total',
+      help: 'Audit events lost, by how: netlink (conntrack events the kernel dropped on the logger socket), nflog-gap (refusals missing from the NFLOG sequence), logger-down (times the logger was found not running), malformed (lines not JSON)',
+      labelNames: ['how'],
+      registers,
+    });
+    for (const how of ['netlink', 'nflog-gap', 'logger-down', 'malformed']) this.lost.inc({ how }, 0);
+    this.suppressed = new Counter({
+      name: 'ticrypt_audit_suppressed_total',
+      help: 'Refusals the rate limit kept from being records (each counted in a suppressed record), by network and reason',
+      labelNames: ['network', 'reason'],
+      registers,
+    });
+    this.loggerUp = new Gauge({ name: 'ticrypt_audit_logger_up', help: '1 while ulogd runs', registers });
+    this.loggerStarts = new Counter({
+      name: 'ticrypt_audit_logger_starts_total',
+      help: 'Times the service started ulogd',
+      registers,
+    });
+    this.lag = new Gauge({
+      name: 'ticrypt_audit_reader_lag_bytes',
+      help: "Bytes of ulogd's output not yet read, by stream (flows, refused)",
+      labelNames: ['stream'],
+      registers,
+    });
+  }
+}
