@@ -207,4 +207,24 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
     expect(text).toMatch(/ticrypt_audit_lost_total\{how="netlink"\} 0/);
     expect(text).toMatch(/ticrypt_audit_logger_up 1/);
   });
+
+  it('loses no record while the service is down: ulogd keeps writing, the restarted service resumes at its offset', async () => {
+    const before = (await records()).filter((r) => r.kind === 'flow').length;
+    const first = lab().services.at(-1);
+    await first?.stop();
+    // Two connections while the service is away (ulogd, started by it, keeps running).
+    for (const bytes of [70_000, 80_000]) expect(await client(lab().vm.a.name, SERVER, 5001, bytes)).toBe(30_000);
+    await sleep(3000);
+    await lab().startService();
+    const flows = await waitFor('both flow records after the restart', (all) => {
+      const found = all.filter((r) => r.kind === 'flow');
+      return found.length >= before + 2 ? found : undefined;
+    });
+    // Each exactly once (nothing skipped, nothing read twice), in order.
+    expect(flows.length).toBe(before + 2);
+    const late = flows.slice(before).map((r) => (r.kind === 'flow' ? r.bytes.out : 0));
+    expect(late[0]).toBeGreaterThanOrEqual(70_000);
+    expect(late[0]).toBeLessThan(80_000);
+    expect(late[1]).toBeGreaterThanOrEqual(80_000);
+  });
 });
