@@ -7,6 +7,7 @@ import { backendSetupChecks } from './backend-plan-checks.js';
 import { checkRoutes } from './host-checks.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
 import { NFT_TABLE, NFT_TABLE_REF } from '../../names.js';
+import { checkAudit } from '../../backend/audit/doctor-fact.js';
 
 /** The dnsmasq default when a config sets no `dhcp-lease-max`. */
 const DNSMASQ_DEFAULT_LEASE_MAX = 1000;
@@ -32,6 +33,7 @@ export function checkBackend(site: Site, facts: BackendFacts, options: BackendPl
         ),
   );
   results.push(checkRegistered(site, facts));
+  if (facts.audit !== undefined) results.push(...checkAudit(facts.audit));
   for (const d of facts.dnsmasq) {
     const network = site.networks.find((n) => n.name === d.network);
     results.push(

@@ -1,4 +1,5 @@
 /** Facts the backend's doctor checks judge, and the gatherer that collects them on the backend. */
+import { auditFactOf, type AuditFact } from '../../backend/audit/doctor-fact.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackendClient } from '../../backend/api/client.js';
@@ -69,6 +70,8 @@ export interface BackendFacts {
   readonly setup: ObservedBackend;
   readonly chains: readonly ChainFact[];
   readonly routes: readonly RouteFact[];
+  /** The flow audit's logger, when the service was run with `--audit` (its config exists). */
+  readonly audit?: AuditFact;
 }
 
 /** Where the backend gatherer looks. */
@@ -107,7 +110,9 @@ export async function gatherBackendFacts(site: Site, options: BackendGatherOptio
   const routes = parseRoutes((await run('ip', ['-j', 'route', 'show'])).stdout);
   const dnsmasq = await Promise.all(site.networks.map((n) => dnsmasqFact(join(stateDir, 'dnsmasq', n.name), n.name)));
   const store = options.api === undefined ? undefined : await storeFact(options.api);
+  const audit = await auditFactOf(join(stateDir, 'audit'));
   return {
+    ...(audit === undefined ? {} : { audit }),
     tablePresent,
     ...(registered === undefined ? {} : { registered }),
     ...(store === undefined ? {} : { store }),
