@@ -60,7 +60,7 @@ export interface BackendOptions {
   readonly guardIntervalMs?: number;
   /**
    * Flow audit of the networks whose site setting is `audit: records` (src/backend/audit/): ulogd's files in
-   * `dir` (default `<stateDir>/audit`), records to `sink` (default `<dir>/records.jsonl`), ulogd started by the
+   * `dir` (default `<stateDir>/flow-audit`), records to `sink` (default `<dir>/records.jsonl`), ulogd started by the
    * service (`managed`, default) or by systemd (`external`). Absent: no audit.
    */
   readonly audit?: {
@@ -106,7 +106,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
   const metrics = new Metrics();
   new DataPlaneMetrics(metrics.registry, site, liveDataPlaneSources(store));
   const audit = logger.child({ audit: true });
-  const auditDir = options.audit?.dir ?? join(options.stateDir, 'audit');
+  const auditDir = options.audit?.dir ?? join(options.stateDir, 'flow-audit');
   const auditGroup = options.audit?.nflogGroup ?? 2;
   const nft = new NftGateway(site, {
     ruleset: {

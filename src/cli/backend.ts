@@ -146,7 +146,7 @@ export function addBackendCommands(program: Command, io: CliIo): void {
     .option('--dns-rate <n>', 'DNS queries per second each VM may send (bursts of twice that)', '100')
     .option(
       '--audit [dir]',
-      "flow audit of the 'audit: records' networks: ulogd's files and records.jsonl in dir (default <state-dir>/audit)",
+      "flow audit of the 'audit: records' networks: ulogd's files and records.jsonl in dir (default <state-dir>/flow-audit)",
     )
     .option(
       '--audit-ulogd <mode>',

@@ -47,10 +47,10 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
     if (built === undefined) throw new Error('the lab was not built');
     return built;
   };
-  const files = () => auditFiles(join(lab().paths.state, 'audit'));
+  const files = () => auditFiles(join(lab().paths.state, 'flow-audit'));
 
   async function records(): Promise<AuditRecord[]> {
-    const text = await readFile(join(lab().paths.state, 'audit', 'records.jsonl'), 'utf8').catch(() => '');
+    const text = await readFile(join(lab().paths.state, 'flow-audit', 'records.jsonl'), 'utf8').catch(() => '');
     return text
       .split('\n')
       .filter((line) => line !== '')

@@ -110,7 +110,7 @@ export async function gatherBackendFacts(site: Site, options: BackendGatherOptio
   const routes = parseRoutes((await run('ip', ['-j', 'route', 'show'])).stdout);
   const dnsmasq = await Promise.all(site.networks.map((n) => dnsmasqFact(join(stateDir, 'dnsmasq', n.name), n.name)));
   const store = options.api === undefined ? undefined : await storeFact(options.api);
-  const audit = await auditFactOf(join(stateDir, 'audit'));
+  const audit = await auditFactOf(join(stateDir, 'flow-audit'));
   return {
     ...(audit === undefined ? {} : { audit }),
     tablePresent,
