@@ -7,8 +7,10 @@
  * port, and a client on the internet reaches the VM's port 22 through its
  * SSH forward. Each produces one record with the VM's identity, and byte
  * counts that agree with what the client and server moved. The backend's
- * conntrack timeouts after a close are cut to 1 s in the lab, so end events
- * come at once (in production they follow the kernel's timeouts).
+ * conntrack timeouts after a close are cut to 1 s in the lab; the end event
+ * still waits for conntrack's garbage collector to reach the expired entry,
+ * which on an idle table takes up to about a minute (`conntrack -L` hides the
+ * entry at once), so records are awaited up to 100 s.
  *
  *     vm a (1081) ── OVS bridge <p>br ── g1 ─ backend ── up 203.0.113.1 ═══ eth0 internet
  *                                                               198.51.100.1    198.51.100.10 (server), 203.0.113.50 (ssh client)
@@ -36,7 +38,7 @@ const VM_A = { network: 'secure', mac: '52:54:00:a0:d1:01', vm: labUuid(0xad1) }
 /** TCP per-packet overhead bounds seen in conntrack byte counts: IPv4 20 + TCP 20-60. */
 const HEADER_MAX = 80;
 
-describe.skipIf(!available)('flow audit: records from ulogd2 through the service (lab)', () => {
+describe.skipIf(!available)('flow audit: records from ulogd2 through the service (lab)', { timeout: 150_000 }, () => {
   const p = runPrefix();
   let built: BackendLab<'a'> | undefined;
   let ip = '';
@@ -57,7 +59,7 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
       .map((line) => AuditRecord.parse(JSON.parse(line)));
   }
 
-  async function waitFor<T>(what: string, find: (all: AuditRecord[]) => T | undefined, ms = 30_000): Promise<T> {
+  async function waitFor<T>(what: string, find: (all: AuditRecord[]) => T | undefined, ms = 100_000): Promise<T> {
     const deadline = Date.now() + ms;
     for (;;) {
       const found = find(await records());
@@ -185,9 +187,7 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
     });
   });
 
-  // Known gap (issue 16, audit-rec): the forwarded flow carries its admission bits (seen: mark=0x83000001 in
-  // `conntrack -L` while open), yet ulogd wrote no end event for it in this lab; not yet explained.
-  it.skip('puts an SSH session through the forward on record, the VM answering', async () => {
+  it('puts an SSH session through the forward on record, the VM answering', async () => {
     expect(sshPort).toBeGreaterThan(0);
     const received = await client(lab().internet.name, BACKEND, sshPort, 50_000);
     expect(received).toBe(20_000);
