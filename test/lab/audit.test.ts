@@ -35,8 +35,12 @@ const CLIENT = '203.0.113.50';
 const BACKEND = UPLINK_IPS[0];
 const VM_A = { network: 'secure', mac: '52:54:00:a0:d1:01', vm: labUuid(0xad1) };
 
-/** TCP per-packet overhead bounds seen in conntrack byte counts: IPv4 20 + TCP 20-60. */
+/**
+ * Conntrack counts IP bytes: the payload plus headers (IPv4 20 + TCP 20-60 per segment). A counted packet
+ * may be a GRO aggregate of several segments, so the bound allows 5% of the payload for their headers too.
+ */
 const HEADER_MAX = 80;
+const atMost = (payload: number, packets: number) => Math.ceil(payload * 1.05) + HEADER_MAX * packets;
 
 describe.skipIf(!available)('flow audit: records from ulogd2 through the service (lab)', { timeout: 150_000 }, () => {
   const p = runPrefix();
@@ -162,9 +166,9 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
     expect(flow.admittedBy).toEqual({ kind: 'allow', entry: `${SERVER} tcp 5001` });
     // Conntrack counts IP bytes: the payload plus one header per packet.
     expect(flow.bytes.out).toBeGreaterThanOrEqual(100_000);
-    expect(flow.bytes.out).toBeLessThanOrEqual(100_000 + HEADER_MAX * flow.packets.out);
+    expect(flow.bytes.out).toBeLessThanOrEqual(atMost(100_000, flow.packets.out));
     expect(flow.bytes.in).toBeGreaterThanOrEqual(received);
-    expect(flow.bytes.in).toBeLessThanOrEqual(received + HEADER_MAX * flow.packets.in);
+    expect(flow.bytes.in).toBeLessThanOrEqual(atMost(received, flow.packets.in));
     expect(Date.parse(flow.end)).toBeGreaterThanOrEqual(Date.parse(flow.start));
   });
 
@@ -199,9 +203,9 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
     expect(flow).toMatchObject({ src: { ip: CLIENT }, dst: { ip, port: 22 } });
     expect(flow.admittedBy).toEqual({ kind: 'ssh', entry: `ssh port ${sshPort}` });
     expect(flow.bytes.out).toBeGreaterThanOrEqual(received);
-    expect(flow.bytes.out).toBeLessThanOrEqual(received + HEADER_MAX * flow.packets.out);
+    expect(flow.bytes.out).toBeLessThanOrEqual(atMost(received, flow.packets.out));
     expect(flow.bytes.in).toBeGreaterThanOrEqual(50_000);
-    expect(flow.bytes.in).toBeLessThanOrEqual(50_000 + HEADER_MAX * flow.packets.in);
+    expect(flow.bytes.in).toBeLessThanOrEqual(atMost(50_000, flow.packets.in));
     const text = await metrics();
     expect(text).toMatch(/ticrypt_audit_records_total\{kind="flow"\} [1-9]/);
     expect(text).toMatch(/ticrypt_audit_lost_total\{how="netlink"\} 0/);
