@@ -26,7 +26,8 @@ import { GatewayEnforcer } from './service/gateway-enforcer.js';
 import { Registry, type AuditEvent } from './service/registry.js';
 import { TableGuard } from './service/table-guard.js';
 import { AuditService } from './audit/service.js';
-import { JsonlSink } from './audit/jsonl-sink.js';
+import { AuditStore } from './audit/day-store.js';
+import { registerAuditStoreMetrics } from './audit/store-metrics.js';
 import type { AuditSink } from './audit/record.js';
 
 import { gatewayMacs } from './gateway-macs.js';
@@ -60,11 +61,13 @@ export interface BackendOptions {
   readonly guardIntervalMs?: number;
   /**
    * Flow audit of the networks whose site setting is `audit: records` (src/backend/audit/): ulogd's files in
-   * `dir` (default `<stateDir>/flow-audit`), records to `sink` (default `<dir>/records.jsonl`), ulogd started by the
-   * service (`managed`, default) or by systemd (`external`). Absent: no audit.
+   * `dir` (default `<stateDir>/flow-audit`), records to `sink` (default: the hash-chained day files of the site's
+   * `backend.auditStore`, in `recordsDir` when given), ulogd started by the service (`managed`, default) or by
+   * systemd (`external`). Absent: no audit.
    */
   readonly audit?: {
     readonly dir?: string;
+    readonly recordsDir?: string;
     readonly sink?: AuditSink;
     readonly ulogd?: 'managed' | 'external';
     readonly nflogGroup?: number;
@@ -171,6 +174,17 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     pidDir: join(options.stateDir, 'guard'),
     ...(options.guardIntervalMs === undefined ? {} : { checkIntervalMs: options.guardIntervalMs }),
   });
+  // The records' store: the site's day files (hash-chained, rotated, kept), unless the caller brings a sink.
+  let records: AuditStore | undefined;
+  if (options.audit !== undefined && options.audit.sink === undefined) {
+    const { recordsDir } = options.audit;
+    records = await AuditStore.open({
+      settings: { ...site.backend.auditStore, ...(recordsDir === undefined ? {} : { dir: recordsDir }) },
+    });
+    registerAuditStoreMetrics(metrics.registry, records);
+    if (records.opened.torn !== undefined) audit.warn(records.opened.torn, 'audit file had a torn tail');
+    audit.info({ head: records.opened.head }, 'audit records: chain head at start');
+  }
   const auditService =
     options.audit === undefined
       ? undefined
@@ -178,7 +192,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
           site,
           store,
           dir: auditDir,
-          sink: options.audit.sink ?? new JsonlSink(join(auditDir, 'records.jsonl')),
+          sink: options.audit.sink ?? records!,
           metrics: metrics.registry,
           logger: logger.child({ flowAudit: true }),
           nflogGroup: auditGroup,
@@ -198,6 +212,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
     await auditService?.start();
   } catch (error) {
     await auditService?.close();
+    await records?.close();
     await dns.close();
     await guard.stop();
     await fleet.stop();
@@ -246,6 +261,10 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
       clearInterval(sweeps);
       await app.close();
       await auditService?.close();
+      if (records !== undefined) {
+        audit.info({ head: records.head }, 'audit records: chain head at stop');
+        await records.close();
+      }
       await guard.stop();
       await dns.close();
       await fleet.stop();

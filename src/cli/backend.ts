@@ -34,6 +34,7 @@ interface ServeOptions {
   dnsRate?: string;
   audit?: string | boolean;
   auditUlogd?: string;
+  auditRecords?: string;
 }
 
 interface SetupOptions {
@@ -146,8 +147,9 @@ export function addBackendCommands(program: Command, io: CliIo): void {
     .option('--dns-rate <n>', 'DNS queries per second each VM may send (bursts of twice that)', '100')
     .option(
       '--audit [dir]',
-      "flow audit of the 'audit: records' networks: ulogd's files and records.jsonl in dir (default <state-dir>/flow-audit)",
+      "flow audit of the 'audit: records' networks: ulogd's files in dir (default <state-dir>/flow-audit)",
     )
+    .option('--audit-records <dir>', "the audit records' day files (default the site's backend.auditStore.dir)")
     .option(
       '--audit-ulogd <mode>',
       "'managed' (the service runs ulogd) or 'external' (ticrypt-net-ulogd.service does)",
@@ -277,10 +279,14 @@ function parseListen(text: string): { host: string; port: number } {
   return { host, port: parseInteger('--listen port', text.slice(colon + 1), 0, 65535) };
 }
 
-function auditOptions(options: ServeOptions): { dir?: string; ulogd: 'managed' | 'external' } {
+function auditOptions(options: ServeOptions): { dir?: string; recordsDir?: string; ulogd: 'managed' | 'external' } {
   const mode = options.auditUlogd ?? 'managed';
   if (mode !== 'managed' && mode !== 'external') {
     throw new UsageError(`--audit-ulogd: expected 'managed' or 'external', found ${JSON.stringify(mode)}`);
   }
-  return { ...(typeof options.audit === 'string' ? { dir: options.audit } : {}), ulogd: mode };
+  return {
+    ...(typeof options.audit === 'string' ? { dir: options.audit } : {}),
+    ...(options.auditRecords === undefined ? {} : { recordsDir: options.auditRecords }),
+    ulogd: mode,
+  };
 }

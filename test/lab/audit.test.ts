@@ -2,7 +2,7 @@
  * Issue 16's flow records, against the real programs: `ticrypt-net backend
  * serve --audit` (built CLI) in a "backend" namespace runs Debian's ulogd2,
  * which reads conntrack end events and NFLOG refusals; the service turns its
- * output into audit records (records.jsonl). A secure "VM" namespace reaches
+ * output into audit records (the hash-chained day files of the audit store). A secure "VM" namespace reaches
  * a server in the internet namespace on its allow-list, is refused another
  * port, and a client on the internet reaches the VM's port 22 through its
  * SSH forward. Each produces one record with the VM's identity, and byte
@@ -15,12 +15,15 @@
  *     vm a (1081) ── OVS bridge <p>br ── g1 ─ backend ── up 203.0.113.1 ═══ eth0 internet
  *                                                               198.51.100.1    198.51.100.10 (server), 203.0.113.50 (ssh client)
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryAudit } from '../../src/backend/audit/query.js';
 import { AuditRecord } from '../../src/backend/audit/record.js';
+import { verifyChain } from '../../src/backend/audit/verify.js';
 import { auditFiles } from '../../src/backend/audit/service.js';
 import { stopUlogd } from '../../src/backend/audit/ulogd-process.js';
 import { API_URL, BackendLab, labUuid, UPLINK_IPS } from './backend-lab.js';
@@ -55,12 +58,15 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
   };
   const files = () => auditFiles(join(lab().paths.state, 'flow-audit'));
 
+  let recordsDir = '';
+  /** Every producer record in the store's day files, in chain order. */
   async function records(): Promise<AuditRecord[]> {
-    const text = await readFile(join(lab().paths.state, 'flow-audit', 'records.jsonl'), 'utf8').catch(() => '');
-    return text
-      .split('\n')
-      .filter((line) => line !== '')
-      .map((line) => AuditRecord.parse(JSON.parse(line)));
+    const all: AuditRecord[] = [];
+    for await (const hit of queryAudit(recordsDir, {})) {
+      const parsed = AuditRecord.safeParse(hit.stored.rec);
+      if (parsed.success) all.push(parsed.data);
+    }
+    return all;
   }
 
   async function waitFor<T>(what: string, find: (all: AuditRecord[]) => T | undefined, ms = 100_000): Promise<T> {
@@ -111,6 +117,7 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
   }
 
   beforeAll(async () => {
+    recordsDir = await mkdtemp(join(tmpdir(), `ticrypt-${p}-records-`));
     built = await BackendLab.create(p, {
       site: {
         networks: {
@@ -120,7 +127,7 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
       vms: { a: VM_A },
       internet: [`${SERVER}/24`, `${CLIENT}/24`],
       tokens: { 'kvm-1': [], ops: ['--admin'], prometheus: ['--metrics'] },
-      serveArgs: ['--audit'],
+      serveArgs: ['--audit', '--audit-records', recordsDir],
     });
     // End events right after a close (production keeps the kernel's timeouts).
     for (const key of ['time_wait', 'fin_wait', 'close_wait', 'last_ack', 'close']) {
@@ -152,6 +159,7 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
       await stopUlogd(files().pid);
     }
     await built?.remove();
+    if (recordsDir !== '') await rm(recordsDir, { recursive: true, force: true });
   });
 
   it('puts an allowed connection on record with the VM identity, the admitting entry and both byte counts', async () => {
@@ -233,5 +241,9 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
     expect(late[0]).toBeGreaterThanOrEqual(70_000);
     expect(late[0]).toBeLessThan(80_000);
     expect(late[1]).toBeGreaterThanOrEqual(80_000);
+    // The day files the service wrote across its two runs are one whole chain.
+    const report = await verifyChain(recordsDir);
+    expect(report.break).toBeUndefined();
+    expect(report.lines).toBeGreaterThanOrEqual(before + 2);
   });
 });
