@@ -1,50 +1,42 @@
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cli } from '../support/cli.js';
 import {
-  bundleHook,
   domainXml,
   hostRig,
   type HostRig,
-  listeningBackend,
   placeOn,
   portHookData,
   randomMac,
   removeRig,
   runHookScript,
-  SwitchableProxy,
+  sharedBackend,
   testVm,
   type TestVm,
 } from './support.js';
 
-let server: Awaited<ReturnType<typeof listeningBackend>>;
-let proxy: SwitchableProxy;
+const shared = sharedBackend();
 let rig: HostRig;
 
-beforeAll(async () => {
-  bundleHook();
-  server = await listeningBackend();
-  proxy = await SwitchableProxy.start(server.port);
-});
-afterAll(async () => {
-  await proxy.close();
-  await server.close();
-});
 beforeEach(() => {
-  proxy.mode = 'up';
-  rig = hostRig({ hostId: 'kvm-1', token: server.backend.tokens.host, backendUrl: `http://127.0.0.1:${proxy.port}` });
+  shared.proxy.mode = 'up';
+  rig = hostRig({
+    hostId: 'kvm-1',
+    token: shared.server.backend.tokens.host,
+    backendUrl: `http://127.0.0.1:${shared.proxy.port}`,
+  });
 });
 afterEach(() => removeRig(rig));
 
 /** Run the qemu hook on host `r`; a start-like op is preceded by the launcher placing the VM there. */
 const qemu = async (vm: TestVm, op: string, subop: string, form: 'live' | 'configured' = 'live', r = rig) => {
-  if (['start', 'started', 'reconnect', 'restore'].includes(op)) await placeOn(server.backend, vm, r.hostId);
+  if (['start', 'started', 'reconnect', 'restore'].includes(op)) await placeOn(shared.server.backend, vm, r.hostId);
   return runHookScript(r.qemuHook, [vm.name, op, subop, '-'], domainXml(vm, form));
 };
 const registration = (vm: TestVm, i = 0) => {
   const nic = vm.nics[i]!;
-  return server.backend.store.registrations.get(nic.network ?? 'secure', nic.mac ?? '');
+  return shared.server.backend.store.registrations.get(nic.network ?? 'secure', nic.mac ?? '');
 };
 const spooled = (r = rig) => {
   try {
@@ -72,8 +64,10 @@ describe('qemu hook against the real API', () => {
     expect(start).toMatchObject({ code: 0, stdout: '' });
     expect(registration(vm, 0)).toMatchObject({ hostId: 'kvm-1', vmUuid: vm.uuid, vmName: 'vm-start' });
     expect(registration(vm, 1)).toMatchObject({ network: 'service' });
-    expect(server.backend.store.registrations.get('secure', vm.nics[3]!.mac!)).toMatchObject({ vmUuid: vm.uuid });
-    expect(server.backend.store.registrations.ofVm(vm.uuid)).toHaveLength(3);
+    expect(shared.server.backend.store.registrations.get('secure', vm.nics[3]!.mac!)).toMatchObject({
+      vmUuid: vm.uuid,
+    });
+    expect(shared.server.backend.store.registrations.ofVm(vm.uuid)).toHaveLength(3);
     expect(start.stderr).toMatch(
       /qemu start: register vm=vm-start mac=\S+ network=secure generation \d+: registered ip=192\.168\./,
     );
@@ -82,7 +76,7 @@ describe('qemu hook against the real API', () => {
       expect(again).toMatchObject({ code: 0, stdout: '' });
       expect(again.stderr).toMatch(/: unchanged ip=/);
     }
-    expect(server.backend.store.registrations.ofVm(vm.uuid)).toHaveLength(3);
+    expect(shared.server.backend.store.registrations.ofVm(vm.uuid)).toHaveLength(3);
   });
 
   it('deregisters at stopped (configured form) and release is harmless', async () => {
@@ -133,7 +127,7 @@ describe('an unavailable backend', () => {
   it('stop with the backend refusing: returns within its bound, spooled; host flush delivers it', async () => {
     const vm = testVm('vm-down');
     await qemu(vm, 'start', 'begin');
-    proxy.mode = 'refuse';
+    shared.proxy.mode = 'refuse';
     const stop = await qemu(vm, 'stopped', 'end', 'configured');
     expect(stop).toMatchObject({ code: 0, stdout: '' });
     expect(stop.ms).toBeLessThan(1500);
@@ -147,7 +141,7 @@ describe('an unavailable backend', () => {
     const blocked = await cli('host', 'flush', '--config', rig.config, '--timeout', '1000');
     expect(blocked.code).toBe(1);
     expect(blocked.stderr).toMatch(/1 event\(s\) still spooled/);
-    proxy.mode = 'up';
+    shared.proxy.mode = 'up';
     const flush = await cli('host', 'flush', '--config', rig.config);
     expect(flush).toMatchObject({ code: 0, stdout: expect.stringMatching(/^delivered 1, set aside 0 .* remaining 0/) });
     expect(registration(vm)).toBeUndefined();
@@ -157,14 +151,14 @@ describe('an unavailable backend', () => {
   it('a hanging backend: start and stop each end within the configured bound', async () => {
     rig.writeConfig({ timeouts: { requestMs: 600, hookMs: 1000 } });
     const vm = testVm('vm-hang');
-    proxy.mode = 'hang';
+    shared.proxy.mode = 'hang';
     for (const op of ['start', 'stopped'] as const) {
       const run = await qemu(vm, op, op === 'start' ? 'begin' : 'end');
       expect(run).toMatchObject({ code: 0, stdout: '' });
       expect(run.ms).toBeLessThan(1000 + 100); // the bound counts from Node's start; + spawn and sh
     }
     expect(spooled()).toHaveLength(2);
-    proxy.mode = 'up';
+    shared.proxy.mode = 'up';
     // The next hook run, for another VM, delivers the spool first, in order: register, then deregister.
     const other = testVm('vm-next');
     await qemu(other, 'start', 'begin');
@@ -175,15 +169,15 @@ describe('an unavailable backend', () => {
 
   it('a start with the backend down lets the VM start, spooled; a later stop keeps the order', async () => {
     const vm = testVm('vm-late');
-    proxy.mode = 'refuse';
+    shared.proxy.mode = 'refuse';
     expect(await qemu(vm, 'start', 'begin')).toMatchObject({ code: 0, stdout: '' });
     expect(registration(vm)).toBeUndefined(); // closed until delivered
-    proxy.mode = 'up';
+    shared.proxy.mode = 'up';
     expect(await qemu(testVm('vm-other'), 'start', 'begin')).toMatchObject({ code: 0 });
     expect(registration(vm)).toBeDefined(); // delivered by the next run
-    proxy.mode = 'refuse';
+    shared.proxy.mode = 'refuse';
     await qemu(vm, 'stopped', 'end', 'configured');
-    proxy.mode = 'up';
+    shared.proxy.mode = 'up';
     await qemu(vm, 'release', 'end', 'configured');
     expect(registration(vm)).toBeUndefined();
     expect(spooled()).toEqual([]);
@@ -192,7 +186,7 @@ describe('an unavailable backend', () => {
   it('requireRegistration: start exits non-zero with one clear line and spools nothing', async () => {
     rig.writeConfig({ networks: [{ name: 'secure', requireRegistration: true }] });
     const vm = testVm('vm-required');
-    proxy.mode = 'refuse';
+    shared.proxy.mode = 'refuse';
     const start = await qemu(vm, 'start', 'begin');
     expect(start).toMatchObject({ code: 1, stdout: '' });
     expect(start.stderr).toMatch(/registration required and not done: refusing the VM/);
@@ -202,7 +196,7 @@ describe('an unavailable backend', () => {
       expect(await qemu(vm, op, 'begin')).toMatchObject({ code: 0, stdout: '' });
     }
     expect(spooled()).toHaveLength(2);
-    proxy.mode = 'up';
+    shared.proxy.mode = 'up';
     expect(await qemu(vm, 'start', 'begin')).toMatchObject({ code: 0, stdout: '' });
     expect(registration(vm)).toBeDefined();
   });
@@ -212,18 +206,18 @@ describe('migration order across two hosts', () => {
   it('the source stopping after the destination started leaves the destination registration', async () => {
     const b = hostRig({
       hostId: 'kvm-2',
-      token: server.backend.tokens.otherHost,
-      backendUrl: `http://127.0.0.1:${server.port}`,
+      token: shared.server.backend.tokens.otherHost,
+      backendUrl: `http://127.0.0.1:${shared.server.port}`,
     });
     try {
       const vm = testVm('vm-migrating');
       const direct = (r: HostRig, op: string, subop: string, form: 'live' | 'configured') =>
         runHookScript(r.qemuHook, [vm.name, op, subop, '-'], domainXml(vm, form));
-      await server.backend.place(vm.uuid, ['kvm-1']);
+      await shared.server.backend.place(vm.uuid, ['kvm-1']);
       await direct(rig, 'start', 'begin', 'live');
       expect(registration(vm)?.hostId).toBe('kvm-1');
       // The launcher migrates: both hosts while the VM moves.
-      await server.backend.place(vm.uuid, ['kvm-1', 'kvm-2']);
+      await shared.server.backend.place(vm.uuid, ['kvm-1', 'kvm-2']);
       const before = registration(vm);
       // Destination: migrate (notes the VM, marked register), prepare (nothing), start, started: all before the
       // memory copy, while the guest still runs on kvm-1. kvm-1 keeps the NIC; kvm-2 is its incoming host.
@@ -235,7 +229,7 @@ describe('migration order across two hosts', () => {
       await direct(b, 'started', 'begin', 'live');
       expect(registration(vm)).toMatchObject({ hostId: 'kvm-1', incomingHost: 'kvm-2', nicId: before?.nicId });
       // The launcher, once the VM runs on the destination: only kvm-2. The NIC is handed over, not revoked.
-      await server.backend.place(vm.uuid, ['kvm-2']);
+      await shared.server.backend.place(vm.uuid, ['kvm-2']);
       expect(registration(vm)).toMatchObject({ hostId: 'kvm-2', nicId: before?.nicId, ip: before?.ip });
       expect(registration(vm)?.incomingHost).toBeUndefined();
       // Source: stopped, release (late): they change nothing.
@@ -275,7 +269,7 @@ describe('malformed input and calls', () => {
     ],
   ];
   it.each(cases)('%s: exit 0, nothing registered, at most one clear stderr line', async (_name, stdin, message) => {
-    const before = server.backend.store.registrations.list().length;
+    const before = shared.server.backend.store.registrations.list().length;
     for (const op of ['start', 'stopped']) {
       const run = await runHookScript(rig.qemuHook, ['vm-bad', op, 'begin', '-'], stdin);
       expect(run).toMatchObject({ code: 0, stdout: '' });
@@ -284,7 +278,7 @@ describe('malformed input and calls', () => {
         expect(run.stderr).toMatch(message);
       } else expect(lines(run.stderr)).toHaveLength(0);
     }
-    expect(server.backend.store.registrations.list()).toHaveLength(before);
+    expect(shared.server.backend.store.registrations.list()).toHaveLength(before);
     expect(spooled()).toEqual([]);
   });
 
@@ -296,7 +290,7 @@ describe('malformed input and calls', () => {
 
   it('extra arguments: acts, with a warning; no arguments at all: exit 0', async () => {
     const vm = testVm('vm-extra');
-    await placeOn(server.backend, vm, 'kvm-1');
+    await placeOn(shared.server.backend, vm, 'kvm-1');
     const run = await runHookScript(rig.qemuHook, [vm.name, 'start', 'begin', '-', 'future', 'args'], domainXml(vm));
     expect(run).toMatchObject({ code: 0, stdout: '' });
     expect(run.stderr).toMatch(/ignoring 2 extra argument/);
@@ -334,7 +328,7 @@ describe('network hook (hot-plug)', () => {
       uuid: crypto.randomUUID(),
       nics: [{ network: 'secure', mac: randomMac() }],
     };
-    await placeOn(server.backend, vm, 'kvm-1');
+    await placeOn(shared.server.backend, vm, 'kvm-1');
     const created = await runHookScript(rig.networkHook, ['secure', 'port-created', 'begin', '-'], portHookData(vm));
     expect(created).toMatchObject({ code: 0, stdout: '' });
     expect(registration(vm)).toMatchObject({ vmUuid: vm.uuid, vmName: 'vm-hotplug' });
@@ -371,8 +365,8 @@ describe('installed as qemu.d/ticrypt-net', () => {
   it('acts the same', async () => {
     const d = hostRig({
       hostId: 'kvm-1',
-      token: server.backend.tokens.host,
-      backendUrl: `http://127.0.0.1:${server.port}`,
+      token: shared.server.backend.tokens.host,
+      backendUrl: `http://127.0.0.1:${shared.server.port}`,
       qemuD: true,
     });
     try {

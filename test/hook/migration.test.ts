@@ -9,44 +9,36 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cli } from '../support/cli.js';
 import {
-  bundleHook,
   domainXml,
   hostRig,
   type HostRig,
-  listeningBackend,
   portHookData,
   removeRig,
   runHookScript,
-  SwitchableProxy,
+  sharedBackend,
   testVm,
   type TestVm,
 } from './support.js';
 
-let server: Awaited<ReturnType<typeof listeningBackend>>;
-let proxy: SwitchableProxy;
+const shared = sharedBackend();
 let a: HostRig;
 let b: HostRig;
 
-beforeAll(async () => {
-  bundleHook();
-  server = await listeningBackend();
-  proxy = await SwitchableProxy.start(server.port);
-});
-afterAll(async () => {
-  await proxy.close();
-  await server.close();
-});
 beforeEach(() => {
-  proxy.mode = 'up';
-  a = hostRig({ hostId: 'kvm-1', token: server.backend.tokens.host, backendUrl: `http://127.0.0.1:${server.port}` });
+  shared.proxy.mode = 'up';
+  a = hostRig({
+    hostId: 'kvm-1',
+    token: shared.server.backend.tokens.host,
+    backendUrl: `http://127.0.0.1:${shared.server.port}`,
+  });
   // The destination reaches the backend through the proxy a test can take down.
   b = hostRig({
     hostId: 'kvm-2',
-    token: server.backend.tokens.otherHost,
-    backendUrl: `http://127.0.0.1:${proxy.port}`,
+    token: shared.server.backend.tokens.otherHost,
+    backendUrl: `http://127.0.0.1:${shared.proxy.port}`,
   });
 });
 afterEach(() => {
@@ -56,7 +48,7 @@ afterEach(() => {
 
 const hook = (r: HostRig, vm: TestVm, op: string, subop: string, form: 'live' | 'configured') =>
   runHookScript(r.qemuHook, [vm.name, op, subop, '-'], domainXml(vm, form));
-const registration = (vm: TestVm) => server.backend.store.registrations.get('secure', vm.nics[0]!.mac!);
+const registration = (vm: TestVm) => shared.server.backend.store.registrations.get('secure', vm.nics[0]!.mac!);
 const noted = (r: HostRig) => {
   try {
     return readdirSync(join(r.spoolDir, 'incoming'));
@@ -75,9 +67,9 @@ const spooledFiles = (r: HostRig) => {
 /** The VM running on kvm-1, registered, and placed on both hosts by the launcher for the migration. */
 async function runningOnA(name: string): Promise<TestVm> {
   const vm = testVm(name);
-  await server.backend.place(vm.uuid, ['kvm-1']);
+  await shared.server.backend.place(vm.uuid, ['kvm-1']);
   expect(await hook(a, vm, 'start', 'begin', 'live')).toMatchObject({ code: 0, stdout: '' });
-  await server.backend.place(vm.uuid, ['kvm-1', 'kvm-2']);
+  await shared.server.backend.place(vm.uuid, ['kvm-1', 'kvm-2']);
   return vm;
 }
 
@@ -132,7 +124,7 @@ describe('the qemu hook in a live migration', () => {
 
   it('the backend unreachable at migrate: refused with migration.requireBackend, spooled (marker kept) without', async () => {
     const vm = await runningOnA('vm-mig-down');
-    proxy.mode = 'refuse';
+    shared.proxy.mode = 'refuse';
     b.writeConfig({ migration: { requireBackend: true } });
     const refused = await hook(b, vm, 'migrate', 'begin', 'configured');
     expect(refused).toMatchObject({ code: 1, stdout: '' });
@@ -149,14 +141,14 @@ describe('the qemu hook in a live migration', () => {
       migration: 'incoming',
     });
     expect(registration(vm)?.incomingHost).toBeUndefined();
-    proxy.mode = 'up';
+    shared.proxy.mode = 'up';
     expect((await cli('host', 'flush', '--config', b.config)).code).toBe(0);
     expect(registration(vm)).toMatchObject({ hostId: 'kvm-1', incomingHost: 'kvm-2' });
   });
 
   it('a placement without B refuses the marked register; with requireBackend the migration is refused', async () => {
     const vm = await runningOnA('vm-mig-unplaced');
-    await server.backend.place(vm.uuid, ['kvm-1']);
+    await shared.server.backend.place(vm.uuid, ['kvm-1']);
     b.writeConfig({ migration: { requireBackend: true } });
     const run = await hook(b, vm, 'migrate', 'begin', 'configured');
     expect(run).toMatchObject({ code: 1, stdout: '' });

@@ -2,15 +2,13 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../support/cli.js';
 import {
-  bundleHook,
   domainXml,
   hostRig,
   type HostRig,
-  listeningBackend,
   removeRig,
   placeOn,
   runHookScript,
-  SwitchableProxy,
+  sharedBackend,
   testVm,
   type TestVm,
 } from './support.js';
@@ -23,22 +21,18 @@ import {
  * registrations are exactly the running VMs' NICs: no event lost, none
  * applied out of order.
  */
-let server: Awaited<ReturnType<typeof listeningBackend>>;
-let proxy: SwitchableProxy;
+const shared = sharedBackend();
 let rig: HostRig;
 
 beforeAll(async () => {
-  bundleHook();
-  server = await listeningBackend();
-  proxy = await SwitchableProxy.start(server.port);
-  rig = hostRig({ hostId: 'kvm-1', token: server.backend.tokens.host, backendUrl: `http://127.0.0.1:${proxy.port}` });
+  rig = hostRig({
+    hostId: 'kvm-1',
+    token: shared.server.backend.tokens.host,
+    backendUrl: `http://127.0.0.1:${shared.proxy.port}`,
+  });
   rig.writeConfig({ timeouts: { requestMs: 250, hookMs: 700 } });
 });
-afterAll(async () => {
-  removeRig(rig);
-  await proxy.close();
-  await server.close();
-});
+afterAll(() => removeRig(rig));
 
 type Step =
   | { kind: 'backend'; mode: 'up' | 'refuse' | 'hang' }
@@ -65,7 +59,7 @@ const arbStep: fc.Arbitrary<Step> = fc.oneof(
 const seen = { runs: 0, spooled: 0, deliveredFromSpool: 0 };
 
 async function qemu(vm: TestVm, op: string, form: 'live' | 'configured') {
-  if (form === 'live') await placeOn(server.backend, vm, 'kvm-1');
+  if (form === 'live') await placeOn(shared.server.backend, vm, 'kvm-1');
   const run = await runHookScript(
     rig.qemuHook,
     [vm.name, op, op === 'stopped' || op === 'release' ? 'end' : 'begin', '-'],
@@ -88,7 +82,7 @@ describe('random sequences through the real hook and API', () => {
         const vms = [0, 1, 2].map((i) => testVm(`seq${sequence}-vm${i}`, i === 2 ? 'service' : 'secure'));
         const running = new Set<number>();
         for (const step of steps) {
-          if (step.kind === 'backend') proxy.mode = step.mode;
+          if (step.kind === 'backend') shared.proxy.mode = step.mode;
           else if (step.kind === 'flush') await cli('host', 'flush', '--config', rig.config, '--timeout', '500');
           else {
             // libvirt runs one VM's hooks one after another, different VMs' concurrently.
@@ -110,13 +104,16 @@ describe('random sequences through the real hook and API', () => {
             );
           }
         }
-        proxy.mode = 'up';
+        shared.proxy.mode = 'up';
         // Half the time a hook run (libvirtd restarting: reconnect) comes first and delivers the spool.
         if (sequence % 2 === 0) await Promise.all([...running].map((i) => qemu(vms[i]!, 'reconnect', 'live')));
         const flush = await cli('host', 'flush', '--config', rig.config);
         expect(flush.code, flush.stderr).toBe(0);
         const registered = vms
-          .map((vm, i) => [i, server.backend.store.registrations.get(vm.nics[0]!.network!, vm.nics[0]!.mac!)] as const)
+          .map(
+            (vm, i) =>
+              [i, shared.server.backend.store.registrations.get(vm.nics[0]!.network!, vm.nics[0]!.mac!)] as const,
+          )
           .filter(([, r]) => r !== undefined)
           .map(([i, r]) => {
             expect(r).toMatchObject({ hostId: 'kvm-1', vmUuid: vms[i]!.uuid });

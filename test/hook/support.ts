@@ -5,6 +5,7 @@ import { createServer, Socket, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
 import { installHooks } from '../../src/hook/setup/install.js';
 import { packageRoot } from '../../src/package-files.js';
 import { backendFixture, type BackendFixture } from '../support/backend-fixture.js';
@@ -235,4 +236,30 @@ export async function listeningBackend(): Promise<{ backend: BackendFixture; por
       backend.store.close();
     },
   };
+}
+
+/** What {@link sharedBackend} gives a test file: the backend and the proxy in front of it. */
+export interface SharedBackend {
+  readonly server: Awaited<ReturnType<typeof listeningBackend>>;
+  readonly proxy: SwitchableProxy;
+}
+
+/**
+ * For a test file that runs the installed hook: the hook bundled, a listening
+ * backend and a {@link SwitchableProxy} to it, started before all its tests
+ * and closed after them. Read its fields inside tests and hooks (set once
+ * `beforeAll` ran).
+ */
+export function sharedBackend(): SharedBackend {
+  const shared = {} as { server: SharedBackend['server']; proxy: SwitchableProxy };
+  beforeAll(async () => {
+    bundleHook();
+    shared.server = await listeningBackend();
+    shared.proxy = await SwitchableProxy.start(shared.server.port);
+  });
+  afterAll(async () => {
+    await shared.proxy.close();
+    await shared.server.close();
+  });
+  return shared;
 }
