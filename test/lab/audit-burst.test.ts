@@ -215,8 +215,13 @@ describe.skipIf(!available)('flow audit under a burst of new connections (lab)',
     expect((await flowRecords()) - recordsBefore).toBe(recorded);
     expect(recorded).toBe(flows);
     expect((await flowMetric()) - metricBefore).toBe(flows);
-    for (const [how, value] of Object.entries(await lost())) expect(value, `lost by ${how}`).toBe(0);
     expect((await verifyChain(recordsDir)).break).toBeUndefined();
+  });
+
+  // Seen 2026-12-01: after the burst above recorded every flow, {how="netlink"} read 1508: the Drops column
+  // counts ENOBUFS overruns that ulogd's reliable=1 socket has the kernel redeliver, so it is not a loss count.
+  it('reports no loss for that burst in ticrypt_audit_lost_total', async () => {
+    for (const [how, value] of Object.entries(await lost())) expect(value, `lost by ${how}`).toBe(0);
   });
 
   it('loses no record of a burst when the service is restarted in the middle of it', async () => {
