@@ -224,6 +224,9 @@ describe.skipIf(!available)('flow audit under a burst of new connections (lab)',
     for (const [how, value] of Object.entries(await lost())) expect(value, `lost by ${how}`).toBe(0);
   });
 
+  // Seen failing 2026-12-01 (twice): 47,114 of 94,969 and 34,997 of 72,724 flows on record after 150 s; during the
+  // wait `conntrack -C` in the backend stayed at ~23,500 while `conntrack -L` listed 1 (end events held by the
+  // kernel for redelivery to ulogd's reliable=1 socket, Drops 20,771 on it), then fell to 0 about a minute later.
   it('loses no record of a burst when the service is restarted in the middle of it', async () => {
     const countBefore = await accepted();
     const recordsBefore = await flowRecords();
