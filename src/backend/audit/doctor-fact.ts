@@ -15,8 +15,10 @@ export interface AuditFact {
   readonly pidFile: string;
   /** ulogd's pid while it runs. */
   readonly pid?: number;
-  /** Messages the kernel dropped on its netlink sockets (conntrack events, refusals) since it started. */
+  /** Refusals the kernel dropped on its NFLOG socket since it started (lost). */
   readonly netlinkDrops: number;
+  /** Conntrack end events its event socket overran since it started (kept and resent by the kernel). */
+  readonly overruns: number;
 }
 
 /** The audit fact of `dir`, or `undefined` when the audit was never configured there. */
@@ -30,8 +32,14 @@ export async function auditFactOf(dir: string): Promise<AuditFact | undefined> {
   )
     return undefined;
   const pid = await runningUlogd(files.pid);
-  const drops = pid === undefined ? 0 : [...(await netlinkDrops(pid)).values()].reduce((a, b) => a + b, 0);
-  return { pidFile: files.pid, ...(pid === undefined ? {} : { pid }), netlinkDrops: drops };
+  const drops = pid === undefined ? undefined : await netlinkDrops(pid);
+  const sum = (map: Map<number, number> | undefined) => [...(map?.values() ?? [])].reduce((a, b) => a + b, 0);
+  return {
+    pidFile: files.pid,
+    ...(pid === undefined ? {} : { pid }),
+    netlinkDrops: sum(drops?.log),
+    overruns: sum(drops?.events),
+  };
 }
 
 /** `audit.logger` (ulogd runs) and `audit.netlink-drops` (nothing lost on its sockets). */
@@ -46,11 +54,17 @@ export function checkAudit(fact: AuditFact): CheckResult[] {
           'start ticrypt-net-ulogd.service (or restart the backend service with --audit, which starts it)',
         ),
     fact.netlinkDrops === 0
-      ? ok('audit.netlink-drops', 'ulogd', 'no event dropped')
+      ? ok(
+          'audit.netlink-drops',
+          'ulogd',
+          fact.overruns === 0
+            ? 'no event dropped'
+            : `no event dropped (${fact.overruns} conntrack event overruns, resent by the kernel)`,
+        )
       : fail(
           'audit.netlink-drops',
           'ulogd',
-          `the kernel dropped ${fact.netlinkDrops} messages on the logger's sockets: those flows have no record`,
+          `the kernel dropped ${fact.netlinkDrops} refusals on the logger's NFLOG socket: they have no record`,
           'raise netlink_socket_buffer_size in the audit config, or give the logger a core of its own',
         ),
   ];

@@ -11,6 +11,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 export class AuditMetrics {
   readonly records: Counter<'kind'>;
   readonly lost: Counter<'how'>;
+  readonly overruns: Counter;
   readonly suppressed: Counter<'network' | 'reason'>;
   readonly loggerUp: Gauge;
   readonly loggerStarts: Counter;
@@ -26,11 +27,16 @@ export class AuditMetrics {
     });
     this.lost = new Counter({
       name: 'ticrypt_audit_lost_total',
-      help: 'Audit events lost, by how: netlink (conntrack events the kernel dropped on the logger socket), nflog-gap (refusals missing from the NFLOG sequence), logger-down (times the logger was found not running), malformed (lines not JSON)',
+      help: 'Audit events lost, by how: netlink (refusals the kernel dropped on the logger NFLOG socket), nflog-gap (refusals missing from the NFLOG sequence), logger-down (times the logger was found not running), malformed (lines not JSON)',
       labelNames: ['how'],
       registers,
     });
     for (const how of ['netlink', 'nflog-gap', 'logger-down', 'malformed']) this.lost.inc({ how }, 0);
+    this.overruns = new Counter({
+      name: 'ticrypt_audit_netlink_overruns_total',
+      help: "Conntrack end events the logger's socket could not take at once; the kernel keeps and resends them (reliable mode), so not lost, but a sign the logger falls behind",
+      registers,
+    });
     this.suppressed = new Counter({
       name: 'ticrypt_audit_suppressed_total',
       help: 'Refusals the rate limit kept from being records (each counted in a suppressed record), by network and reason',

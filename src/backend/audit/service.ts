@@ -104,6 +104,7 @@ export class AuditService {
   private readonly flows: JsonlTail;
   private readonly refused: JsonlTail;
   private readonly drops = new DropTracker();
+  private readonly overruns = new DropTracker();
   private readonly suppressed: SuppressedCounts;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> = Promise.resolve();
@@ -180,11 +181,14 @@ export class AuditService {
   async poll(): Promise<void> {
     await this.checkLogger();
     if (this.pid !== undefined) {
-      const lost = this.drops.delta(await netlinkDrops(this.pid));
+      const drops = await netlinkDrops(this.pid);
+      const lost = this.drops.delta(drops.log);
       if (lost > 0) {
         this.metrics.lost.inc({ how: 'netlink' }, lost);
-        this.options.logger.error({ lost }, 'audit: the kernel dropped conntrack events on the logger socket');
+        this.options.logger.error({ lost }, 'audit: the kernel dropped refusals on the logger socket');
       }
+      const overruns = this.overruns.delta(drops.events);
+      if (overruns > 0) this.metrics.overruns.inc(overruns);
     }
     const now = Date.now();
     const counts = this.suppressed.next(await readTableCounters(), this.firstPoll);
