@@ -142,25 +142,22 @@ export function flowRecord(line: UlogdLine, identity: IdentitySource): Converted
     end: isoMicros(endSec, num(line, 'flow.end.usec') ?? 0),
   };
   const vm = vmOf(registration, registration?.network ?? 'unknown');
-  if (admission === 'ssh') {
-    // The client opened it to a backend port; the NAT sent it to the VM's port 22: the VM answers (reply = out).
-    const vmIp = str(line, 'reply.ip.saddr.str') ?? vm.ip ?? origDst;
-    return {
-      record: {
-        v: AUDIT_RECORD_VERSION,
-        kind: 'flow',
-        vm,
+  // An SSH flow: the client opened it to a backend port and the NAT sent it to the VM's port 22, so the VM
+  // answers (reply = out). Any other: the VM opened it (orig = out), admitted by one of its entries.
+  const ssh = admission === 'ssh';
+  const [out, back] = ssh ? [reply, orig] : [orig, reply];
+  const dst = ssh
+    ? { ip: str(line, 'reply.ip.saddr.str') ?? vm.ip ?? origDst, port: num(line, 'reply.l4.sport') ?? 22 }
+    : { ip: origDst, port: dport };
+  const entry = ssh
+    ? `ssh port ${dport ?? 'unknown'}`
+    : admittingEntry(
+        registration === undefined ? [] : identity.entries(registration.vmUuid),
+        admission,
+        origDst,
         proto,
-        src: { ip: origSrc, port: sport },
-        dst: { ip: vmIp, port: num(line, 'reply.l4.sport') ?? 22 },
-        ...times,
-        bytes: { out: reply.bytes, in: orig.bytes },
-        packets: { out: reply.packets, in: orig.packets },
-        admittedBy: { kind: 'ssh', entry: `ssh port ${dport ?? 'unknown'}` },
-      },
-    };
-  }
-  const entries = registration === undefined ? [] : identity.entries(registration.vmUuid);
+        dport,
+      );
   return {
     record: {
       v: AUDIT_RECORD_VERSION,
@@ -168,11 +165,11 @@ export function flowRecord(line: UlogdLine, identity: IdentitySource): Converted
       vm,
       proto,
       src: { ip: origSrc, port: sport },
-      dst: { ip: origDst, port: dport },
+      dst,
       ...times,
-      bytes: { out: orig.bytes, in: reply.bytes },
-      packets: { out: orig.packets, in: reply.packets },
-      admittedBy: { kind: admission, entry: admittingEntry(entries, admission, origDst, proto, dport) },
+      bytes: { out: out.bytes, in: back.bytes },
+      packets: { out: out.packets, in: back.packets },
+      admittedBy: { kind: admission, entry },
     },
   };
 }
