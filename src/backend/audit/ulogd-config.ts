@@ -4,6 +4,12 @@
  * refusals, each as JSON lines into its own file, one line written per record
  * (`sync=1`) so the reader sees it at once. Large netlink buffers and
  * `reliable=1` (LAB.md: no end event lost under a SYN flood). Pure: text.
+ *
+ * ulogd 2.0.8 applies `netlink_socket_buffer_size` only when it is strictly
+ * below `netlink_socket_buffer_maxsize` (`setnlbufsiz` in its NFCT and NFLOG
+ * plugins); equal, it logs "Maximum buffer size (0) ... has been reached",
+ * "buffer size has been set to 0" and keeps the kernel's default (about
+ * 208 KiB here, seen 2026-12-01). So the maximum is twice the size.
  */
 import { AUDITED_BIT, markText } from '../nft/marks.js';
 import { nftCheck } from '../checks.js';
@@ -67,7 +73,7 @@ export function renderUlogdConfig(options: UlogdConfigOptions): string {
     'event_mask=0x00000004',
     'hash_enable=0',
     `netlink_socket_buffer_size=${buffer}`,
-    `netlink_socket_buffer_maxsize=${buffer}`,
+    `netlink_socket_buffer_maxsize=${buffer * 2}`,
     'reliable=1',
     '',
     '[mark1]',
@@ -82,7 +88,7 @@ export function renderUlogdConfig(options: UlogdConfigOptions): string {
     `group=${group}`,
     'seq_local=1',
     'netlink_socket_buffer_size=8388608',
-    'netlink_socket_buffer_maxsize=8388608',
+    'netlink_socket_buffer_maxsize=16777216',
     '',
     '[refused]',
     `file=${quoted('audit.refusedFile', options.refusedFile)}`,

@@ -43,6 +43,11 @@ describe('flow audit in the table and in ulogd.conf', () => {
     expect(conf).toContain('reliable=1');
     expect(conf).toContain('mark=0x80000000');
     expect(conf).toContain('group=2');
+    // ulogd applies a buffer size only below its maximum (equal, it keeps the kernel's ~208 KiB default).
+    const buffers = [...conf.matchAll(/netlink_socket_buffer_size=(\d+)\nnetlink_socket_buffer_maxsize=(\d+)/g)];
+    expect(buffers).toHaveLength(2);
+    for (const [, size, max] of buffers) expect(Number(size)).toBeLessThan(Number(max));
+    expect(conf).toContain(`netlink_socket_buffer_size=${64 * 1024 * 1024}`);
     expect(() => renderUlogdConfig({ flowFile: 'x"y', refusedFile: '/r', logFile: '/l', nflogGroup: 2 })).toThrow();
   });
 
