@@ -2,8 +2,9 @@
  * The flow audit's counters on the backend's `/metrics` registry: records
  * written by kind, and every way a record can be lost: conntrack events the
  * kernel dropped on ulogd's netlink sockets, NFLOG sequence gaps, refusals
- * the rate limit suppressed (exact, from the table's counters), times the
- * logger was found down, and lines ulogd wrote that were not JSON.
+ * the rate limit suppressed (exact, from the table's counters), logger
+ * outages and their length, and lines ulogd wrote that were not JSON. The
+ * loss counters start from the service's loss ledger (loss-ledger.ts).
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 
@@ -15,6 +16,7 @@ export class AuditMetrics {
   readonly suppressed: Counter<'network' | 'reason'>;
   readonly loggerUp: Gauge;
   readonly loggerStarts: Counter;
+  readonly loggerDownSeconds: Counter;
   readonly lag: Gauge<'stream'>;
 
   constructor(registry: Registry) {
@@ -27,14 +29,14 @@ export class AuditMetrics {
     });
     this.lost = new Counter({
       name: 'ticrypt_audit_lost_total',
-      help: 'Audit events lost, by how: netlink (refusals the kernel dropped on the logger NFLOG socket), nflog-gap (refusals missing from the NFLOG sequence), logger-down (times the logger was found not running), malformed (lines not JSON)',
+      help: 'Audit events lost, by how: netlink (refusals the kernel dropped on the logger NFLOG socket), nflog-gap (refusals missing from the NFLOG sequence), logger-down (logger outages: every audited flow that ended during one has no record; their length is ticrypt_audit_logger_down_seconds_total), malformed (lines not JSON); kept across service restarts',
       labelNames: ['how'],
       registers,
     });
     for (const how of ['netlink', 'nflog-gap', 'logger-down', 'malformed']) this.lost.inc({ how }, 0);
     this.overruns = new Counter({
       name: 'ticrypt_audit_netlink_overruns_total',
-      help: "Conntrack end events the logger's socket could not take at once; the kernel keeps and resends them (reliable mode), so not lost, but a sign the logger falls behind",
+      help: "Conntrack end events the logger's socket could not take at once; the kernel keeps and resends them (reliable mode), so not lost, but a sign the logger falls behind; kept across service restarts",
       registers,
     });
     this.suppressed = new Counter({
@@ -47,6 +49,11 @@ export class AuditMetrics {
     this.loggerStarts = new Counter({
       name: 'ticrypt_audit_logger_starts_total',
       help: 'Times the service started ulogd',
+      registers,
+    });
+    this.loggerDownSeconds = new Counter({
+      name: 'ticrypt_audit_logger_down_seconds_total',
+      help: "Seconds no logger ran, from the service's last poll that saw it to the one that saw it again (at most a poll interval more than the outage); kept across service restarts",
       registers,
     });
     this.lag = new Gauge({

@@ -45,7 +45,13 @@ export async function netlinkDrops(pid: number): Promise<NetlinkDrops> {
 
 /** Turns per-socket totals into increments, across logger restarts (new sockets start at 0). */
 export class DropTracker {
-  private last = new Map<number, number>();
+  /** @param last the totals already counted per socket inode (a restarted service's, from its loss ledger). */
+  constructor(private last: ReadonlyMap<number, number> = new Map()) {}
+
+  /** The totals counted so far per socket inode. */
+  get seen(): ReadonlyMap<number, number> {
+    return this.last;
+  }
 
   /** The drops since the last call. */
   delta(now: Map<number, number>): number {

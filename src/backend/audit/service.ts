@@ -16,6 +16,15 @@ import type { Store } from '../store/store.js';
 import { auditedNetworks } from '../nft/audit.js';
 import { flowRecord, isoMicros, refusedRecord, type IdentitySource } from './convert.js';
 import { AuditMetrics } from './metrics.js';
+import {
+  dropsFromRecord,
+  dropsToRecord,
+  loadLedger,
+  LOSS_KINDS,
+  saveLedger,
+  type LossKind,
+  type LossLedger,
+} from './loss-ledger.js';
 import { DropTracker, netlinkDrops } from './netlink-drops.js';
 import type { AuditRecord, AuditSink, SuppressedRecord } from './record.js';
 import { readTableCounters, SuppressedCounts } from './refusal-counts.js';
@@ -59,6 +68,7 @@ export function auditFiles(dir: string) {
     refused: join(dir, 'refused.ulogd.json'),
     flowsOffset: join(dir, 'flows.offset'),
     refusedOffset: join(dir, 'refused.offset'),
+    ledger: join(dir, 'losses.json'),
   };
 }
 
@@ -103,8 +113,11 @@ export class AuditService {
   private readonly identity: StoreIdentity;
   private readonly flows: JsonlTail;
   private readonly refused: JsonlTail;
-  private readonly drops = new DropTracker();
-  private readonly overruns = new DropTracker();
+  private drops = new DropTracker();
+  private overruns = new DropTracker();
+  /** What the ledger file holds (loaded at start, saved when a poll changed it and at close). */
+  private ledger: LossLedger | undefined;
+  private ledgerDirty = false;
   private readonly suppressed: SuppressedCounts;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> = Promise.resolve();
@@ -112,13 +125,15 @@ export class AuditService {
   private lastPoll = Date.now();
   private firstPoll = true;
   private pid: number | undefined;
+  /** An outage was counted and no logger was seen since. */
+  private loggerDown = false;
 
   constructor(private readonly options: AuditServiceOptions) {
     this.metrics = new AuditMetrics(options.metrics);
     this.files = auditFiles(options.dir);
     this.identity = new StoreIdentity(options.store, options.site);
     this.suppressed = new SuppressedCounts(options.site);
-    const malformed = () => this.metrics.lost.inc({ how: 'malformed' });
+    const malformed = () => this.lose('malformed', 1);
     this.flows = new JsonlTail({
       file: this.files.flows,
       stateFile: this.files.flowsOffset,
@@ -153,7 +168,9 @@ export class AuditService {
         nflogGroup: this.nflogGroup,
       }),
     );
+    await this.loadLedger();
     await this.checkLogger();
+    await this.saveLedger();
     await this.flows.start();
     await this.refused.start();
     this.timer = setInterval(() => {
@@ -170,6 +187,7 @@ export class AuditService {
     await this.polling;
     await this.flows.stop();
     await this.refused.stop();
+    await this.saveLedger();
   }
 
   /** ulogd's pid while it runs. */
@@ -184,11 +202,16 @@ export class AuditService {
       const drops = await netlinkDrops(this.pid);
       const lost = this.drops.delta(drops.log);
       if (lost > 0) {
-        this.metrics.lost.inc({ how: 'netlink' }, lost);
+        this.lose('netlink', lost);
         this.options.logger.error({ lost }, 'audit: the kernel dropped refusals on the logger socket');
       }
       const overruns = this.overruns.delta(drops.events);
       if (overruns > 0) this.metrics.overruns.inc(overruns);
+      if (this.ledger !== undefined) {
+        this.ledger.overruns += overruns;
+        this.ledger.sockets = { events: dropsToRecord(this.overruns.seen), log: dropsToRecord(this.drops.seen) };
+        this.ledgerDirty ||= lost > 0 || overruns > 0;
+      }
     }
     const now = Date.now();
     const counts = this.suppressed.next(await readTableCounters(), this.firstPoll);
@@ -207,27 +230,85 @@ export class AuditService {
     await this.hand(records);
     this.metrics.lag.set({ stream: 'flows' }, this.flows.lagBytes);
     this.metrics.lag.set({ stream: 'refused' }, this.refused.lagBytes);
+    if (this.ledgerDirty) await this.saveLedger();
   }
 
+  /** Count `n` records lost `how`, on /metrics and in the ledger. */
+  private lose(how: LossKind, n: number): void {
+    this.metrics.lost.inc({ how }, n);
+    if (this.ledger !== undefined) {
+      this.ledger.lost[how] += n;
+      this.ledgerDirty = true;
+    }
+  }
+
+  /** Start the counters from the ledger a previous run of the service left. */
+  private async loadLedger(): Promise<void> {
+    const ledger = await loadLedger(this.files.ledger);
+    for (const how of LOSS_KINDS) this.metrics.lost.inc({ how }, ledger.lost[how]);
+    this.metrics.overruns.inc(ledger.overruns);
+    this.metrics.loggerDownSeconds.inc(ledger.loggerDownSeconds);
+    this.drops = new DropTracker(dropsFromRecord(ledger.sockets.log));
+    this.overruns = new DropTracker(dropsFromRecord(ledger.sockets.events));
+    this.ledger = ledger;
+  }
+
+  private async saveLedger(): Promise<void> {
+    if (this.ledger === undefined) return;
+    this.ledgerDirty = false;
+    await saveLedger(this.files.ledger, this.ledger).catch((error: unknown) =>
+      this.options.logger.error({ err: error, file: this.files.ledger }, 'audit: cannot save the loss ledger'),
+    );
+  }
+
+  /**
+   * Find ulogd (managed: start it when gone) and account for outages: a logger found gone (or replaced by
+   * another pid) after the service, or a previous run of it, saw one running is one outage
+   * (`lost{how="logger-down"}`: the kernel drops the end event of a flow that ends while no socket listens,
+   * ctnetlink reports it delivered), lasting from that sighting to the poll that sees a logger again.
+   */
   private async checkLogger(): Promise<void> {
+    let pid: number | undefined;
     if (this.options.ulogd === 'external') {
-      this.pid = await runningUlogd(this.files.pid);
+      pid = await runningUlogd(this.files.pid);
     } else {
-      const { pid, started } = await ensureUlogd({
+      const found = await ensureUlogd({
         confFile: this.files.conf,
         pidFile: this.files.pid,
         ...(this.options.program === undefined ? {} : { program: this.options.program }),
       });
-      if (started) {
+      if (found.started) {
         this.metrics.loggerStarts.inc();
-        // Found gone after having run: what it would have logged meanwhile may be lost (refusals are).
-        if (this.pid !== undefined) this.metrics.lost.inc({ how: 'logger-down' });
         this.lastSeq = undefined;
       }
-      this.pid = pid;
+      pid = found.pid;
     }
-    if (this.pid === undefined) this.metrics.lost.inc({ how: 'logger-down' });
-    this.metrics.loggerUp.set(this.pid === undefined ? 0 : 1);
+    const now = Date.now();
+    const seen = this.ledger?.loggerSeen;
+    if (seen !== undefined && pid !== seen.pid && !this.loggerDown) {
+      // Gone since the last sighting (found dead, or already replaced by a new one).
+      this.loggerDown = true;
+      this.lose('logger-down', 1);
+      this.options.logger.error(
+        { pid: seen.pid, seen: new Date(seen.at).toISOString() },
+        'audit: the logger is gone; flows that end before it is back have no record',
+      );
+    }
+    if (pid !== undefined) {
+      if (this.loggerDown && seen !== undefined) {
+        const seconds = Math.max(0, now - seen.at) / 1000;
+        this.metrics.loggerDownSeconds.inc(seconds);
+        if (this.ledger !== undefined) this.ledger.loggerDownSeconds += seconds;
+        this.options.logger.warn({ pid, seconds }, 'audit: a logger runs again');
+      }
+      this.loggerDown = false;
+      if (this.ledger !== undefined) {
+        this.ledger.loggerSeen = { at: now, pid };
+        this.ledgerDirty = true;
+      }
+    }
+    this.pid = pid;
+    this.metrics.loggerUp.set(pid === undefined ? 0 : 1);
   }
 
   private async hand(records: AuditRecord[]): Promise<void> {
@@ -241,7 +322,7 @@ export class AuditService {
     for (const line of lines) {
       const converted = flowRecord(line, this.identity);
       if ('record' in converted) records.push(converted.record);
-      else if (converted.skipped === 'malformed') this.metrics.lost.inc({ how: 'malformed' });
+      else if (converted.skipped === 'malformed') this.lose('malformed', 1);
     }
     await this.hand(records);
   }
@@ -253,13 +334,13 @@ export class AuditService {
       if (typeof seq === 'number') {
         // ulogd numbers NFLOG messages from 0 at each start: a jump is a loss, a step back a new ulogd.
         if (this.lastSeq !== undefined && seq > this.lastSeq + 1) {
-          this.metrics.lost.inc({ how: 'nflog-gap' }, seq - this.lastSeq - 1);
+          this.lose('nflog-gap', seq - this.lastSeq - 1);
         }
         this.lastSeq = seq;
       }
       const converted = refusedRecord(line, this.identity);
       if ('record' in converted) records.push(converted.record);
-      else if (converted.skipped === 'malformed') this.metrics.lost.inc({ how: 'malformed' });
+      else if (converted.skipped === 'malformed') this.lose('malformed', 1);
     }
     await this.hand(records);
   }
