@@ -25,11 +25,12 @@ import { queryAudit } from '../../src/backend/audit/query.js';
 import { AuditRecord } from '../../src/backend/audit/record.js';
 import { verifyChain } from '../../src/backend/audit/verify.js';
 import { auditFiles } from '../../src/backend/audit/service.js';
-import { stopUlogd } from '../../src/backend/audit/ulogd-process.js';
+import { runningUlogd, stopUlogd } from '../../src/backend/audit/ulogd-process.js';
 import { API_URL, BackendLab, labUuid, UPLINK_IPS } from './backend-lab.js';
 import { runPrefix } from './names.js';
 import { labAvailable, programsAvailable } from './prereq.js';
 import { configure } from './probes.js';
+import { CLI } from './service.js';
 
 const available =
   labAvailable('ovs-vsctl', 'nft', 'dnsmasq', 'conntrack', 'ip', 'ethtool', 'socat') && programsAvailable('ulogd');
@@ -245,5 +246,75 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
     const report = await verifyChain(recordsDir);
     expect(report.break).toBeUndefined();
     expect(report.lines).toBeGreaterThanOrEqual(before + 2);
+  });
+  // Issue 16 point 2, the logger restarted: conntrack (nf_conntrack_events=1) sends a flow's end event to whatever
+  // listens when it ends, so a flow open across a restart of ulogd needs no dump at start; a flow that ends while
+  // no ulogd listens is dropped by the kernel (ctnetlink reports it delivered), and the service counts the outage.
+  it('records a flow open across a restart of ulogd, and counts the outage in which another flow ended unrecorded', async () => {
+    const pidFile = files().pid;
+    const old = await runningUlogd(pidFile);
+    expect(old, 'ulogd runs').toBeDefined();
+    const lostDown = async () =>
+      Number(/ticrypt_audit_lost_total\{how="logger-down"\} (\d+)/.exec(await metrics())?.[1] ?? Number.NaN);
+    const downBefore = await lostDown();
+    // Two connections held open (the client sends after a pause): A across the outage, B ended during it.
+    const held = (port: number, seconds: number) =>
+      execa('ip', [
+        ...['netns', 'exec', lab().vm.a.name, 'sh', '-c'],
+        `(sleep ${seconds}; head -c 1000 /dev/zero) | socat -t 5 - TCP:${SERVER}:5001,sourceport=${port},reuseaddr | wc -c`,
+      ]);
+    const a = held(40010, 8);
+    const b = held(40011, 30);
+    await sleep(1000);
+    const killedAt = Date.now();
+    process.kill(old!, 'SIGKILL');
+    // B ends now, while no logger listens (its end event goes nowhere); positive control: it was there.
+    const deleted = await lab().backend.run('conntrack', ['-D', '-p', 'tcp', '--orig-port-src', '40011']);
+    expect(deleted.stderr).toMatch(/1 flow entries have been deleted/);
+    // The service finds the logger gone within a poll and starts another.
+    let now: number | undefined;
+    for (let i = 0; i < 100 && (now === undefined || now === old); i += 1) {
+      await sleep(100);
+      now = await runningUlogd(pidFile);
+    }
+    expect(now, 'a new ulogd').toBeDefined();
+    expect(now).not.toBe(old);
+    const restartedAt = Date.now();
+    // A ends after the new logger runs: its record comes, with the bytes both ways.
+    expect(Number((await a).stdout.trim())).toBe(30_000);
+    const flowA = await waitFor('the record of the flow open across the logger restart', (all) =>
+      all.find((r) => r.kind === 'flow' && r.src.port === 40010),
+    );
+    if (flowA.kind !== 'flow') throw new Error('not a flow');
+    expect(Date.parse(flowA.start)).toBeLessThan(killedAt);
+    expect(Date.parse(flowA.end)).toBeGreaterThan(restartedAt - 1000);
+    expect(flowA.bytes.in).toBeGreaterThanOrEqual(30_000);
+    expect(flowA.bytes.out).toBeGreaterThanOrEqual(1000);
+    // B (started before the kill) has no record: the loss is real, and it is counted.
+    b.kill('SIGKILL');
+    expect(
+      (await records()).filter((r) => r.kind === 'flow' && r.src.port === 40011 && Date.parse(r.start) < killedAt),
+    ).toEqual([]);
+    expect(await lostDown()).toBe(downBefore + 1);
+    const seconds = Number(/ticrypt_audit_logger_down_seconds_total (\S+)/.exec(await metrics())?.[1]);
+    expect(seconds).toBeGreaterThan(0);
+    // From the last sighting (a poll, about 1 s apart) to the new logger: not since the service started.
+    expect(seconds).toBeLessThan((Date.now() - killedAt) / 1000 + 5);
+    // doctor --role backend shows it from the service's loss ledger.
+    const doctor = await execa(
+      process.execPath,
+      [
+        ...[CLI, 'doctor', '--role', 'backend', '--site', lab().paths.site, '--netns', lab().backend.name],
+        ...['--state-dir', lab().paths.state, '--no-service', '--json'],
+      ],
+      { reject: false },
+    );
+    const results = (JSON.parse(doctor.stdout) as { results: { id: string; status: string; message: string }[] })
+      .results;
+    expect(results.find((r) => r.id === 'audit.losses')).toMatchObject({
+      status: 'fail',
+      message: expect.stringContaining('1 logger outage(s)'),
+    });
+    expect(results.find((r) => r.id === 'audit.logger')?.status).toBe('ok');
   });
 });
