@@ -4,6 +4,11 @@
  * it detached with a pid file, so it outlives a restart of the service
  * (events keep being written while the service is away, and the service
  * adopts it again), check it by pid, start it again when it is gone.
+ * Whatever supervises the service must leave it running: the kernel drops
+ * the end event of a flow that ends while no logger listens (a lab harness
+ * that ended it with the service lost ~35,000 of 69,505 flows of a burst,
+ * 2026-12-01). Under systemd (`KillMode=control-group`) run it as its own
+ * unit instead (`--audit-ulogd external`).
  */
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
