@@ -255,7 +255,7 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
     const old = await runningUlogd(pidFile);
     expect(old, 'ulogd runs').toBeDefined();
     const lostDown = async () =>
-      Number(/ticrypt_audit_lost_total\{how="logger-down"\} (\d+)/.exec(await metrics())?.[1] ?? Number.NaN);
+      Number(/^ticrypt_audit_lost_total\{how="logger-down"\} (\d+)$/m.exec(await metrics())?.[1] ?? Number.NaN);
     const downBefore = await lostDown();
     // Two connections held open (the client sends after a pause): A across the outage, B ended during it.
     const held = (port: number, seconds: number) =>
@@ -296,7 +296,8 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
       (await records()).filter((r) => r.kind === 'flow' && r.src.port === 40011 && Date.parse(r.start) < killedAt),
     ).toEqual([]);
     expect(await lostDown()).toBe(downBefore + 1);
-    const seconds = Number(/ticrypt_audit_logger_down_seconds_total (\S+)/.exec(await metrics())?.[1]);
+    const seconds = Number(/^ticrypt_audit_logger_down_seconds_total (\S+)$/m.exec(await metrics())?.[1]);
+    console.log(`logger outage: ulogd ${old} killed, ${now} started by the service; ${seconds} s counted down`);
     expect(seconds).toBeGreaterThan(0);
     // From the last sighting (a poll, about 1 s apart) to the new logger: not since the service started.
     expect(seconds).toBeLessThan((Date.now() - killedAt) / 1000 + 5);
