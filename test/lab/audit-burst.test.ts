@@ -249,6 +249,8 @@ describe.skipIf(!available)('flow audit under a burst of new connections (lab)',
     expect(flows).toBeGreaterThanOrEqual(load.requests);
     const recorded = (await settle(recordsBefore + flows)) - recordsBefore;
     await sleep(3000);
+    const overruns = metric(await metrics(), /^ticrypt_audit_netlink_overruns_total (\d+)$/m);
+    console.log(`after the restart: ${recorded} of ${flows} on record; ${overruns} conntrack event overruns in all`);
     expect((await flowRecords()) - recordsBefore).toBe(recorded);
     expect(recorded).toBe(flows);
     for (const [how, value] of Object.entries(await lost())) expect(value, `lost by ${how}`).toBe(0);
