@@ -127,6 +127,8 @@ export class AuditService {
   private pid: number | undefined;
   /** An outage was counted and no logger was seen since. */
   private loggerDown = false;
+  /** When a logger sighting was last marked for saving. */
+  private sightingSavedAt = 0;
 
   constructor(private readonly options: AuditServiceOptions) {
     this.metrics = new AuditMetrics(options.metrics);
@@ -303,8 +305,13 @@ export class AuditService {
       }
       this.loggerDown = false;
       if (this.ledger !== undefined) {
+        // Saved when the logger changed, else every 10 s (and at close): a crash overstates the next outage by that much at most.
+        const saved = this.ledger.loggerSeen;
+        if (saved?.pid !== pid || now - this.sightingSavedAt >= 10_000) {
+          this.ledgerDirty = true;
+          this.sightingSavedAt = now;
+        }
         this.ledger.loggerSeen = { at: now, pid };
-        this.ledgerDirty = true;
       }
     }
     this.pid = pid;
