@@ -14,13 +14,14 @@
  *     flock -o /work/lab.lock npm run bench:audit -- [ROUNDS=3]
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { auditFiles } from '../src/backend/audit/service.js';
-import { stopUlogd } from '../src/backend/audit/ulogd-process.js';
+import { AUDIT_SYSCTLS, auditFiles } from '../src/backend/audit/service.js';
+import { renderUlogdConfig } from '../src/backend/audit/ulogd-config.js';
+import { runningUlogd, stopUlogd } from '../src/backend/audit/ulogd-process.js';
 import { BackendLab, labUuid } from '../test/lab/backend-lab.js';
 import { configure } from '../test/lab/probes.js';
 import { median } from './netlab.js';
@@ -30,7 +31,65 @@ const SERVER = '198.51.100.10';
 const HTTP = 5001;
 const IPERF = 5201;
 const VM = { network: 'secure', mac: '52:54:00:be:a0:01', vm: labUuid(0xbea) };
-type Mode = 'on' | 'off';
+/**
+ * `off`: no audit; `on`: the audit as shipped. For finding where its cost goes
+ * (AUDIT_BENCH_MODES=off,marks,ulogd,on): `marks`: the audit's rules (ct mark
+ * bits, refusal counters) and the service's polling, no ulogd; `ulogd`: ulogd
+ * writing events to a file no reader follows.
+ */
+type Mode = 'on' | 'off' | 'marks' | 'ulogd';
+const MODES = (process.env.AUDIT_BENCH_MODES ?? 'on,off').split(',') as Mode[];
+if (MODES.some((m) => !['on', 'off', 'marks', 'ulogd'].includes(m)))
+  throw new Error(`AUDIT_BENCH_MODES: expected on, off, marks, ulogd; found ${MODES.join(',')}`);
+/** A directory for profiles (AUDIT_BENCH_PROFILE): the service's --cpu-prof per mode, perf of each wrk window. */
+const PROFILE = process.env.AUDIT_BENCH_PROFILE;
+const CPU_PROF_PRELOAD = `const inspector = require('node:inspector');
+const session = new inspector.Session();
+session.connect();
+session.post('Profiler.enable', () => session.post('Profiler.start'));
+process.on('exit', () => session.post('Profiler.stop', (error, result) => {
+  if (!error) require('node:fs').writeFileSync(OUT, JSON.stringify(result.profile));
+}));
+`;
+const WRK_SECONDS = Number(process.env.AUDIT_BENCH_WRK_SECONDS ?? 3);
+
+/** CPU ticks per process (named by comm; the service as `service`, this bench as `bench`) and the machine's softirq. */
+type CpuTicks = Map<string, number>;
+/** % of one core per process name over a window. */
+type CpuShare = Record<string, number>;
+const HZ = 100;
+
+async function cpuSnapshot(servicePid: number): Promise<{ at: number; ticks: CpuTicks }> {
+  const ticks: CpuTicks = new Map();
+  const add = (key: string, value: number) => ticks.set(key, (ticks.get(key) ?? 0) + value);
+  for (const entry of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined) continue;
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm.
+    const used = Number(fields[11]) + Number(fields[12]);
+    const pid = Number(entry);
+    const name = pid === servicePid ? 'service' : pid === process.pid ? 'bench' : comm.replace(/\/[0-9]+(:.*)?$/, '');
+    add(`${name}:${entry}`, used);
+  }
+  const cpu = (await readFile('/proc/stat', 'utf8')).split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  add('softirq:', cpu[6] ?? 0);
+  add('idle:', (cpu[3] ?? 0) + (cpu[4] ?? 0));
+  return { at: Date.now(), ticks };
+}
+
+function cpuShare(before: { at: number; ticks: CpuTicks }, after: { at: number; ticks: CpuTicks }): CpuShare {
+  const seconds = (after.at - before.at) / 1000;
+  const share: CpuShare = {};
+  for (const [key, value] of after.ticks) {
+    const delta = value - (before.ticks.get(key) ?? 0);
+    const name = key.slice(0, key.indexOf(':'));
+    share[name] = (share[name] ?? 0) + (100 * delta) / HZ / seconds;
+  }
+  return share;
+}
 
 const p = `ba${randomBytes(2).toString('hex')}`;
 const children: { kill: (signal?: NodeJS.Signals) => boolean }[] = [];
@@ -112,22 +171,60 @@ async function main(): Promise<void> {
     await sleep(500);
 
     let current: Mode = 'off';
+    const auditDir = join(l.paths.state, 'flow-audit');
+    // The conntrack settings the audit sets, in every mode (they stay set when it stops): both modes pay for
+    // byte counts and timestamps, and differ only in the audit's rules, ulogd and the reader.
+    for (const [key, value] of Object.entries(AUDIT_SYSCTLS))
+      await l.backend.run('sysctl', ['-qw', `${key.replaceAll('/', '.')}=${value}`]);
     const mode = async (want: Mode) => {
       if (want === current) return;
       for (const service of l.services) await service.stop();
+      await stopUlogd(auditFiles(auditDir).pid);
       serveArgs.length = 0;
-      if (want === 'on') serveArgs.push('--audit', '--audit-records', recordsDir);
-      else await stopUlogd(auditFiles(join(l.paths.state, 'flow-audit')).pid);
+      if (want !== 'off') serveArgs.push('--audit', '--audit-records', recordsDir);
+      if (want === 'marks' || want === 'ulogd') serveArgs.push('--audit-ulogd', 'external');
+      if (want === 'ulogd') {
+        // ulogd as the service runs it, but writing where no reader follows.
+        const conf = join(work, 'ulogd-sink.conf');
+        await mkdir(auditDir, { recursive: true });
+        await writeFile(
+          conf,
+          renderUlogdConfig({
+            flowFile: join(work, 'sink-flows.json'),
+            refusedFile: join(work, 'sink-refused.json'),
+            logFile: join(work, 'sink-ulogd.log'),
+            nflogGroup: 2,
+          }),
+        );
+        await l.backend.run('sh', ['-c', ': > "$1"', 'sh', join(work, 'sink-flows.json')]);
+        // In the backend namespace (where the conntrack events are), detached, found by its pid file.
+        await l.backend.run('/usr/sbin/ulogd', ['-d', '-c', conf, '-p', auditFiles(auditDir).pid]);
+        for (let i = 0; i < 100 && (await runningUlogd(auditFiles(auditDir).pid)) === undefined; i += 1)
+          await sleep(20);
+      }
+      // Profiling: the service's JavaScript (written when it stops), per mode; node refuses --cpu-prof in
+      // NODE_OPTIONS, so a preloaded script runs the inspector's profiler.
+      if (PROFILE !== undefined) {
+        const preload = join(PROFILE, 'cpu-prof.cjs');
+        await writeFile(
+          preload,
+          CPU_PROF_PRELOAD.replace('OUT', JSON.stringify(join(PROFILE, `service-${want}-${Date.now()}.cpuprofile`))),
+        );
+        process.env.NODE_OPTIONS = `--require ${preload}`;
+      }
       await l.startService();
+      delete process.env.NODE_OPTIONS;
       await sleep(1000);
       current = want;
     };
-    const results: Record<Mode, { gbps: number[]; cps: number[] }> = {
-      on: { gbps: [], cps: [] },
-      off: { gbps: [], cps: [] },
-    };
+    const results = Object.fromEntries(
+      MODES.map((m) => [m, { gbps: [] as number[], cps: [] as number[], cpu: [] as CpuShare[] }]),
+    ) as Record<Mode, { gbps: number[]; cps: number[]; cpu: CpuShare[] }>;
+    const serviceOf = () => l.services.at(-1)?.pid ?? -1;
     for (let round = 0; round < ROUNDS; round += 1) {
-      for (const m of (round % 2 === 0 ? ['on', 'off'] : ['off', 'on']) as Mode[]) {
+      // Each round starts with the next mode: every mode runs first, second, ... equally often.
+      const order = MODES.map((_, i) => MODES[(i + round) % MODES.length] as Mode);
+      for (const m of order) {
         await mode(m);
         const iperf = await l.vm.a.run(
           'iperf3',
@@ -136,35 +233,73 @@ async function main(): Promise<void> {
         );
         const end = (JSON.parse(iperf.stdout) as { end: { sum_received: { bits_per_second: number } } }).end;
         results[m].gbps.push(end.sum_received.bits_per_second / 1e9);
+        await sleep(500);
+        // Profiling: the whole machine while wrk runs (perf report -i FILE --sort comm,dso,sym).
+        const perf =
+          PROFILE === undefined
+            ? undefined
+            : execa(
+                'perf',
+                [
+                  'record',
+                  '-a',
+                  '-g',
+                  '-o',
+                  join(PROFILE, `perf-${m}-${round + 1}.data`),
+                  '--',
+                  'sleep',
+                  String(WRK_SECONDS),
+                ],
+                { reject: false },
+              );
+        const before = await cpuSnapshot(serviceOf());
         const wrk = await l.vm.a.run(
           'wrk',
-          ['-t', '2', '-c', '32', '-d', '3s', '-H', 'Connection: close', `http://${SERVER}:${HTTP}/`],
+          ['-t', '2', '-c', '32', '-d', `${WRK_SECONDS}s`, '-H', 'Connection: close', `http://${SERVER}:${HTTP}/`],
           { timeout: 60_000 },
         );
+        const after = await cpuSnapshot(serviceOf());
+        await perf;
         const rate = /Requests\/sec:\s+([0-9.]+)/.exec(wrk.stdout);
         if (rate === null) throw new Error(`wrk printed no rate: ${wrk.stdout}`);
         results[m].cps.push(Number(rate[1]));
+        results[m].cpu.push(cpuShare(before, after));
         await sleep(1500);
       }
-      process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
+      process.stderr.write(
+        `round ${round + 1}/${ROUNDS}: ${order.map((m) => `${m} ${(results[m].cps.at(-1) ?? 0).toFixed(0)}/s`).join(', ')}\n`,
+      );
     }
-    const on = { gbps: median(results.on.gbps), cps: median(results.on.cps) };
-    const off = { gbps: median(results.off.gbps), cps: median(results.off.cps) };
+    const summary = (m: Mode) => ({ gbps: median(results[m].gbps), cps: median(results[m].cps) });
     console.log(
       `secure VM -> allowed server through the lab's backend, ${ROUNDS} rounds (medians), load average at the end ${loadavg()
         .map((x) => x.toFixed(1))
         .join(' ')}`,
     );
-    console.log(`${'audit'.padEnd(6)} ${'iperf3 -P4 Gbit/s'.padStart(18)} ${'conns/s'.padStart(9)}`);
-    for (const [name, r] of [
-      ['on', on],
-      ['off', off],
-    ] as const)
-      console.log(`${name.padEnd(6)} ${r.gbps.toFixed(2).padStart(18)} ${r.cps.toFixed(0).padStart(9)}`);
-    const tp = on.gbps / off.gbps;
-    const cr = on.cps / off.cps;
-    console.log(`goal: throughput on/off >= 0.95: ${tp.toFixed(2)}x ${tp >= 0.95 ? 'met' : 'NOT met'}`);
-    console.log(`goal: connection rate on/off >= 0.8: ${cr.toFixed(2)}x ${cr >= 0.8 ? 'met' : 'NOT met'}`);
+    console.log(
+      `${'audit'.padEnd(6)} ${'iperf3 -P4 Gbit/s'.padStart(18)} ${'conns/s'.padStart(9)}  conns/s each round`,
+    );
+    for (const m of MODES)
+      console.log(
+        `${m.padEnd(6)} ${summary(m).gbps.toFixed(2).padStart(18)} ${summary(m).cps.toFixed(0).padStart(9)}  ${results[m].cps.map((x) => x.toFixed(0)).join(' ')}`,
+      );
+    // Where the CPU went while wrk ran: % of one core, medians over the rounds (2 cores = 200%).
+    const who = [...new Set(MODES.flatMap((m) => results[m].cpu.flatMap((c) => Object.keys(c))))].filter((k) =>
+      MODES.some((m) => median(results[m].cpu.map((c) => c[k] ?? 0)) >= 1),
+    );
+    console.log(`CPU while wrk ran, % of one core (medians): ${who.join(', ')}`);
+    for (const m of MODES)
+      console.log(
+        `${m.padEnd(6)} ${who.map((k) => `${k} ${median(results[m].cpu.map((c) => c[k] ?? 0)).toFixed(0)}`).join(', ')}`,
+      );
+    if (MODES.includes('on') && MODES.includes('off')) {
+      const on = summary('on');
+      const off = summary('off');
+      const tp = on.gbps / off.gbps;
+      const cr = on.cps / off.cps;
+      console.log(`goal: throughput on/off >= 0.95: ${tp.toFixed(2)}x ${tp >= 0.95 ? 'met' : 'NOT met'}`);
+      console.log(`goal: connection rate on/off >= 0.8: ${cr.toFixed(2)}x ${cr >= 0.8 ? 'met' : 'NOT met'}`);
+    }
   } finally {
     await tearDown();
   }
