@@ -31,10 +31,13 @@ export function protocolName(number: number): string {
   return PROTOCOLS[number] ?? String(number);
 }
 
+/** The last second {@link isoMicros} formatted, and its text: a flow's start and end, and a batch's flows, mostly share it. */
+let lastSecond = { sec: Number.NaN, text: '' };
+
 /** Seconds and microseconds since the epoch as `2026-12-01T09:40:45.123456Z`. */
 export function isoMicros(sec: number, usec: number): string {
-  const base = new Date(sec * 1000).toISOString().slice(0, 19);
-  return `${base}.${String(Math.trunc(usec)).padStart(6, '0')}Z`;
+  if (sec !== lastSecond.sec) lastSecond = { sec, text: new Date(sec * 1000).toISOString().slice(0, 19) };
+  return `${lastSecond.text}.${String(Math.trunc(usec)).padStart(6, '0')}Z`;
 }
 
 function num(line: UlogdLine, key: string): number | undefined {

@@ -8,6 +8,7 @@
  * chains to {@link GENESIS}. Removing, editing, inserting or reordering a
  * line breaks the `prev` of the line after it (or the `seq` order).
  */
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { AuditRecord } from './record.js';
 import type { StoreEvent } from './store-event.js';
@@ -39,9 +40,12 @@ export interface ChainHead {
 /** The head before any line: seq 0, {@link GENESIS}. */
 export const GENESIS_HEAD: ChainHead = { seq: 0, hash: GENESIS };
 
+/** One-shot hashing (Node >= 20.12): half the cost of a Hash object per line. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string | Uint8Array, encoding: 'hex') => string }).hash;
+
 /** SHA-256 (hex) of one line's text, without its newline. */
 export function lineHash(text: string | Uint8Array): string {
-  return createHash('sha256').update(text).digest('hex');
+  return oneShot === undefined ? createHash('sha256').update(text).digest('hex') : oneShot('sha256', text, 'hex');
 }
 
 /**
