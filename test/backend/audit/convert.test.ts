@@ -58,6 +58,19 @@ describe('audit records from ulogd lines', () => {
     expect(isoMicros(1796118254, 46808)).toBe('2026-12-01T09:44:14.046808Z');
   });
 
+  it('formats each second right when seconds alternate (the last second is reused)', () => {
+    for (const [sec, usec] of [
+      [1796118254, 1],
+      [1796118254, 999999],
+      [1796118255, 0],
+      [1796118254, 2],
+      [0, 0],
+    ] as const)
+      expect(isoMicros(sec, usec)).toBe(
+        `${new Date(sec * 1000).toISOString().slice(0, 19)}.${String(usec).padStart(6, '0')}Z`,
+      );
+  });
+
   it('round-trips the admission bits of ct mark', () => {
     expect(decodeFlowMark((admissionBits('dns') | 42) >>> 0)).toEqual({ nicId: 42, admission: 'dns' });
     expect(decodeFlowMark(42)).toEqual({ nicId: 42, admission: undefined });
