@@ -53,39 +53,37 @@ process.on('exit', () => session.post('Profiler.stop', (error, result) => {
 `;
 const WRK_SECONDS = Number(process.env.AUDIT_BENCH_WRK_SECONDS ?? 3);
 
-/** CPU ticks per process (named by comm; the service as `service`, this bench as `bench`) and the machine's softirq. */
-type CpuTicks = Map<string, number>;
+/** CPU ticks per pid (with its name: comm, the service as `service`, this bench as `bench`), and the machine's softirq and idle. */
+type CpuTicks = Map<string, { name: string; ticks: number }>;
 /** % of one core per process name over a window. */
 type CpuShare = Record<string, number>;
 const HZ = 100;
 
 async function cpuSnapshot(servicePid: number): Promise<{ at: number; ticks: CpuTicks }> {
   const ticks: CpuTicks = new Map();
-  const add = (key: string, value: number) => ticks.set(key, (ticks.get(key) ?? 0) + value);
   for (const entry of await readdir('/proc')) {
     if (!/^[0-9]+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => undefined);
     if (stat === undefined) continue;
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm.
-    const used = Number(fields[11]) + Number(fields[12]);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm; starttime field 22.
     const pid = Number(entry);
-    const name = pid === servicePid ? 'service' : pid === process.pid ? 'bench' : comm.replace(/\/[0-9]+(:.*)?$/, '');
-    add(`${name}:${entry}`, used);
+    const name = pid === servicePid ? 'service' : pid === process.pid ? 'bench' : comm.replace(/[/:].*$/, '');
+    ticks.set(`${entry}@${fields[19]}`, { name, ticks: Number(fields[11]) + Number(fields[12]) });
   }
   const cpu = (await readFile('/proc/stat', 'utf8')).split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
-  add('softirq:', cpu[6] ?? 0);
-  add('idle:', (cpu[3] ?? 0) + (cpu[4] ?? 0));
+  ticks.set('softirq', { name: 'softirq', ticks: cpu[6] ?? 0 });
+  ticks.set('idle', { name: 'idle', ticks: (cpu[3] ?? 0) + (cpu[4] ?? 0) });
   return { at: Date.now(), ticks };
 }
 
 function cpuShare(before: { at: number; ticks: CpuTicks }, after: { at: number; ticks: CpuTicks }): CpuShare {
   const seconds = (after.at - before.at) / 1000;
   const share: CpuShare = {};
-  for (const [key, value] of after.ticks) {
-    const delta = value - (before.ticks.get(key) ?? 0);
-    const name = key.slice(0, key.indexOf(':'));
+  for (const [key, { name, ticks }] of after.ticks) {
+    // A process that started during the window counts from 0; one that ended is not seen (short-lived children).
+    const delta = ticks - (before.ticks.get(key)?.ticks ?? 0);
     share[name] = (share[name] ?? 0) + (100 * delta) / HZ / seconds;
   }
   return share;
@@ -178,7 +176,16 @@ async function main(): Promise<void> {
       await l.backend.run('sysctl', ['-qw', `${key.replaceAll('/', '.')}=${value}`]);
     const mode = async (want: Mode) => {
       if (want === current) return;
+      // ulogd stopped while the service stops: the service's stop waits for its reaper, which waits for every
+      // child the service left (ulogd among them), and a ulogd the service starts again meanwhile is found too.
+      const ulogdGone = (async () => {
+        for (let i = 0; i < 10; i += 1) {
+          await stopUlogd(auditFiles(auditDir).pid);
+          await sleep(300);
+        }
+      })();
       for (const service of l.services) await service.stop();
+      await ulogdGone;
       await stopUlogd(auditFiles(auditDir).pid);
       serveArgs.length = 0;
       if (want !== 'off') serveArgs.push('--audit', '--audit-records', recordsDir);
