@@ -225,8 +225,11 @@ async function main(): Promise<void> {
       current = want;
     };
     const results = Object.fromEntries(
-      MODES.map((m) => [m, { gbps: [] as number[], cps: [] as number[], cpu: [] as CpuShare[] }]),
-    ) as Record<Mode, { gbps: number[]; cps: number[]; cpu: CpuShare[] }>;
+      MODES.map((m) => [
+        m,
+        { gbps: [] as number[], cps: [] as number[], cpu: [] as CpuShare[], conntrack: [] as number[] },
+      ]),
+    ) as Record<Mode, { gbps: number[]; cps: number[]; cpu: CpuShare[]; conntrack: number[] }>;
     const serviceOf = () => l.services.at(-1)?.pid ?? -1;
     for (let round = 0; round < ROUNDS; round += 1) {
       // Each round starts with the next mode: every mode runs first, second, ... equally often.
@@ -259,6 +262,12 @@ async function main(): Promise<void> {
                 ],
                 { reject: false },
               );
+        // The conntrack table as wrk starts: the same (near empty) in every mode, or the comparison is unfair.
+        const entries = await l.backend
+          .run('conntrack', ['-C'])
+          .then((r) => Number(r.stdout.trim()))
+          .catch(() => Number.NaN);
+        results[m].conntrack.push(entries);
         const before = await cpuSnapshot(serviceOf());
         const wrk = await l.vm.a.run(
           'wrk',
@@ -284,11 +293,11 @@ async function main(): Promise<void> {
         .join(' ')}`,
     );
     console.log(
-      `${'audit'.padEnd(6)} ${'iperf3 -P4 Gbit/s'.padStart(18)} ${'conns/s'.padStart(9)}  conns/s each round`,
+      `${'audit'.padEnd(6)} ${'iperf3 -P4 Gbit/s'.padStart(18)} ${'conns/s'.padStart(9)}  conns/s each round (conntrack entries as wrk started)`,
     );
     for (const m of MODES)
       console.log(
-        `${m.padEnd(6)} ${summary(m).gbps.toFixed(2).padStart(18)} ${summary(m).cps.toFixed(0).padStart(9)}  ${results[m].cps.map((x) => x.toFixed(0)).join(' ')}`,
+        `${m.padEnd(6)} ${summary(m).gbps.toFixed(2).padStart(18)} ${summary(m).cps.toFixed(0).padStart(9)}  ${results[m].cps.map((x, k) => `${x.toFixed(0)} (${results[m].conntrack[k] ?? '?'})`).join(' ')}`,
       );
     // Where the CPU went while wrk ran: % of one core, medians over the rounds (2 cores = 200%).
     const who = [...new Set(MODES.flatMap((m) => results[m].cpu.flatMap((c) => Object.keys(c))))].filter((k) =>
