@@ -12,6 +12,14 @@
  * lock, after `npm run build`:
  *
  *     flock -o /work/lab.lock npm run bench:audit -- [ROUNDS=3]
+ *
+ * It also prints each process's CPU (% of one core) while wrk ran, and the
+ * conntrack table's size as each wrk starts (the same state in each mode).
+ * Other sessions' load on the machine makes the rates noisy: compare on and
+ * off within one run. To find where the cost goes:
+ * `AUDIT_BENCH_MODES=off,marks,ulogd,on` (see {@link Mode});
+ * `AUDIT_BENCH_PROFILE=DIR` writes the service's CPU profile per mode and a
+ * system-wide `perf record` of each wrk window.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
