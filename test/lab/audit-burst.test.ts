@@ -15,21 +15,16 @@
  *
  *     vm a ── OVS bridge <p>br ── g1 ─ backend ── up ═══ eth0 internet 198.51.100.10 (nginx :5001)
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryAudit } from '../../src/backend/audit/query.js';
-import { AuditRecord } from '../../src/backend/audit/record.js';
 import { auditFiles } from '../../src/backend/audit/service.js';
-import { runningUlogd, stopUlogd } from '../../src/backend/audit/ulogd-process.js';
+import { runningUlogd } from '../../src/backend/audit/ulogd-process.js';
 import { verifyChain } from '../../src/backend/audit/verify.js';
-import { API_URL, BackendLab, labUuid } from './backend-lab.js';
+import { AuditLab } from './audit-lab.js';
+import { labUuid } from './backend-lab.js';
 import { runPrefix } from './names.js';
 import { labAvailable, programsAvailable } from './prereq.js';
-import { configure } from './probes.js';
 
 const available =
   labAvailable('ovs-vsctl', 'nft', 'dnsmasq', 'conntrack', 'ip', 'ethtool') &&
@@ -41,25 +36,15 @@ const COUNTER = 'flows_from_vms.secure';
 const COUNT_TABLE = 'burst_count';
 const BURST_S = 10;
 
-/** nginx in `ns` with `config`, in the foreground (ended by its pid). */
-function startNginx(ns: string, config: string) {
-  return execa('ip', ['netns', 'exec', ns, 'nginx', '-c', config, '-g', 'daemon off;'], {
-    reject: false,
-    stdin: 'ignore',
-  });
-}
-
 describe.skipIf(!available)('flow audit under a burst of new connections (lab)', { timeout: 400_000 }, () => {
   const p = runPrefix();
-  let built: BackendLab<'a'> | undefined;
-  let recordsDir = '';
-  let nginxDir = '';
-  let nginx: ReturnType<typeof startNginx> | undefined;
+  let built: AuditLab<'a'> | undefined;
 
-  const lab = (): BackendLab<'a'> => {
+  const audit = (): AuditLab<'a'> => {
     if (built === undefined) throw new Error('the lab was not built');
     return built;
   };
+  const lab = () => audit().lab;
 
   /**
    * New flows from the VM to the server that the table accepted: the test's own counter, in its own table on
@@ -73,32 +58,18 @@ describe.skipIf(!available)('flow audit under a burst of new connections (lab)',
 
   /** The flow records to the server in the store's day files. */
   async function flowRecords(): Promise<number> {
-    let n = 0;
-    for await (const hit of queryAudit(recordsDir, {})) {
-      const parsed = AuditRecord.safeParse(hit.stored.rec);
-      if (parsed.success && parsed.data.kind === 'flow' && parsed.data.dst.port === PORT) n += 1;
-    }
-    return n;
+    return (await audit().records()).filter((r) => r.kind === 'flow' && r.dst.port === PORT).length;
   }
 
-  async function metrics(): Promise<string> {
-    const response = await fetch(`${API_URL}/metrics`, {
-      headers: { authorization: `Bearer ${lab().tokens.prometheus}` },
-    });
-    return response.text();
-  }
+  const metrics = () => audit().metrics();
+  /** The first capture of `pattern` in a /metrics text (0 when absent). */
+  const metric = (text: string, pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
 
   /** `ticrypt_audit_records_total{kind="flow"}` of the running service (absent until the first, and 0 again with each service). */
-  const metric = (text: string, pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
-  const flowMetric = async () => metric(await metrics(), /ticrypt_audit_records_total\{kind="flow"\} (\d+)/);
+  const flowMetric = () => audit().metric(/ticrypt_audit_records_total\{kind="flow"\} (\d+)/);
 
   /** Every `ticrypt_audit_lost_total` series, by how. */
-  async function lost(): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
-    for (const m of (await metrics()).matchAll(/ticrypt_audit_lost_total\{how="([^"]+)"\} (\d+)/g))
-      out[m[1]!] = Number(m[2]);
-    return out;
-  }
+  const lost = () => audit().lost();
 
   /** wrk from the VM to the server for `seconds`, each request on a new connection: requests done and their rate. */
   async function burst(seconds: number): Promise<{ requests: number; rate: number; errors: string }> {
@@ -124,32 +95,16 @@ describe.skipIf(!available)('flow audit under a burst of new connections (lab)',
   }
 
   beforeAll(async () => {
-    recordsDir = await mkdtemp(join(tmpdir(), `ticrypt-${p}-records-`));
-    built = await BackendLab.create(p, {
+    built = await AuditLab.create(p, {
       site: { networks: { secure: { preset: 'secure' } } },
       vms: { a: VM_A },
       internet: [`${SERVER}/24`],
       tokens: { 'kvm-1': [], ops: ['--admin'], prometheus: ['--metrics'] },
-      serveArgs: ['--audit', '--audit-records', recordsDir],
+      // The load side: ports reused soon after a close, as many as the range holds.
+      loadVms: ['a'],
     });
-    for (const key of ['time_wait', 'fin_wait', 'close_wait', 'last_ack', 'close']) {
-      await built.backend.run('sysctl', ['-qw', `net.netfilter.nf_conntrack_tcp_timeout_${key}=1`]);
-    }
-    // The load side: ports reused soon after a close, as many as the range holds.
-    await built.vm.a.run('sysctl', ['-qw', 'net.ipv4.tcp_tw_reuse=1']);
-    await built.vm.a.run('sysctl', ['-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
     await built.startService();
-    await built.place(VM_A.vm, ['kvm-1']);
-    const { status, json } = await built.call('POST', '/v1/register', 'kvm-1', {
-      vmUuid: VM_A.vm,
-      vmName: 'vm-a',
-      mac: VM_A.mac,
-      network: 'secure',
-      generation: 1,
-    });
-    expect(status, JSON.stringify(json)).toBe(200);
-    const ip = json.ip as string;
-    await configure(built.vm.a, 'eth0', `${ip}/17`, built.network('secure').gateway);
+    const { ip } = await built.registerVm('a');
     const count = [
       `table inet ${COUNT_TABLE} {`,
       '  counter burst {}',
@@ -158,42 +113,14 @@ describe.skipIf(!available)('flow audit under a burst of new connections (lab)',
       '  }',
       '}',
     ].join('\n');
-    await built.backend.run('nft', ['-f', '-'], { input: `${count}\n` });
-    await built.allow('a', [{ address: SERVER, protocol: 'tcp', ports: PORT }]);
+    await built.lab.backend.run('nft', ['-f', '-'], { input: `${count}\n` });
+    await built.lab.allow('a', [{ address: SERVER, protocol: 'tcp', ports: PORT }]);
     // nginx answering each request with 1 byte and closing the connection (as bench/netlab.ts runs it).
-    nginxDir = await mkdtemp(join(tmpdir(), `ticrypt-${p}-nginx-`));
-    const config = [
-      'worker_processes 2;',
-      `pid ${nginxDir}/nginx.pid;`,
-      `error_log ${nginxDir}/error.log;`,
-      'events { worker_connections 4096; }',
-      'http {',
-      '  access_log off;',
-      `  client_body_temp_path ${nginxDir}/body;`,
-      `  proxy_temp_path ${nginxDir}/proxy;`,
-      '  keepalive_timeout 0;',
-      `  server { listen ${SERVER}:${PORT} backlog=4096; location / { return 200 "x"; } }`,
-      '}',
-    ].join('\n');
-    await writeFile(join(nginxDir, 'nginx.conf'), `${config}\n`);
-    const started = startNginx(built.internet.name, join(nginxDir, 'nginx.conf'));
-    nginx = started;
-    await sleep(500);
-    expect(started.exitCode, 'nginx is running').toBeNull();
+    await built.startNginx(built.lab.internet.name, `${SERVER}:${PORT}`);
   });
 
   afterAll(async () => {
-    if (nginx !== undefined) {
-      nginx.kill('SIGTERM');
-      await Promise.race([nginx, sleep(3000)]);
-      nginx.kill('SIGKILL');
-    }
-    if (built !== undefined) {
-      for (const service of built.services) await service.stop();
-      await stopUlogd(auditFiles(join(built.paths.state, 'flow-audit')).pid);
-    }
     await built?.remove();
-    for (const dir of [recordsDir, nginxDir]) if (dir !== '') await rm(dir, { recursive: true, force: true });
   });
 
   it('records every new flow of a 10-second burst exactly once, losing none', async () => {
@@ -215,7 +142,7 @@ describe.skipIf(!available)('flow audit under a burst of new connections (lab)',
     expect((await flowRecords()) - recordsBefore).toBe(recorded);
     expect(recorded).toBe(flows);
     expect((await flowMetric()) - metricBefore).toBe(flows);
-    expect((await verifyChain(recordsDir)).break).toBeUndefined();
+    expect((await verifyChain(audit().recordsDir)).break).toBeUndefined();
   });
 
   // ulogd's conntrack socket runs reliable=1: the kernel keeps an end event it overran and resends it, so
@@ -254,7 +181,7 @@ describe.skipIf(!available)('flow audit under a burst of new connections (lab)',
     expect((await flowRecords()) - recordsBefore).toBe(recorded);
     expect(recorded).toBe(flows);
     for (const [how, value] of Object.entries(await lost())) expect(value, `lost by ${how}`).toBe(0);
-    const report = await verifyChain(recordsDir);
+    const report = await verifyChain(audit().recordsDir);
     expect(report.break).toBeUndefined();
     expect(report.lines).toBeGreaterThanOrEqual(recordsBefore + flows);
   });

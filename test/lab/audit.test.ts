@@ -15,21 +15,15 @@
  *     vm a (1081) ── OVS bridge <p>br ── g1 ─ backend ── up 203.0.113.1 ═══ eth0 internet
  *                                                               198.51.100.1    198.51.100.10 (server), 203.0.113.50 (ssh client)
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryAudit } from '../../src/backend/audit/query.js';
-import { AuditRecord } from '../../src/backend/audit/record.js';
 import { verifyChain } from '../../src/backend/audit/verify.js';
-import { auditFiles } from '../../src/backend/audit/service.js';
-import { runningUlogd, stopUlogd } from '../../src/backend/audit/ulogd-process.js';
-import { API_URL, BackendLab, labUuid, UPLINK_IPS } from './backend-lab.js';
+import { runningUlogd } from '../../src/backend/audit/ulogd-process.js';
+import { AuditLab } from './audit-lab.js';
+import { labUuid, UPLINK_IPS } from './backend-lab.js';
 import { runPrefix } from './names.js';
 import { labAvailable, programsAvailable } from './prereq.js';
-import { configure } from './probes.js';
 import { CLI } from './service.js';
 
 const available =
@@ -48,64 +42,26 @@ const atMost = (payload: number, packets: number) => Math.ceil(payload * 1.05) +
 
 describe.skipIf(!available)('flow audit: records from ulogd2 through the service (lab)', { timeout: 150_000 }, () => {
   const p = runPrefix();
-  let built: BackendLab<'a'> | undefined;
+  let built: AuditLab<'a'> | undefined;
   let ip = '';
   let sshPort = 0;
-  const servers: { kill: (signal?: NodeJS.Signals) => boolean }[] = [];
 
-  const lab = (): BackendLab<'a'> => {
+  const audit = (): AuditLab<'a'> => {
     if (built === undefined) throw new Error('the lab was not built');
     return built;
   };
-  const files = () => auditFiles(join(lab().paths.state, 'flow-audit'));
-
-  let recordsDir = '';
-  /** Every producer record in the store's day files, in chain order. */
-  async function records(): Promise<AuditRecord[]> {
-    const all: AuditRecord[] = [];
-    for await (const hit of queryAudit(recordsDir, {})) {
-      const parsed = AuditRecord.safeParse(hit.stored.rec);
-      if (parsed.success) all.push(parsed.data);
-    }
-    return all;
-  }
-
-  async function waitFor<T>(what: string, find: (all: AuditRecord[]) => T | undefined, ms = 100_000): Promise<T> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = find(await records());
-      if (found !== undefined) return found;
-      if (Date.now() > deadline) {
-        const conntrack = await lab()
-          .backend.run('conntrack', ['-L', '-o', 'extended'])
-          .catch((e: Error) => e.message);
-        throw new Error(
-          `no ${what} within ${ms} ms: ${JSON.stringify(await records())}\nconntrack: ${typeof conntrack === 'string' ? conntrack : conntrack.stdout}`,
-        );
-      }
-      await sleep(200);
-    }
-  }
-
-  async function metrics(): Promise<string> {
-    const response = await fetch(`${API_URL}/metrics`, {
-      headers: { authorization: `Bearer ${lab().tokens.prometheus}` },
-    });
-    return response.text();
-  }
+  const lab = () => audit().lab;
+  const files = () => audit().files;
+  const records = () => audit().records();
+  const waitFor: AuditLab<'a'>['waitFor'] = (what, find, ms) => audit().waitFor(what, find, ms);
+  const metrics = () => audit().metrics();
 
   /** A server in `ns` on address:port that sends `reply` bytes, then reads to the end (forked per connection). */
   function server(ns: string, address: string, port: number, reply: number) {
-    const child = execa(
-      'ip',
-      [
-        ...['netns', 'exec', ns, 'socat'],
-        `TCP-LISTEN:${port},bind=${address},reuseaddr,fork`,
-        `SYSTEM:head -c ${reply} /dev/zero; cat >/dev/null`,
-      ],
-      { reject: false, stdin: 'ignore' },
-    );
-    servers.push(child);
+    audit().spawn(ns, 'socat', [
+      `TCP-LISTEN:${port},bind=${address},reuseaddr,fork`,
+      `SYSTEM:head -c ${reply} /dev/zero; cat >/dev/null`,
+    ]);
   }
 
   /** Send `bytes` from `ns` to host:port, read until the server closes: the bytes received, as the client counts them. */
@@ -118,8 +74,7 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
   }
 
   beforeAll(async () => {
-    recordsDir = await mkdtemp(join(tmpdir(), `ticrypt-${p}-records-`));
-    built = await BackendLab.create(p, {
+    built = await AuditLab.create(p, {
       site: {
         networks: {
           secure: { preset: 'secure', ssh: { ports: '22100-22109', sources: ['203.0.113.0/24'] } },
@@ -128,39 +83,19 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
       vms: { a: VM_A },
       internet: [`${SERVER}/24`, `${CLIENT}/24`],
       tokens: { 'kvm-1': [], ops: ['--admin'], prometheus: ['--metrics'] },
-      serveArgs: ['--audit', '--audit-records', recordsDir],
     });
-    // End events right after a close (production keeps the kernel's timeouts).
-    for (const key of ['time_wait', 'fin_wait', 'close_wait', 'last_ack', 'close']) {
-      await built.backend.run('sysctl', ['-qw', `net.netfilter.nf_conntrack_tcp_timeout_${key}=1`]);
-    }
     await built.startService();
-    await built.place(VM_A.vm, ['kvm-1']);
-    const { status, json } = await built.call('POST', '/v1/register', 'kvm-1', {
-      vmUuid: VM_A.vm,
-      vmName: 'vm-a',
-      mac: VM_A.mac,
-      network: 'secure',
-      generation: 1,
-    });
-    expect(status, JSON.stringify(json)).toBe(200);
-    ip = json.ip as string;
+    const { ip: address, json } = await built.registerVm('a');
+    ip = address;
     sshPort = Number(json.ssh?.port ?? 0);
-    await configure(built.vm.a, 'eth0', `${ip}/17`, built.network('secure').gateway);
-    await built.allow('a', [{ address: SERVER, protocol: 'tcp', ports: 5001 }]);
-    server(built.internet.name, SERVER, 5001, 30_000);
-    server(built.vm.a.name, '0.0.0.0', 22, 20_000);
+    await built.lab.allow('a', [{ address: SERVER, protocol: 'tcp', ports: 5001 }]);
+    server(built.lab.internet.name, SERVER, 5001, 30_000);
+    server(built.lab.vm.a.name, '0.0.0.0', 22, 20_000);
     await sleep(300);
   });
 
   afterAll(async () => {
-    for (const s of servers) s.kill('SIGKILL');
-    if (built !== undefined) {
-      for (const service of built.services) await service.stop();
-      await stopUlogd(files().pid);
-    }
     await built?.remove();
-    if (recordsDir !== '') await rm(recordsDir, { recursive: true, force: true });
   });
 
   it('puts an allowed connection on record with the VM identity, the admitting entry and both byte counts', async () => {
@@ -243,7 +178,7 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
     expect(late[0]).toBeLessThan(80_000);
     expect(late[1]).toBeGreaterThanOrEqual(80_000);
     // The day files the service wrote across its two runs are one whole chain.
-    const report = await verifyChain(recordsDir);
+    const report = await verifyChain(audit().recordsDir);
     expect(report.break).toBeUndefined();
     expect(report.lines).toBeGreaterThanOrEqual(before + 2);
   });
