@@ -197,6 +197,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
           logger: logger.child({ flowAudit: true }),
           nflogGroup: auditGroup,
           ulogd: options.audit.ulogd ?? 'managed',
+          dnsAdmissions: (nicId, address, atMs) => dns.attribution.admissions(nicId, address, atMs),
           ...(options.audit.pollMs === undefined ? {} : { pollMs: options.audit.pollMs }),
         });
   try {

@@ -5,6 +5,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
+import type { DnsAdmission } from '../dns/attribution.js';
 import { decodeFlowMark, NIC_ID_MASK } from '../nft/marks.js';
 import { REFUSAL_PREFIX } from '../nft/audit.js';
 import { AUDIT_RECORD_VERSION, RefusalReason, type AuditVm, type FlowRecord, type RefusedRecord } from './record.js';
@@ -16,6 +17,8 @@ export interface IdentitySource {
   entries(vmUuid: string): readonly AllowEntry[];
   /** The network a NIC id belonged to, when the registration is gone (for records of late flow ends). */
   audited(network: string): boolean;
+  /** The names whose DNS answers held `address` open for NIC `nicId` at `atMs` (see `DnsAttribution`). */
+  dnsAdmissions?(nicId: number, address: string, atMs: number): readonly DnsAdmission[];
 }
 
 /** One parsed ulogd JSON line: field names as ulogd writes them (`orig.raw.pktlen`, `oob.prefix`, ...). */
@@ -90,10 +93,21 @@ function contains(cidr: string, ip: string): boolean {
   }
 }
 
+/** An entry's ` <protocol>[ <ports>]`, as {@link entryText} ends. */
+function portsText(entry: AllowEntry): string {
+  return entryText(entry).slice((entry.type === 'address' ? entry.address : entry.domain).length);
+}
+
 /**
  * Which allow entry admitted a flow: the first address entry that holds its
- * destination (`203.0.113.0/24 tcp 80-90`), or for DNS the domain entries
- * its protocol and port fit (`files.example tcp 80`, several joined by `|`).
+ * destination (`203.0.113.0/24 tcp 80-90`). For DNS, the names whose answers
+ * to this VM held the destination open when the flow started, through an
+ * entry its protocol and port fit (`admissions`, from the DNS front):
+ * `a.example tcp 443`, or `x.files.example (*.files.example) tcp 443` for a
+ * wildcard entry; several, joined by `|`, when answers for several names
+ * named the same address (the table cannot tell which the VM used). Without
+ * such a note (an answer given before the service started, or forgotten), the
+ * domain entries its protocol and port fit, marked `unattributed: `.
  */
 export function admittingEntry(
   entries: readonly AllowEntry[],
@@ -101,13 +115,22 @@ export function admittingEntry(
   dst: string,
   proto: string,
   port: number | null,
+  admissions: readonly DnsAdmission[] = [],
 ): string {
   if (kind === 'allow') {
     const hit = entries.find((e) => e.type === 'address' && contains(e.address, dst) && inEntry(e, proto, port));
     return hit === undefined ? 'unknown' : entryText(hit);
   }
+  const named = new Set<string>();
+  for (const { name, entries: opening } of admissions) {
+    for (const entry of opening) {
+      if (!inEntry(entry, proto, port)) continue;
+      named.add(`${name}${entry.domain === name ? '' : ` (${entry.domain})`}${portsText(entry)}`);
+    }
+  }
+  if (named.size > 0) return [...named].join('|');
   const domains = entries.filter((e) => e.type === 'domain' && inEntry(e, proto, port)).map(entryText);
-  return domains.length === 0 ? 'unknown' : domains.join('|');
+  return domains.length === 0 ? 'unknown' : `unattributed: ${domains.join('|')}`;
 }
 
 /**
@@ -160,6 +183,10 @@ export function flowRecord(line: UlogdLine, identity: IdentitySource): Converted
         origDst,
         proto,
         dport,
+        admission === 'dns'
+          ? (identity.dnsAdmissions?.(nicId, origDst, startSec * 1000 + (num(line, 'flow.start.usec') ?? 0) / 1000) ??
+              [])
+          : [],
       );
   return {
     record: {

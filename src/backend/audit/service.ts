@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { AllowEntry, Registration } from '../../protocol/api.js';
 import type { Site } from '../../site/model.js';
+import type { DnsAdmission } from '../dns/attribution.js';
 import type { Store } from '../store/store.js';
 import { auditedNetworks } from '../nft/audit.js';
 import { flowRecord, isoMicros, refusedRecord, type IdentitySource } from './convert.js';
@@ -56,6 +57,8 @@ export interface AuditServiceOptions {
   readonly pollMs?: number;
   /** The ulogd program (default /usr/sbin/ulogd). */
   readonly program?: string;
+  /** Which DNS answers admitted an address for a NIC (the DNS front's `DnsAttribution`); absent: unattributed. */
+  readonly dnsAdmissions?: (nicId: number, address: string, atMs: number) => readonly DnsAdmission[];
 }
 
 /** The files of an audit directory. */
@@ -82,8 +85,13 @@ class StoreIdentity implements IdentitySource {
   constructor(
     private readonly store: Store,
     site: Site,
+    private readonly admissions?: AuditServiceOptions['dnsAdmissions'],
   ) {
     this.audit = new Set(auditedNetworks(site).map((n) => n.name));
+  }
+
+  dnsAdmissions(nicId: number, address: string, atMs: number): readonly DnsAdmission[] {
+    return this.admissions?.(nicId, address, atMs) ?? [];
   }
 
   byNicId(id: number): Registration | undefined {
@@ -148,7 +156,7 @@ export class AuditService {
   constructor(private readonly options: AuditServiceOptions) {
     this.metrics = new AuditMetrics(options.metrics);
     this.files = auditFiles(options.dir);
-    this.identity = new StoreIdentity(options.store, options.site);
+    this.identity = new StoreIdentity(options.store, options.site, options.dnsAdmissions);
     this.suppressed = new SuppressedCounts(options.site);
     const malformed = () => this.lose('malformed', 1);
     this.flows = new JsonlTail({

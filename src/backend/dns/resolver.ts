@@ -45,6 +45,18 @@ export interface ResolverParts {
   readonly lookup: (name: string, type: 'A' | 'CNAME') => Promise<Lookup>;
   /** Opens elements for a NIC; must enter its queue before returning (see `Opener.open`). */
   readonly open: (nic: string, elements: readonly NftElement[], ttl: number, reason: OpenReason) => Promise<void>;
+  /**
+   * Told, once an answer's elements are open, which name opened which address
+   * for which NIC id through which entries, with the answer's TTL (the flow
+   * audit's attribution, see `DnsAttribution`).
+   */
+  readonly admitted?: (
+    nicId: number,
+    address: string,
+    name: string,
+    entries: readonly DomainEntry[],
+    ttl: number,
+  ) => void;
   /** Longest CNAME chain followed. Default 8. */
   readonly maxChain?: number;
 }
@@ -110,19 +122,21 @@ export class DnsResolver {
       return { reply: reply(chain.rcode, aliases), outcome, withheld: 0, cached: chain.cached };
     }
     const kept: DnsRecord[] = [];
-    const opens: { address: string; elements: NftElement[] }[] = [];
+    const opens: { address: string; elements: NftElement[]; opening: DomainEntry[] }[] = [];
     for (const record of addresses) {
       const opening: DomainEntry[] = client.policy.opening(first.entries, record.data);
       if (opening.length === 0) continue;
       kept.push(record);
       const elements = opening.flatMap((entry) => dnsOpenElements(client.registration.nicId, record.data, entry));
-      opens.push({ address: record.data, elements });
+      opens.push({ address: record.data, elements, opening });
     }
     const withheld = addresses.length - kept.length;
     const ttl = Math.min(...kept.map((r) => r.ttl));
     await Promise.all(
       opens.map(({ address, elements }) => this.parts.open(client.key, elements, ttl, { address, names: chain.names })),
     );
+    for (const { address, opening } of opens)
+      this.parts.admitted?.(client.registration.nicId, address, name, opening, ttl);
     return {
       reply: reply('NOERROR', [...aliases, ...kept], kept.length === 0 ? BLOCKED : undefined),
       outcome: kept.length === 0 ? 'nodata' : 'answered',

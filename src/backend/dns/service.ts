@@ -12,6 +12,7 @@ import { dnsOpenElements } from '../nft/elements.js';
 import { NftSession } from '../nft/session.js';
 import type { EnforcedChange, EnforcedState } from '../service/enforcer.js';
 import type { DnsPolicyFollower } from '../service/gateway-enforcer.js';
+import { DnsAttribution } from './attribution.js';
 import { ResolverCache, type CacheOptions } from './cache.js';
 import { DnsClients, servesNetwork, type DnsClient } from './clients.js';
 import { DnsHandler, type HandledMessage } from './handler.js';
@@ -50,6 +51,8 @@ export class DnsService implements DnsPolicyFollower {
   readonly clients: DnsClients;
   readonly opener: Opener;
   readonly cache: ResolverCache;
+  /** Which answer opened which address for which NIC (read by the flow audit). */
+  readonly attribution = new DnsAttribution();
   private readonly upstream: Upstream;
   private readonly session: NftSession | undefined;
   private readonly handler: DnsHandler;
@@ -73,6 +76,8 @@ export class DnsService implements DnsPolicyFollower {
       client: (network, ip) => this.clients.find(network, ip),
       lookup: (name, type) => this.cache.lookup(name, type),
       open: (nic, elements, ttl, reason) => this.opener.open(nic, elements, ttl, reason),
+      admitted: (nicId, address, name, entries, ttl) =>
+        this.attribution.note(nicId, address, name, entries, Date.now() + this.opener.timeoutFor(ttl) * 1000),
     });
     this.metrics = options.metrics === undefined ? undefined : new DnsMetrics(options.metrics, this.opener);
     this.handler = new DnsHandler(resolver, new RateLimiter(options.rate ?? DEFAULT_RATE), (handled) =>
@@ -90,7 +95,10 @@ export class DnsService implements DnsPolicyFollower {
    * address not up, the port taken) is retried in the background and logged.
    */
   async start(): Promise<void> {
-    this.sweeper = setInterval(() => this.opener.sweep(), 30_000);
+    this.sweeper = setInterval(() => {
+      this.opener.sweep();
+      this.attribution.sweep();
+    }, 30_000);
     this.sweeper.unref();
     await this.bindMissing();
   }

@@ -120,7 +120,49 @@ describe('audit records from ulogd lines', () => {
   it('names the admitting entry: the address entry holding the destination, or the fitting domains', () => {
     expect(admittingEntry(ENTRIES, 'allow', '203.0.113.9', 'tcp', 85)).toBe('203.0.113.0/24 tcp 80-90');
     expect(admittingEntry(ENTRIES, 'allow', '203.0.113.9', 'udp', 85)).toBe('unknown');
-    expect(admittingEntry(ENTRIES, 'dns', '198.51.100.1', 'tcp', 443)).toBe('files.example tcp 443');
+    // No note from the DNS front (an answer from before the service started): the fitting entries, marked so.
+    expect(admittingEntry(ENTRIES, 'dns', '198.51.100.1', 'tcp', 443)).toBe('unattributed: files.example tcp 443');
+  });
+
+  it('names, for a DNS flow, only the names whose answers opened its destination, through an entry that fits', () => {
+    const a = { type: 'domain', domain: 'a.example', protocol: 'tcp', ports: { from: 443, to: 443 } } as const;
+    const b = { type: 'domain', domain: 'b.example', protocol: 'tcp', ports: { from: 443, to: 443 } } as const;
+    const wild = { type: 'domain', domain: '*.files.example', protocol: 'tcp', ports: { from: 80, to: 90 } } as const;
+    const entries: AllowEntry[] = [a, b, wild];
+    const dns = (admissions: { name: string; entries: (typeof a | typeof b | typeof wild)[] }[], port = 443) =>
+      admittingEntry(entries, 'dns', '198.51.100.1', 'tcp', port, admissions);
+    expect(dns([{ name: 'a.example', entries: [a] }])).toBe('a.example tcp 443');
+    expect(dns([{ name: 'x.files.example', entries: [wild] }], 85)).toBe('x.files.example (*.files.example) tcp 80-90');
+    // An answer whose entry does not fit the port did not admit this flow.
+    expect(dns([{ name: 'x.files.example', entries: [wild] }])).toBe(
+      'unattributed: a.example tcp 443|b.example tcp 443',
+    );
+    // Two names answered with the same address, both open at the flow's start: both named, the table cannot tell.
+    expect(
+      dns([
+        { name: 'a.example', entries: [a] },
+        { name: 'b.example', entries: [b] },
+      ]),
+    ).toBe('a.example tcp 443|b.example tcp 443');
+  });
+
+  it('asks the DNS front about a DNS flow at its start time, by NIC id and destination', () => {
+    const asked: [number, string, number][] = [];
+    const withDns: IdentitySource = {
+      ...identity,
+      entries: () => [
+        { type: 'domain', domain: 'a.example', protocol: 'tcp' },
+        { type: 'domain', domain: 'b.example', protocol: 'tcp' },
+      ],
+      dnsAdmissions: (nicId, address, atMs) => {
+        asked.push([nicId, address, atMs]);
+        return [{ name: 'a.example', entries: [{ type: 'domain', domain: 'a.example', protocol: 'tcp' }] }];
+      },
+    };
+    const converted = flowRecord(end((admissionBits('dns') | 42) >>> 0), withDns);
+    if (!('record' in converted)) throw new Error(JSON.stringify(converted));
+    expect(converted.record.admittedBy).toEqual({ kind: 'dns', entry: 'a.example tcp' });
+    expect(asked).toEqual([[42, '203.0.113.7', 1796118254 * 1000 + 46.808]]);
   });
 
   it('turns an NFLOG refusal into a refused record, identity by NIC id, or by MAC without one', () => {

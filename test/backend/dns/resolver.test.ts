@@ -45,6 +45,7 @@ function setup(entries: Record<number, AllowEntry[]>) {
   );
   const asked: string[] = [];
   const opened: { nic: string; elements: readonly NftElement[]; ttl: number }[] = [];
+  const notes: string[] = [];
   const resolver = new DnsResolver({
     client: (network, ip) => clients.find(network, ip),
     lookup: async (name, type): Promise<Lookup> => {
@@ -57,9 +58,11 @@ function setup(entries: Record<number, AllowEntry[]>) {
     open: async (key, elements, ttl) => {
       opened.push({ nic: key, elements, ttl });
     },
+    admitted: (nicId, address, name, entries, ttl) =>
+      notes.push(`${nicId} ${address} ${name} ${entries.map((e) => e.domain).join(',')} ${ttl}`),
   });
   const ask = (n: number, name: string, type = 'A') => resolver.resolve('secure', `192.168.129.${n}`, { name, type });
-  return { resolver, clients, asked, opened, ask };
+  return { resolver, clients, asked, opened, notes, ask };
 }
 
 const tcp443 = { protocol: 'tcp', ports: { from: 443, to: 443 } } as const;
@@ -81,6 +84,22 @@ describe('DnsResolver', () => {
         elements: [{ set: 'dns_p16', key: '0x00000001 . 151.101.64.223 . tcp . 443' }],
         ttl: 30,
       },
+    ]);
+  });
+
+  it('tells the audit which queried name opened which address for which NIC id, through which entries', async () => {
+    const { ask, notes } = setup({
+      1: [
+        { type: 'domain', domain: 'pypi.org', ...tcp443 },
+        { type: 'domain', domain: '*.example.org', protocol: 'udp' },
+      ],
+    });
+    await ask(1, 'PyPI.org.');
+    await ask(1, 'intranet.example.org'); // 10.9.9.9 withheld: only what the answer opened is noted
+    expect(notes).toEqual([
+      '1 151.101.0.223 pypi.org pypi.org 30',
+      '1 151.101.64.223 pypi.org pypi.org 30',
+      '1 151.101.1.1 intranet.example.org *.example.org 300',
     ]);
   });
 
