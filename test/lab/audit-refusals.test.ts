@@ -230,6 +230,8 @@ describe.skipIf(!available)(
       const vm = lab().vm.a;
       await setMac(vm, 'eth0', UNREGISTERED_MAC);
       try {
+        // The link's restart dropped the default route.
+        await configure(vm, 'eth0', `${ips.a}/17`, lab().network('secure').gateway);
         expect(await sendUdp(vm, `${ips.a}:40003`, `${SERVER}:${PORTS.unregistered}`, { count: 5 })).toBe(5);
       } finally {
         await setMac(vm, 'eth0', VMS.a.mac);
