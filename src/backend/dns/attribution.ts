@@ -79,6 +79,16 @@ export class DnsAttribution {
     return out;
   }
 
+  /**
+   * NIC `nicId` went away (its elements were closed): its windows end now, so
+   * a NIC that gets the id later is not credited with its answers.
+   */
+  end(nicId: number): void {
+    const now = this.now();
+    for (const byName of this.notes.get(nicId)?.values() ?? [])
+      for (const w of byName.values()) w.until = Math.min(w.until, now);
+  }
+
   /** How many windows are kept. */
   get size(): number {
     return this.count;

@@ -137,6 +137,7 @@ export class DnsService implements DnsPolicyFollower {
   /** One registry change: close what NICs that went away, or lost entries, no longer justify. */
   async change(change: EnforcedChange): Promise<void> {
     const { gone, changed } = this.clients.apply(change.before, change.after);
+    for (const client of gone) this.attribution.end(client.registration.nicId);
     const closing = [
       ...gone.map((client) => this.opener.close(client.key)),
       ...changed.map((client) => this.opener.retain(client.key, (record) => justified(client, record))),

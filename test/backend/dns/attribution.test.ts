@@ -45,6 +45,16 @@ describe('DNS attribution: which answer opened which address for which NIC', () 
     expect(attribution.size).toBe(1);
   });
 
+  it('ends the windows of a NIC that went away, so a later holder of its id is not credited', () => {
+    let now = 1000;
+    const attribution = new DnsAttribution({ now: () => now });
+    attribution.note(7, IP, 'a.example', [A], 100_000);
+    now = 2000;
+    attribution.end(7);
+    expect(attribution.admissions(7, IP, 1500)).toHaveLength(1);
+    expect(attribution.admissions(7, IP, 3000)).toEqual([]);
+  });
+
   it('forgets windows retainMs after they ended, and keeps at most maxWindows', () => {
     let now = 0;
     const attribution = new DnsAttribution({ now: () => now, retainMs: 1000, maxWindows: 20 });
