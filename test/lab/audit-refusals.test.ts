@@ -38,6 +38,8 @@ const available =
   programsAvailable('ulogd');
 
 const SERVER = '198.51.100.10';
+/** The lab's internet is TEST-NET-2, special-use: the DNS front withholds it unless an entry names the range. */
+const TEST_NET_2 = '198.51.100.0/24';
 const DNS_A = '198.51.100.21';
 const DNS_B = '198.51.100.22';
 /** The allowed flows: tcp SERVER:5001 (an address entry), tcp :5005 of a.example and b.example (DNS). */
@@ -157,8 +159,8 @@ describe.skipIf(!available)(
       await configure(l.vm.sv, 'eth0', `${SV_IP}/24`, l.network('service').gateway);
       await l.allow('a', [
         { address: SERVER, protocol: 'tcp', ports: ALLOWED_PORT },
-        { domain: 'a.example', protocol: 'tcp', ports: DNS_PORT },
-        { domain: 'b.example', protocol: 'tcp', ports: DNS_PORT },
+        { domain: 'a.example', protocol: 'tcp', ports: DNS_PORT, specialRanges: [TEST_NET_2] },
+        { domain: 'b.example', protocol: 'tcp', ports: DNS_PORT, specialRanges: [TEST_NET_2] },
       ]);
       internetRx = await Receiver.start(l.internet, [
         `tcp:${SERVER}:${ALLOWED_PORT}`,
