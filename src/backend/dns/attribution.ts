@@ -80,13 +80,16 @@ export class DnsAttribution {
   }
 
   /**
-   * NIC `nicId` went away (its elements were closed): its windows end now, so
-   * a NIC that gets the id later is not credited with its answers.
+   * NIC `nicId` went away (its elements were closed), or without an id, the
+   * table was rebuilt or lost (every element is gone): those windows end now,
+   * so a NIC that gets the id later, or a flow admitted by a later answer, is
+   * not credited to them.
    */
-  end(nicId: number): void {
+  end(nicId?: number): void {
     const now = this.now();
-    for (const byName of this.notes.get(nicId)?.values() ?? [])
-      for (const w of byName.values()) w.until = Math.min(w.until, now);
+    const nics = nicId === undefined ? [...this.notes.values()] : [this.notes.get(nicId) ?? new Map()];
+    for (const byAddress of nics)
+      for (const byName of byAddress.values()) for (const w of byName.values()) w.until = Math.min(w.until, now);
   }
 
   /** How many windows are kept. */

@@ -127,11 +127,13 @@ export class DnsService implements DnsPolicyFollower {
   rebuild(state: EnforcedState): void {
     this.clients.rebuild(state.registrations, state.allowLists);
     this.opener.forget();
+    this.attribution.end();
   }
 
   /** The table was lost (the guard saw it): open nothing until the rebuild (see `Opener.suspend`). */
   tableLost(): void {
     this.opener.suspend();
+    this.attribution.end();
   }
 
   /** One registry change: close what NICs that went away, or lost entries, no longer justify. */

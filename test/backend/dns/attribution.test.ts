@@ -53,6 +53,11 @@ describe('DNS attribution: which answer opened which address for which NIC', () 
     attribution.end(7);
     expect(attribution.admissions(7, IP, 1500)).toHaveLength(1);
     expect(attribution.admissions(7, IP, 3000)).toEqual([]);
+    // The table rebuilt: every window ends.
+    attribution.note(8, IP, 'b.example', [B], 100_000);
+    now = 4000;
+    attribution.end();
+    expect(attribution.admissions(8, IP, 5000)).toEqual([]);
   });
 
   it('forgets windows retainMs after they ended, and keeps at most maxWindows', () => {
