@@ -126,9 +126,10 @@ export class AuditLab<V extends string> {
   /**
    * nginx in `ns` (foreground, two workers, no access log) answering every
    * request on `listen` (`address:port`) with 1 byte and closing the
-   * connection; fails unless it still runs 500 ms later.
+   * connection; fails unless it still runs 500 ms later. (Resolves to nothing: an async function returning
+   * the child would wait for it to exit.)
    */
-  async startNginx(ns: string, listen: string): Promise<LabChild> {
+  async startNginx(ns: string, listen: string): Promise<void> {
     const dir = await mkdtemp(join(tmpdir(), `ticrypt-${this.lab.prefix}-nginx-`));
     this.dirs.push(dir);
     const config = [
@@ -148,7 +149,6 @@ export class AuditLab<V extends string> {
     const child = this.spawn(ns, 'nginx', ['-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']);
     await sleep(500);
     if (child.exitCode !== null) throw new Error(`nginx in ${ns} exited: ${String((await child).stderr)}`);
-    return child;
   }
 
   /** Every producer record in the store's day files, in chain order. */
