@@ -1,5 +1,5 @@
 /**
- * The flow-audit lab (issue 16) the audit lab tests and bench/audit.ts build
+ * The flow-audit lab (issue 16) the audit lab tests build
  * on a {@link BackendLab}: `backend serve --audit --audit-records <dir>` (or
  * the caller's own, changing, serve arguments), conntrack's close timeouts cut
  * to 1 s in the backend (end events right after a close; production keeps the
