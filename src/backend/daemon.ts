@@ -72,6 +72,10 @@ export interface BackendOptions {
     readonly ulogd?: 'managed' | 'external';
     readonly nflogGroup?: number;
     readonly pollMs?: number;
+    /** Both ulogd netlink socket buffers, bytes (tests driving the audit past capacity); default 64 MiB / 8 MiB. */
+    readonly netlinkBuffer?: number;
+    /** Rotate ulogd's output files past this many bytes read (default 64 MiB). */
+    readonly rotateBytes?: number;
   };
 }
 
@@ -199,6 +203,8 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
           ulogd: options.audit.ulogd ?? 'managed',
           dnsAdmissions: (nicId, address, atMs) => dns.attribution.admissions(nicId, address, atMs),
           ...(options.audit.pollMs === undefined ? {} : { pollMs: options.audit.pollMs }),
+          ...(options.audit.netlinkBuffer === undefined ? {} : { netlinkBuffer: options.audit.netlinkBuffer }),
+          ...(options.audit.rotateBytes === undefined ? {} : { rotateBytes: options.audit.rotateBytes }),
         });
   try {
     await guard.prepare();

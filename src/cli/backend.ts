@@ -20,6 +20,8 @@ import { loadSite } from '../site/load.js';
 import { HostName } from '../site/primitives.js';
 import { type CliIo, type GlobalOptions, toJson } from './io.js';
 import { parseInteger } from './options.js';
+import { NETLINK_BUFFER_RANGE } from '../backend/audit/ulogd-config.js';
+import { DEFAULT_ROTATE_BYTES } from '../backend/audit/service.js';
 import { DEFAULT_STATE_DIR, DEFAULT_STORE } from '../names.js';
 
 interface ServeOptions {
@@ -35,6 +37,8 @@ interface ServeOptions {
   audit?: string | boolean;
   auditUlogd?: string;
   auditRecords?: string;
+  auditNetlinkBuffer?: string;
+  auditRotateBytes?: string;
 }
 
 interface SetupOptions {
@@ -154,6 +158,15 @@ export function addBackendCommands(program: Command, io: CliIo): void {
       '--audit-ulogd <mode>',
       "'managed' (the service runs ulogd) or 'external' (ticrypt-net-ulogd.service does)",
       'managed',
+    )
+    .option(
+      '--audit-netlink-buffer <bytes>',
+      "both of ulogd's netlink socket buffers (tests driving the audit past capacity; default 64 MiB conntrack events, 8 MiB NFLOG; read when ulogd starts)",
+    )
+    .option(
+      '--audit-rotate-bytes <bytes>',
+      "rotate ulogd's output files once this many of their bytes are read and stored (renamed, ulogd reopens on SIGHUP, the old file read to its end and removed)",
+      String(DEFAULT_ROTATE_BYTES),
     )
     .action(async (options: ServeOptions) => {
       const site = await loadSite(options.site);
@@ -279,7 +292,13 @@ function parseListen(text: string): { host: string; port: number } {
   return { host, port: parseInteger('--listen port', text.slice(colon + 1), 0, 65535) };
 }
 
-function auditOptions(options: ServeOptions): { dir?: string; recordsDir?: string; ulogd: 'managed' | 'external' } {
+function auditOptions(options: ServeOptions): {
+  dir?: string;
+  recordsDir?: string;
+  ulogd: 'managed' | 'external';
+  netlinkBuffer?: number;
+  rotateBytes: number;
+} {
   const mode = options.auditUlogd ?? 'managed';
   if (mode !== 'managed' && mode !== 'external') {
     throw new UsageError(`--audit-ulogd: expected 'managed' or 'external', found ${JSON.stringify(mode)}`);
@@ -288,5 +307,21 @@ function auditOptions(options: ServeOptions): { dir?: string; recordsDir?: strin
     ...(typeof options.audit === 'string' ? { dir: options.audit } : {}),
     ...(options.auditRecords === undefined ? {} : { recordsDir: options.auditRecords }),
     ulogd: mode,
+    rotateBytes: parseInteger(
+      '--audit-rotate-bytes',
+      options.auditRotateBytes ?? String(DEFAULT_ROTATE_BYTES),
+      4096,
+      Number.MAX_SAFE_INTEGER,
+    ),
+    ...(options.auditNetlinkBuffer === undefined
+      ? {}
+      : {
+          netlinkBuffer: parseInteger(
+            '--audit-netlink-buffer',
+            options.auditNetlinkBuffer,
+            NETLINK_BUFFER_RANGE.min,
+            NETLINK_BUFFER_RANGE.max,
+          ),
+        }),
   };
 }

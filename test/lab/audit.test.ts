@@ -152,7 +152,7 @@ describe.skipIf(!available)('flow audit: records from ulogd2 through the service
     expect(flow.bytes.in).toBeLessThanOrEqual(atMost(50_000, flow.packets.in));
     const text = await metrics();
     expect(text).toMatch(/ticrypt_audit_records_total\{kind="flow"\} [1-9]/);
-    expect(text).toMatch(/ticrypt_audit_lost_total\{how="netlink"\} 0/);
+    expect(text).toMatch(/ticrypt_audit_nflog_drops_total 0/);
     expect(text).toMatch(/ticrypt_audit_logger_up 1/);
   });
 

@@ -220,8 +220,11 @@ export class BackendLab<V extends string, G extends string = never> {
     return this.network(network).gatewayInterface;
   }
 
-  /** Start `backend serve` in the backend namespace (plain HTTP on the management link) and wait for /healthz (`ms`). */
-  async startService(ms = 20_000): Promise<BackendService> {
+  /**
+   * Start `backend serve` in the backend namespace (plain HTTP on the management link) and wait for /healthz (`ms`);
+   * `extraArgs` after the lab's `serveArgs` (this start only).
+   */
+  async startService(ms = 20_000, extraArgs: readonly string[] = []): Promise<BackendService> {
     const service = await BackendService.start(
       {
         netns: this.backend,
@@ -236,7 +239,7 @@ export class BackendLab<V extends string, G extends string = never> {
             '--state-dir',
             this.paths.state,
           ],
-          ...['--listen', `${API_IP}:${API_PORT}`, '--insecure-http', ...(this.options.serveArgs ?? [])],
+          ...['--listen', `${API_IP}:${API_PORT}`, '--insecure-http', ...(this.options.serveArgs ?? []), ...extraArgs],
         ],
         logFile: this.paths.log,
         pidFile: join(this.work, `service-${this.services.length}.pid`),

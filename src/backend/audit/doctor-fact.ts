@@ -18,7 +18,7 @@ export interface AuditFact {
   readonly pidFile: string;
   /** ulogd's pid while it runs. */
   readonly pid?: number;
-  /** Refusals the kernel dropped on its NFLOG socket since it started (lost). */
+  /** Netlink messages (batches of refusals) the kernel dropped on its NFLOG socket since it started (lost). */
   readonly netlinkDrops: number;
   /** Conntrack end events its event socket overran since it started (kept and resent by the kernel). */
   readonly overruns: number;
@@ -109,7 +109,7 @@ export function checkAudit(fact: AuditFact): CheckResult[] {
       : fail(
           'audit.netlink-drops',
           'ulogd',
-          `the kernel dropped ${fact.netlinkDrops} refusals on the logger's NFLOG socket: they have no record`,
+          `the kernel dropped ${fact.netlinkDrops} batches of refusals on the logger's NFLOG socket: they have no record (ticrypt_audit_lost_total{how="nflog-gap"} counts them)`,
           'raise netlink_socket_buffer_size in the audit config, or give the logger a core of its own',
         ),
     ...ledgerResults,

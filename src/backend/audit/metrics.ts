@@ -1,10 +1,12 @@
 /**
  * The flow audit's counters on the backend's `/metrics` registry: records
- * written by kind, and every way a record can be lost: conntrack events the
- * kernel dropped on ulogd's netlink sockets, NFLOG sequence gaps, refusals
- * the rate limit suppressed (exact, from the table's counters), logger
- * outages and their length, and lines ulogd wrote that were not JSON. The
- * loss counters start from the service's loss ledger (loss-ledger.ts).
+ * written by kind, and every way a record can be lost: NFLOG sequence gaps
+ * (refusals the kernel dropped on ulogd's NFLOG socket, one by one; the
+ * dropped netlink messages, batches of them, counted apart), conntrack
+ * event overruns (resent, not lost), refusals the rate limit suppressed
+ * (exact, from the table's counters), logger outages and their length, and
+ * lines ulogd wrote that were not JSON. The loss counters start from the
+ * service's loss ledger (loss-ledger.ts).
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 
@@ -13,11 +15,14 @@ export class AuditMetrics {
   readonly records: Counter<'kind'>;
   readonly lost: Counter<'how'>;
   readonly overruns: Counter;
+  readonly nflogDrops: Counter;
   readonly suppressed: Counter<'network' | 'reason'>;
   readonly loggerUp: Gauge;
   readonly loggerStarts: Counter;
   readonly loggerDownSeconds: Counter;
   readonly lag: Gauge<'stream'>;
+  readonly rotations: Counter<'stream'>;
+  readonly conntrackFailures: Gauge<'how'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -29,11 +34,16 @@ export class AuditMetrics {
     });
     this.lost = new Counter({
       name: 'ticrypt_audit_lost_total',
-      help: 'Audit events lost, by how: netlink (refusals the kernel dropped on the logger NFLOG socket), nflog-gap (refusals missing from the NFLOG sequence), logger-down (logger outages: every audited flow that ended during one has no record; their length is ticrypt_audit_logger_down_seconds_total), malformed (lines not JSON); kept across service restarts',
+      help: 'Audit events lost, by how: nflog-gap (refusals missing from the NFLOG sequence: the ones the kernel dropped on the logger socket, each counted once a later refusal arrives), logger-down (logger outages: every audited flow that ended during one has no record; their length is ticrypt_audit_logger_down_seconds_total), malformed (lines not JSON); kept across service restarts',
       labelNames: ['how'],
       registers,
     });
-    for (const how of ['netlink', 'nflog-gap', 'logger-down', 'malformed']) this.lost.inc({ how }, 0);
+    for (const how of ['nflog-gap', 'logger-down', 'malformed']) this.lost.inc({ how }, 0);
+    this.nflogDrops = new Counter({
+      name: 'ticrypt_audit_nflog_drops_total',
+      help: 'Netlink messages the kernel dropped on the logger\'s NFLOG socket: each a batch of up to hundreds of refusals, which lost_total{how="nflog-gap"} counts one by one',
+      registers,
+    });
     this.overruns = new Counter({
       name: 'ticrypt_audit_netlink_overruns_total',
       help: "Conntrack end events the logger's socket could not take at once; the kernel keeps and resends them (reliable mode), so not lost, but a sign the logger falls behind; kept across service restarts",
@@ -60,6 +70,18 @@ export class AuditMetrics {
       name: 'ticrypt_audit_reader_lag_bytes',
       help: "Bytes of ulogd's output not yet read, by stream (flows, refused)",
       labelNames: ['stream'],
+      registers,
+    });
+    this.rotations = new Counter({
+      name: 'ticrypt_audit_rotations_total',
+      help: 'Times the reader asked ulogd to reopen an output file it rotated (SIGHUP; asked again each second until it has), by stream',
+      labelNames: ['stream'],
+      registers,
+    });
+    this.conntrackFailures = new Gauge({
+      name: 'ticrypt_audit_conntrack_failures',
+      help: "The conntrack table's failures since the namespace began (/proc/net/stat/nf_conntrack), by how: drop (new flows dropped: the table full, e.g. of entries held for a logger that falls behind: fail closed), early_drop (old entries evicted), insert_failed",
+      labelNames: ['how'],
       registers,
     });
   }

@@ -1,7 +1,7 @@
 /**
  * The edge that reads how many messages the kernel dropped on a process's
- * netlink sockets: the Drops column of `/proc/net/netlink` (of the reader's
- * network namespace) for the socket inodes `/proc/<pid>/fd` holds. LAB.md:
+ * netlink sockets: the Drops column of `/proc/<pid>/net/netlink` (the
+ * process's own network namespace, wherever the reader runs) for the socket inodes `/proc/<pid>/fd` holds. LAB.md:
  * the only place conntrack event losses show.
  *
  * The two kinds of socket count differently. The conntrack event socket
@@ -9,7 +9,9 @@
  * it with `reliable=1`: the kernel keeps an end event it could not deliver
  * and sends it again, so its Drops are overruns, not losses (a 10 s burst of
  * 83,369 flows overran it 1,508 times and every flow was on record). The
- * NFLOG socket (Groups 0) is unicast: its Drops are refusals lost.
+ * NFLOG socket (Groups 0) is unicast: each of its Drops is a lost netlink
+ * message, a batch of up to hundreds of refusals (a stalled logger with a
+ * 4 KiB buffer: 15 Drops, 251 refusals missing from the NFLOG sequence).
  */
 import { readdir, readFile, readlink } from 'node:fs/promises';
 
@@ -17,7 +19,7 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 export interface NetlinkDrops {
   /** Sockets subscribed to multicast groups (conntrack events, redelivered in reliable mode): overruns. */
   readonly events: Map<number, number>;
-  /** Unicast sockets (NFLOG): messages lost. */
+  /** Unicast sockets (NFLOG): messages (batches of refusals) lost. */
   readonly log: Map<number, number>;
 }
 
@@ -31,7 +33,8 @@ export async function netlinkDrops(pid: number): Promise<NetlinkDrops> {
     if (match?.[1] !== undefined) inodes.add(Number(match[1]));
   }
   const drops: NetlinkDrops = { events: new Map(), log: new Map() };
-  const table = await readFile('/proc/net/netlink', 'utf8').catch(() => '');
+  // The process's own namespace's table (doctor may run outside it).
+  const table = await readFile(`/proc/${pid}/net/netlink`, 'utf8').catch(() => '');
   for (const line of table.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);
     if (fields.length < 10) continue;

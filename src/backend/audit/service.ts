@@ -26,12 +26,14 @@ import {
   type LossKind,
   type LossLedger,
 } from './loss-ledger.js';
+import { CONNTRACK_FAILURES, readConntrackStat } from './conntrack-stat.js';
 import { DropTracker, netlinkDrops } from './netlink-drops.js';
 import type { AuditRecord, AuditSink, SuppressedRecord } from './record.js';
 import { readTableCounters, SuppressedCounts } from './refusal-counts.js';
 import { JsonlTail } from './ulogd-tail.js';
 import { renderUlogdConfig } from './ulogd-config.js';
 import { ensureUlogd, runningUlogd } from './ulogd-process.js';
+import { signalPid } from '../dnsmasq/process.js';
 
 /** The conntrack settings end events need (LAB.md): bytes, µs times, and events for flows opened while no listener ran. */
 export const AUDIT_SYSCTLS = {
@@ -59,7 +61,20 @@ export interface AuditServiceOptions {
   readonly program?: string;
   /** Which DNS answers admitted an address for a NIC (the DNS front's `DnsAttribution`); absent: unattributed. */
   readonly dnsAdmissions?: (nicId: number, address: string, atMs: number) => readonly DnsAdmission[];
+  /**
+   * Both of ulogd's netlink socket buffers, bytes (default: 64 MiB conntrack events, 8 MiB NFLOG). For tests
+   * that drive the audit past capacity (`backend serve --audit-netlink-buffer`); ulogd reads it when it starts.
+   */
+  readonly netlinkBuffer?: number;
+  /**
+   * Rotate each of ulogd's output files once this many of its bytes are read and stored (default
+   * {@link DEFAULT_ROTATE_BYTES}): renamed, ulogd told to reopen (SIGHUP), the old one read to its end and removed.
+   */
+  readonly rotateBytes?: number;
 }
+
+/** ulogd's output files are rotated past this size unless told otherwise: 64 MiB. */
+export const DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024;
 
 /** The files of an audit directory. */
 export function auditFiles(dir: string) {
@@ -159,17 +174,28 @@ export class AuditService {
     this.identity = new StoreIdentity(options.store, options.site, options.dnsAdmissions);
     this.suppressed = new SuppressedCounts(options.site);
     const malformed = () => this.lose('malformed', 1);
+    const rotateBytes = options.rotateBytes ?? DEFAULT_ROTATE_BYTES;
+    // ulogd's JSON output reopens its file on SIGHUP (2.0.8, seen in the lab).
+    const reopen = (stream: 'flows' | 'refused') => () => {
+      this.metrics.rotations.inc({ stream });
+      // Gone meanwhile: the ulogd started next opens a new file anyway.
+      if (this.pid !== undefined) signalPid(this.pid, 'SIGHUP');
+    };
     this.flows = new JsonlTail({
       file: this.files.flows,
       stateFile: this.files.flowsOffset,
       onMalformed: malformed,
       onBatch: (lines) => this.takeFlows(lines),
+      rotateBytes,
+      onRotate: reopen('flows'),
     });
     this.refused = new JsonlTail({
       file: this.files.refused,
       stateFile: this.files.refusedOffset,
       onMalformed: malformed,
       onBatch: (lines) => this.takeRefused(lines),
+      rotateBytes,
+      onRotate: reopen('refused'),
     });
   }
 
@@ -191,6 +217,9 @@ export class AuditService {
         refusedFile: this.files.refused,
         logFile: this.files.log,
         nflogGroup: this.nflogGroup,
+        ...(this.options.netlinkBuffer === undefined
+          ? {}
+          : { netlinkBuffer: this.options.netlinkBuffer, nflogBuffer: this.options.netlinkBuffer }),
       }),
     );
     await this.loadLedger();
@@ -225,17 +254,18 @@ export class AuditService {
     await this.checkLogger();
     if (this.pid !== undefined) {
       const drops = await netlinkDrops(this.pid);
-      const lost = this.drops.delta(drops.log);
-      if (lost > 0) {
-        this.lose('netlink', lost);
-        this.options.logger.error({ lost }, 'audit: the kernel dropped refusals on the logger socket');
+      // Each dropped message is a batch of refusals; their number shows as the NFLOG sequence's gap.
+      const dropped = this.drops.delta(drops.log);
+      if (dropped > 0) {
+        this.metrics.nflogDrops.inc(dropped);
+        this.options.logger.error({ dropped }, 'audit: the kernel dropped refusal batches on the logger socket');
       }
       const overruns = this.overruns.delta(drops.events);
       if (overruns > 0) this.metrics.overruns.inc(overruns);
       if (this.ledger !== undefined) {
         this.ledger.overruns += overruns;
         this.ledger.sockets = { events: dropsToRecord(this.overruns.seen), log: dropsToRecord(this.drops.seen) };
-        this.ledgerDirty ||= lost > 0 || overruns > 0;
+        this.ledgerDirty ||= dropped > 0 || overruns > 0;
       }
     }
     const now = Date.now();
@@ -253,6 +283,8 @@ export class AuditService {
     this.lastPoll = now;
     for (const c of counts) this.metrics.suppressed.inc({ network: c.network, reason: c.reason }, c.count);
     await this.hand(records);
+    const failures = await readConntrackStat();
+    for (const how of CONNTRACK_FAILURES) if (failures) this.metrics.conntrackFailures.set({ how }, failures[how]);
     this.metrics.lag.set({ stream: 'flows' }, this.flows.lagBytes);
     this.metrics.lag.set({ stream: 'refused' }, this.refused.lagBytes);
     if (this.ledgerDirty) await this.saveLedger();

@@ -13,7 +13,7 @@ describe('the audit doctor checks', () => {
   it('fails a logger that is not running, and refusals dropped on the NFLOG socket', () => {
     const results = checkAudit({ pidFile: '/run/u.pid', netlinkDrops: 3, overruns: 0 });
     expect(results.map((r) => r.status)).toEqual(['fail', 'fail']);
-    expect(status(results)[1]?.[2]).toContain('dropped 3 refusals');
+    expect(status(results)[1]?.[2]).toContain('dropped 3 batches of refusals');
   });
 });
 

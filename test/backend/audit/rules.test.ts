@@ -51,6 +51,17 @@ describe('flow audit in the table and in ulogd.conf', () => {
     expect(() => renderUlogdConfig({ flowFile: 'x"y', refusedFile: '/r', logFile: '/l', nflogGroup: 2 })).toThrow();
   });
 
+  it('applies --audit-netlink-buffer to both sockets, maximum twice the size, and refuses a size out of range', () => {
+    const files = { flowFile: '/f', refusedFile: '/r', logFile: '/l', nflogGroup: 2 };
+    const conf = renderUlogdConfig(files);
+    expect(conf).toContain('netlink_socket_buffer_size=67108864\nnetlink_socket_buffer_maxsize=134217728');
+    expect(conf).toContain('netlink_socket_buffer_size=8388608\nnetlink_socket_buffer_maxsize=16777216');
+    const tiny = renderUlogdConfig({ ...files, netlinkBuffer: 4096, nflogBuffer: 4096 });
+    expect(tiny.match(/netlink_socket_buffer_size=4096\nnetlink_socket_buffer_maxsize=8192/g)).toHaveLength(2);
+    for (const bad of [4095, 1.5, 2 ** 31])
+      expect(() => renderUlogdConfig({ ...files, netlinkBuffer: bad }), String(bad)).toThrow(/4096-1073741824/);
+  });
+
   it('counts what the rate limit suppressed exactly, from a table rebuilt at 0', () => {
     const counts = new SuppressedCounts(defaultSite());
     const values = (seen: number, logged: number) =>
