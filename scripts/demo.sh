@@ -355,7 +355,7 @@ echo
 echo "secure-vm: files.example resolved and fetched; other.example not resolved; port 8080 and another address never answered"
 echo "service-vm: every name resolved, every destination reached (masqueraded through the backend)"
 echo "the backend's counter of dropped secure egress:"
-ip netns exec "$BK" nft list counter inet ticrypt dropped_egress | grep packets
+ip netns exec "$BK" nft list counter inet ticrypt_counters dropped_egress | grep packets
 echo "what the DNS front's answer opened for the secure VM (its NIC id . address . protocol . port, for a while):"
 ip netns exec "$BK" nft list set inet ticrypt dns_p16 | grep -E '^\s+elements' || true
 

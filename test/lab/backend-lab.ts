@@ -322,9 +322,10 @@ export class BackendLab<V extends string, G extends string = never> {
     return stdout.replace(/packets \d+ bytes \d+/g, '').replace(/ expires \S+/g, '');
   }
 
-  /** A named counter of table inet ticrypt: its packets. */
+  /** A named counter, its packets: an audit counter (`audit_*`) of table inet ticrypt, any other of inet ticrypt_counters. */
   async counter(name: string): Promise<number> {
-    const { stdout } = await this.backend.run('nft', ['list', 'counter', 'inet', 'ticrypt', name]);
+    const table = name.startsWith('audit_') ? 'ticrypt' : 'ticrypt_counters';
+    const { stdout } = await this.backend.run('nft', ['list', 'counter', 'inet', table, name]);
     return Number(/packets (\d+)/.exec(stdout)?.[1]);
   }
 

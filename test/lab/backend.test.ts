@@ -335,8 +335,9 @@ describe.skipIf(!available)('backend gateway: the service, nftables and dnsmasq 
     // Its NIC is revoked in the same transaction: every packet it sends, on the open connection too, is dropped
     // (no conntrack scan needed), and the drops are counted.
     expect(await stream.echo('after')).toBe(false);
-    const counter = (await backend.run('nft', ['list', 'counter', 'inet', 'ticrypt', 'dropped_unregistered_secure']))
-      .stdout;
+    const counter = (
+      await backend.run('nft', ['list', 'counter', 'inet', 'ticrypt_counters', 'dropped_unregistered_secure'])
+    ).stdout;
     expect(Number(/packets (\d+)/.exec(counter)?.[1])).toBeGreaterThan(0);
     await stream.close();
     const probes = await Promise.all([tcpProbe(vm.a, S1, 443), tcpProbe(vm.a, S2, 443), tcpProbe(vm.a, S1, 80)]);

@@ -2,7 +2,8 @@
  * The nftables part of the backend gateway: `table inet ticrypt`, rendered
  * whole and changed one transaction at a time. Every export is named here.
  */
-export { renderRuleset, counterNames, chainNames, sourceChainName } from './ruleset.js';
+export { renderRuleset, chainNames, sourceChainName } from './ruleset.js';
+export { counterNames, counterChainNames, dropMark, renderCounterTable } from './counter-table.js';
 export {
   renderChange,
   renderRegister,
@@ -29,6 +30,7 @@ export { conntrackDeletions, entryDeletions, conntrackRunner, type ConntrackRunn
 export { NftGateway, type NftGatewayOptions } from './gateway.js';
 export {
   TABLE,
+  COUNTER_TABLE,
   NIC_IDS_MAP,
   NIC_FLOWS_SET,
   REVOKED_SET,

@@ -11,6 +11,15 @@ export const NIC_ID_MASK = 0x00ffffff;
 /** The largest NIC id; ids run 1 to this. */
 export const MAX_NIC_ID = 0x00fffffe;
 
+/**
+ * The `meta mark` a packet the table refused carries from its drop chain to
+ * the `drop_marked_*` chain that drops it, one value per drop kind above this
+ * base (0x00ffff01, ...; see `counter-table.ts`). The fail-closed bit is clear
+ * in every one of them, and every packet the table accepts from or towards a
+ * VM network carries it, so no accepted packet of ours can equal one.
+ */
+export const DROP_MARK_BASE = 0x00ffff00;
+
 /** A mark (a NIC id, or the fail-closed bit) as nft writes it: `0x0000002a`. */
 export function markText(value: number): string {
   return `0x${value.toString(16).padStart(8, '0')}`;

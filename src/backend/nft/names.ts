@@ -3,12 +3,19 @@
  * counters. One place, so the full ruleset, the incremental transactions and
  * the DNS front's opens agree.
  */
-import { NFT_TABLE_REF } from '../../names.js';
+import { NFT_TABLE, NFT_TABLE_REF } from '../../names.js';
 
 export { MAX_NIC_ID, NIC_ID_MASK, markText } from './marks.js';
 
 /** The nftables family and table every ticrypt rule lives in: `inet ticrypt`. */
 export const TABLE = NFT_TABLE_REF;
+
+/**
+ * The small table of the data-plane counters, `inet ticrypt_counters` (see
+ * `counter-table.ts`): replaced with the main table in one `nft -f`, read
+ * with `nft -j list table` without nft fetching the main table's elements.
+ */
+export const COUNTER_TABLE = `${NFT_TABLE.family} ${NFT_TABLE.name}_counters` as const;
 
 /**
  * The registered NICs of allow-list networks: `iifname . ether_addr . ipv4_addr : mark`,
@@ -47,7 +54,7 @@ export const SSH_NARROWED_SET = 'ssh_narrowed';
 /** The prerouting chain (priority mangle) that validates sources and sets the fail-closed mark bit. */
 export const SOURCE_CHAIN = 'source';
 
-/** Named counters, readable with `nft list counter inet ticrypt NAME`, for audit. */
+/** Site-wide named counters of {@link COUNTER_TABLE} (`nft list counter inet ticrypt_counters NAME`). */
 export const COUNTERS = {
   /** Secure egress to a destination not on the VM's allow-list. */
   egress: 'dropped_egress',

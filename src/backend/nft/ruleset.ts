@@ -1,6 +1,7 @@
 /**
- * The complete `table inet ticrypt` for a site and the backend's state, as
- * one atomic `nft -f` script that replaces this table and touches no other.
+ * The complete `table inet ticrypt` for a site and the backend's state, with
+ * its counters table (`inet ticrypt_counters`), as one atomic `nft -f` script
+ * that replaces these two tables and touches no other.
  */
 import { nftCheck } from '../checks.js';
 import type { Network, Site } from '../../site/model.js';
@@ -9,22 +10,19 @@ import { intToIpv4 } from '../../site/address.js';
 import { isFailClosedMark } from '../../site/primitives.js';
 import { groupBySet, type NftElement } from './elements.js';
 import {
-  COUNTERS,
   type CountedSide,
-  DROP_REASONS,
   dropChainName,
   type DropReason,
   LOG_PREFIX,
   markText,
-  networkCounters,
   NIC_FLOWS_SET,
   NIC_ID_MASK,
   NIC_IDS_MAP,
   REVOKED_SET,
   SOURCE_CHAIN,
   TABLE,
-  trafficCounters,
 } from './names.js';
+import { dropMark, dropMarkSet, DROPS, renderCounterTable, type SourceDrop } from './counter-table.js';
 import {
   nicAccessElements,
   SSH_CHAINS,
@@ -40,8 +38,9 @@ import { admitted, auditCounterNames, auditedNetworks, ctNicId, refusalRules, re
 
 /**
  * Render the whole table: `table inet ticrypt {}`, `delete table inet ticrypt`
- * and the full table, so that one `nft -f` replaces exactly this table,
- * atomically, whether it existed or not.
+ * and the full table, then the same for its counters table
+ * (`counter-table.ts`), so that one `nft -f` replaces exactly these two
+ * tables, atomically, whether they existed or not.
  *
  * @throws {NftInputError} `E_NFT_INPUT` when any value fails its boundary check.
  * @example
@@ -49,43 +48,26 @@ import { admitted, auditCounterNames, auditedNetworks, ctNicId, refusalRules, re
  */
 export function renderRuleset(site: Site, state: GatewayState, options: RulesetOptions = {}): string {
   const body = [
-    ...[...counterNames(site), ...auditCounterNames(site, options.audit)].map((name) => `  counter ${name} {\n  }`),
+    ...auditCounterNames(site, options.audit).map((name) => `  counter ${name} {\n  }`),
     ...renderSets(site, state),
     ...renderChains(site, options),
   ];
-  return [`table ${TABLE} {}`, `delete table ${TABLE}`, `table ${TABLE} {`, body.join('\n'), '}', ''].join('\n');
-}
-
-/** Every named counter of the table: the global ones, then each network's. */
-export function counterNames(site: Site): string[] {
   return [
-    ...Object.values(COUNTERS),
-    ...site.networks.flatMap((n) => {
-      const own = networkCounters(n.name);
-      return n.egress === 'allow-list' ? [own.spoofed, own.unregistered] : [own.spoofed];
-    }),
-    ...site.networks.flatMap((n) => {
-      const { dropped, ...accepted } = trafficCounters(n.name);
-      return [...Object.values(accepted), ...Object.values(dropped)];
-    }),
-  ];
+    `table ${TABLE} {}`,
+    `delete table ${TABLE}`,
+    `table ${TABLE} {`,
+    body.join('\n'),
+    '}',
+    renderCounterTable(site),
+  ].join('\n');
 }
 
-/** The drops the chains make, each by its reason and the side that names the network (see {@link dropChains}). */
-const DROPS: readonly (readonly [DropReason, CountedSide])[] = [
-  ['input', 'from'],
-  ['unowned_flow', 'from'],
-  ['cross', 'from'],
-  ['dns', 'from'],
-  ['egress', 'from'],
-  ['cross', 'to'],
-  ['inbound', 'to'],
-  ['unowned_flow', 'to'],
-  ['ssh_source', 'to'],
-];
-
-/** The chains that count what the table accepted, per network, after every other filter of the hook. */
-const COUNT_CHAINS = { forward: 'count_forward', input: 'count_input' } as const;
+/** The base chains that drop what the table marked as dropped, after its counters table counted it. */
+const DROP_MARKED_CHAINS = {
+  source: ['drop_marked_source', 'prerouting', 'mangle'],
+  forward: ['drop_marked_forward', 'forward', 'filter'],
+  input: ['drop_marked_input', 'input', 'filter'],
+} as const;
 
 /** The chain a network's packets are checked in as they arrive: `source_<network>`. */
 export function sourceChainName(network: Network): string {
@@ -109,57 +91,37 @@ export function chainNames(site: Site): string[] {
     SSH_CHAINS.local,
     'postrouting',
     ...DROPS.map(([reason, side]) => dropChainName(reason, side)),
-    COUNT_CHAINS.forward,
-    COUNT_CHAINS.input,
+    ...Object.values(DROP_MARKED_CHAINS).map(([name]) => name),
   ];
 }
 
-/** `iifname map { "gw" : "counter.net", ... }`: a packet's network's counter, by the interface it came in or goes out on. */
-function counterMap(site: Site, side: CountedSide, counter: (network: Network) => string): string {
-  const key = side === 'from' ? 'iifname' : 'oifname';
-  const entries = site.networks.map(
-    (n) => `"${nftCheck.interfaceName('gatewayInterface', n.gatewayInterface)}" : "${counter(n)}"`,
-  );
-  return `counter name ${key} map { ${entries.join(', ')} }`;
+/** `meta mark set 0x00ffff05 accept`: a refused packet marked for its counting and its drop (see `counter-table.ts`). */
+function marked(drop: readonly [DropReason, CountedSide] | SourceDrop): string {
+  return `meta mark set ${markText(dropMark(drop))} accept`;
 }
 
 /**
- * One chain per drop: the packet is counted for its network (a lookup by
- * interface; one that names no network only skips that count), then in the
- * site-wide counter, and dropped. Every drop of the forward and input chains
- * is a `goto` here, so a drop costs one jump and two counters.
+ * One chain per drop: the packet gets the drop's mark and is accepted by this
+ * chain, so that the counters table (priority + 10) counts it for its network
+ * and site-wide, and `drop_marked_*` (priority + 20) drops it. Every drop of
+ * the forward and input chains is a `goto` here.
  */
-function dropChains(site: Site): string[] {
-  return DROPS.map(([reason, side]) =>
-    chain(dropChainName(reason, side), [
-      counterMap(site, side, (n) => trafficCounters(n.name).dropped[reason]),
-      `counter name ${DROP_REASONS[reason]} drop`,
-    ]),
-  );
+function dropChains(): string[] {
+  return DROPS.map(([reason, side]) => chain(dropChainName(reason, side), [marked([reason, side])]));
 }
 
 /**
- * What the table accepted, per network: base chains on the forward and input
- * hooks after the filter (`priority filter + 10`), which only accepted packets
- * reach. Forwarded packets are counted by the network they come from and go
- * to, a flow's first packet once more; packets to the gateway by their
- * network. They decide nothing (policy accept, no verdict).
+ * The drops themselves: base chains after the counters table's (`priority
+ * <hook's> + 20`) that drop every packet carrying a drop mark. They are in
+ * this table, so a missing counters table loses counts, never a drop.
  */
-function countChains(site: Site): string[] {
-  const counters = (n: Network) => trafficCounters(n.name);
-  return [
-    chain(COUNT_CHAINS.forward, [
-      'type filter hook forward priority filter + 10; policy accept;',
-      counterMap(site, 'from', (n) => counters(n).acceptedFrom),
-      counterMap(site, 'to', (n) => counters(n).acceptedTo),
-      `ct state new ${counterMap(site, 'from', (n) => counters(n).flowsFrom)}`,
-      `ct state new ${counterMap(site, 'to', (n) => counters(n).flowsTo)}`,
+function dropMarkedChains(): string[] {
+  return Object.values(DROP_MARKED_CHAINS).map(([name, hook, priority]) =>
+    chain(name, [
+      `type filter hook ${hook} priority ${priority} + 20; policy accept;`,
+      `meta mark ${dropMarkSet()} drop`,
     ]),
-    chain(COUNT_CHAINS.input, [
-      'type filter hook input priority filter + 10; policy accept;',
-      counterMap(site, 'from', (n) => counters(n).acceptedLocal),
-    ]),
-  ];
+  );
 }
 
 /** `{ "a", "b" }`: an anonymous set of quoted interface names. */
@@ -240,7 +202,6 @@ function sourceChains(site: Site, options: RulesetOptions): string[] {
   const audited = new Set(auditedNetworks(site).map((n) => n.name));
   const perNetwork = site.networks.map((n) => {
     const subnet = subnetText(n.subnet);
-    const counters = networkCounters(n.name);
     const refused = (reason: 'spoofed' | 'unregistered', match: string) =>
       options.audit !== undefined && audited.has(n.name)
         ? [`${match} ${refusalStatements(options.audit, reason, n)}`]
@@ -251,19 +212,19 @@ function sourceChains(site: Site, options: RulesetOptions): string[] {
             'meta nfproto != ipv4 accept',
             dhcpDiscover,
             ...refused('spoofed', `ip saddr != ${subnet}`),
-            `ip saddr != ${subnet} counter name ${counters.spoofed} drop`,
+            `ip saddr != ${subnet} ${marked('spoofed')}`,
             ...log('unregistered').map((rule) => `iifname . ether saddr . ip saddr != @${NIC_IDS_MAP} ${rule}`),
             ...refused('unregistered', `iifname . ether saddr . ip saddr != @${NIC_IDS_MAP}`),
-            `iifname . ether saddr . ip saddr != @${NIC_IDS_MAP} counter name ${counters.unregistered} drop`,
+            `iifname . ether saddr . ip saddr != @${NIC_IDS_MAP} ${marked('unregistered')}`,
             `meta mark set iifname . ether saddr . ip saddr map @${NIC_IDS_MAP}`,
-            `meta mark @${REVOKED_SET} counter name ${counters.unregistered} drop`,
+            `meta mark @${REVOKED_SET} ${marked('unregistered')}`,
             `meta mark set meta mark | ${bit} accept`,
           ]
         : [
             `ip saddr ${subnet} meta mark set meta mark | ${bit} accept`,
             dhcpDiscover,
             'meta nfproto != ipv4 accept',
-            `counter name ${counters.spoofed} drop`,
+            marked('spoofed'),
           ];
     return chain(sourceChainName(n), rules);
   });
@@ -274,7 +235,7 @@ function sourceChains(site: Site, options: RulesetOptions): string[] {
     chain(SOURCE_CHAIN, [
       'type filter hook prerouting priority mangle; policy accept;',
       `iifname vmap { ${dispatch} }`,
-      `iifname != "lo" ip saddr { ${site.networks.map((n) => subnetText(n.subnet)).join(', ')} } counter name ${COUNTERS.spoofedElsewhere} drop`,
+      `iifname != "lo" ip saddr { ${site.networks.map((n) => subnetText(n.subnet)).join(', ')} } ${marked('spoofed_other')}`,
       `iifname "${uplink}" meta mark set meta mark | ${bit}`,
     ]),
     ...perNetwork,
@@ -386,8 +347,8 @@ function renderChains(site: Site, options: RulesetOptions): string[] {
         drop('inbound', 'to'),
       ]),
     ]),
-    ...dropChains(site),
-    ...countChains(site),
+    ...dropChains(),
+    ...dropMarkedChains(),
     chain(SSH_CHAINS.clients, sshClientRules(site, options.audit)),
     chain(SSH_CHAINS.narrowed, sshNarrowedRules(site, options.audit)),
     chain('prerouting', ['type nat hook prerouting priority dstnat; policy accept;', ...sshPreroutingRules(site)]),

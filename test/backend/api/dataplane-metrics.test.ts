@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataPlaneMetrics, type DataPlaneSources } from '../../../src/backend/api/dataplane-metrics.js';
-import { counterNames } from '../../../src/backend/nft/ruleset.js';
+import { counterNames } from '../../../src/backend/nft/counter-table.js';
 import type { CounterValue } from '../../../src/backend/nft/counters.js';
 import { CensusQueries, type Census } from '../../../src/backend/store/census.js';
 import { openStore } from '../../../src/backend/store/store.js';

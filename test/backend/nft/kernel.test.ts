@@ -90,7 +90,12 @@ describe.skipIf(!lab)('table inet ticrypt in a real kernel', () => {
     expect((await ns.run('nft', ['list', 'table', 'ip', 'foreign'])).stdout).toBe(before);
     expect((await ns.run('nft', ['list', 'table', 'inet', 'other'])).stdout).toBe(otherBefore);
     const tables = (await ns.run('nft', ['list', 'tables'])).stdout.split('\n').sort();
-    expect(tables).toEqual(['table inet other', 'table inet ticrypt', 'table ip foreign']);
+    expect(tables).toEqual([
+      'table inet other',
+      'table inet ticrypt',
+      'table inet ticrypt_counters',
+      'table ip foreign',
+    ]);
     await apply('delete table ip foreign\ndelete table inet other\n');
   });
 

@@ -3,6 +3,7 @@ import { NftError } from '../../../src/errors/nft-error.js';
 import {
   chainNames,
   conntrackDeletions,
+  counterChainNames,
   counterNames,
   dnsOpenElements,
   entryElements,
@@ -26,13 +27,16 @@ const MARK = '0x00000001';
 describe('renderRuleset for the default site', () => {
   const text = renderRuleset(site, { registrations: [], allowLists: [] });
 
-  it('replaces only table inet ticrypt, atomically', () => {
+  it('replaces only table inet ticrypt and its counters table, atomically', () => {
     expect(text.split('\n').slice(0, 3)).toEqual([
       'table inet ticrypt {}',
       'delete table inet ticrypt',
       'table inet ticrypt {',
     ]);
-    expect(text.match(/^table /gm)).toHaveLength(2);
+    expect(text).toContain(
+      '\n}\ntable inet ticrypt_counters {}\ndelete table inet ticrypt_counters\ntable inet ticrypt_counters {\n',
+    );
+    expect(text.match(/^table /gm)).toHaveLength(4);
   });
 
   it.each([
@@ -53,17 +57,17 @@ describe('renderRuleset for the default site', () => {
       'an open network: only its own subnet, marked',
       'ip saddr 192.168.122.0/24 meta mark set meta mark | 0x10000000 accept',
     ],
-    ['anything else counted per network', 'counter name dropped_spoofed_service drop'],
-    ['an allow-list network: its subnet', 'ip saddr != 192.168.128.0/17 counter name dropped_spoofed_secure drop'],
+    ['anything else marked as spoofed, to be counted and dropped', 'meta mark set 0x00ffff0a accept'],
+    ['an allow-list network: its subnet', 'ip saddr != 192.168.128.0/17 meta mark set 0x00ffff0a accept'],
     [
       'registered interface, MAC and IP, on every packet (DNS to the front included)',
-      'iifname . ether saddr . ip saddr != @nic_ids counter name dropped_unregistered_secure drop',
+      'iifname . ether saddr . ip saddr != @nic_ids meta mark set 0x00ffff0b accept',
     ],
     ['the NIC id into the packet mark', 'meta mark set iifname . ether saddr . ip saddr map @nic_ids'],
-    ['revoked NICs dropped', 'meta mark @revoked counter name dropped_unregistered_secure drop'],
+    ['revoked NICs dropped', 'meta mark @revoked meta mark set 0x00ffff0b accept'],
     [
       'a VM subnet arriving elsewhere dropped',
-      'iifname != "lo" ip saddr { 192.168.128.0/17, 192.168.122.0/24, 192.168.123.0/24 } counter name dropped_spoofed_other drop',
+      'iifname != "lo" ip saddr { 192.168.128.0/17, 192.168.122.0/24, 192.168.123.0/24 } meta mark set 0x00ffff0c accept',
     ],
     ['the uplink marked', 'iifname "eth0" meta mark set meta mark | 0x10000000'],
     [
@@ -89,13 +93,32 @@ describe('renderRuleset for the default site', () => {
     ['DNS to the gateway', 'iifname "bond0.1081" ip daddr 192.168.128.1 meta l4proto { tcp, udp } th dport 53 accept'],
     ['DHCP', 'meta nfproto ipv4 udp sport 68 udp dport 67 accept'],
     ['the rest of input dropped', 'goto drop_input_from'],
+    ['a drop marks the packet with its kind', 'meta mark set 0x00ffff05 accept'],
+    [
+      'marked packets dropped after the counters table counted them',
+      'type filter hook forward priority filter + 20; policy accept;\n    meta mark { 0x00ffff01, 0x00ffff02, 0x00ffff03, 0x00ffff04, 0x00ffff05, 0x00ffff06, 0x00ffff07, 0x00ffff08, 0x00ffff09, 0x00ffff0a, 0x00ffff0b, 0x00ffff0c } drop',
+    ],
+    ['source drops likewise', 'type filter hook prerouting priority mangle + 20; policy accept;'],
+    ['input drops likewise', 'type filter hook input priority filter + 20; policy accept;'],
+    [
+      'a marked packet counted by its kind, not as accepted',
+      'type filter hook forward priority filter + 10; policy accept;\n    meta mark vmap { 0x00ffff01 : goto count_drop_input_from, 0x00ffff02 : goto count_drop_unowned_flow_from, 0x00ffff03 : goto count_drop_cross_from, 0x00ffff04 : goto count_drop_dns_from, 0x00ffff05 : goto count_drop_egress_from, 0x00ffff06 : goto count_drop_cross_to, 0x00ffff07 : goto count_drop_inbound_to, 0x00ffff08 : goto count_drop_unowned_flow_to, 0x00ffff09 : goto count_drop_ssh_source_to }',
+    ],
+    [
+      'source drops counted by kind',
+      'meta mark vmap { 0x00ffff0a : goto count_spoofed, 0x00ffff0b : goto count_unregistered, 0x00ffff0c : goto count_spoofed_other }',
+    ],
     [
       'a drop counted for its network, then site-wide',
-      'counter name iifname map { "bond0.1081" : "dropped_egress.secure", "bond0.1082" : "dropped_egress.service", "bond0.1083" : "dropped_egress.datain" }\n    counter name dropped_egress drop',
+      'counter name iifname map { "bond0.1081" : "dropped_egress.secure", "bond0.1082" : "dropped_egress.service", "bond0.1083" : "dropped_egress.datain" }\n    counter name dropped_egress',
     ],
     [
       'a drop towards a VM counted for the network it goes to',
-      'counter name oifname map { "bond0.1081" : "dropped_inbound.secure", "bond0.1082" : "dropped_inbound.service", "bond0.1083" : "dropped_inbound.datain" }\n    counter name dropped_inbound drop',
+      'counter name oifname map { "bond0.1081" : "dropped_inbound.secure", "bond0.1082" : "dropped_inbound.service", "bond0.1083" : "dropped_inbound.datain" }\n    counter name dropped_inbound',
+    ],
+    [
+      'an unregistered source counted for its network',
+      'counter name iifname map { "bond0.1081" : "dropped_unregistered_secure" }',
     ],
     ['accepted packets counted after the filter', 'type filter hook forward priority filter + 10; policy accept;'],
     [
@@ -140,7 +163,7 @@ describe('renderRuleset for the default site', () => {
     expect(named.length).toBeGreaterThan(20);
     expect(named.filter((name) => !declared.has(name ?? ''))).toEqual([]);
     const chains = [...text.matchAll(/^ {2}chain (\S+) \{/gm)].map((m) => m[1]);
-    expect(chains.sort()).toEqual([...chainNames(site)].sort());
+    expect(chains.sort()).toEqual([...chainNames(site), ...counterChainNames()].sort());
   });
 
   it("uses the site's fail-closed mark bit", () => {

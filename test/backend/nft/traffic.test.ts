@@ -100,8 +100,9 @@ describe.skipIf(!lab)('real traffic through table inet ticrypt', () => {
   it('nothing passes once the NIC is deregistered', async () => {
     await nftRunner({ netns: gw.name })(renderChange(ctx, [{ registration: r, entries }], []));
     expect(await reaches('203.0.113.10', 443)).toBe(false);
-    const counters = (await gw.run('nft', ['list', 'counter', 'inet', 'ticrypt', 'dropped_unregistered_secure']))
-      .stdout;
+    const counters = (
+      await gw.run('nft', ['list', 'counter', 'inet', 'ticrypt_counters', 'dropped_unregistered_secure'])
+    ).stdout;
     expect(counters).toMatch(/packets [1-9]/);
   });
 });
