@@ -4,7 +4,8 @@
  * scrape. `ticrypt_audit_chain_seq` is the head a scraper keeps off the
  * machine: `audit verify --head SEQ` later proves no line up to it was cut.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { scrapedCounter, scrapedGauge } from '../api/scraped.js';
 import type { AuditStore, AuditStoreStats } from './day-store.js';
 
 /**
@@ -15,15 +16,7 @@ import type { AuditStore, AuditStoreStats } from './day-store.js';
  */
 export function registerAuditStoreMetrics(registry: Registry, store: AuditStore): void {
   const count = (name: string, help: string, key: keyof AuditStoreStats) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(store.stats[key]);
-      },
-    });
+    scrapedCounter(registry, name, help, () => store.stats[key]);
   count('ticrypt_audit_records_stored_total', 'Audit records appended and durable', 'records');
   count('ticrypt_audit_store_batches_total', 'Batches written to the audit day files (one write each)', 'batches');
   count('ticrypt_audit_store_bytes_total', 'Bytes written to the audit day files', 'bytes');
@@ -43,12 +36,10 @@ export function registerAuditStoreMetrics(registry: Registry, store: AuditStore)
     'Audit appends that failed (write, fsync, file creation): their records were not stored',
     'failures',
   );
-  new Gauge({
-    name: 'ticrypt_audit_chain_seq',
-    help: 'The seq of the last line of the audit hash chain (keep it: audit verify --head SEQ)',
-    registers: [registry],
-    collect() {
-      this.set(store.head.seq);
-    },
-  });
+  scrapedGauge(
+    registry,
+    'ticrypt_audit_chain_seq',
+    'The seq of the last line of the audit hash chain (keep it: audit verify --head SEQ)',
+    () => store.head.seq,
+  );
 }

@@ -2,7 +2,8 @@
  * The DNS front's Prometheus metrics, registered on the backend's registry
  * (served at `GET /metrics`).
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { scrapedCounter, scrapedGauge } from '../api/scraped.js';
 import type { Opener } from './opener.js';
 
 /** Counters and timings of the DNS front. */
@@ -31,16 +32,7 @@ export class DnsMetrics {
       registers: [registry],
     });
     // The opener keeps plain counts (it knows nothing of Prometheus); read at each scrape.
-    const count = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+    const count = (name: string, help: string, read: () => number) => scrapedCounter(registry, name, help, read);
     count(
       'ticrypt_dns_opened_elements_total',
       'Firewall elements written by DNS answers (opened or refreshed)',
@@ -62,13 +54,11 @@ export class DnsMetrics {
       'nft transactions of the DNS front that failed (their answers were SERVFAIL)',
       () => opener.stats.failures,
     );
-    new Gauge({
-      name: 'ticrypt_dns_open_elements',
-      help: 'DNS-opened elements open now, by the front ledger',
-      registers: [registry],
-      collect() {
-        this.set(opener.size);
-      },
-    });
+    scrapedGauge(
+      registry,
+      'ticrypt_dns_open_elements',
+      'DNS-opened elements open now, by the front ledger',
+      () => opener.size,
+    );
   }
 }
