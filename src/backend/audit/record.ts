@@ -50,10 +50,13 @@ export type AuditVm = z.infer<typeof AuditVm>;
 const Endpoint = z.object({ ip: z.string(), port: z.number().int().min(0).max(65535).nullable() });
 const PerDirection = z.object({ out: z.number().int().nonnegative(), in: z.number().int().nonnegative() });
 
-/** A flow the table accepted, on record at its end. */
-export const FlowRecord = z.object({
-  v: z.literal(AUDIT_RECORD_VERSION),
-  kind: z.literal('flow'),
+/**
+ * The fields a flow and a refused packet share, in record order after `v`
+ * and `kind`: the VM, protocol, endpoints, times, and bytes and packets each
+ * way. A shape (not a schema), spread into each, so each record's keys keep
+ * this order in its JSON.
+ */
+const TRAFFIC = {
   vm: AuditVm,
   /** `tcp`, `udp`, `icmp` or the protocol number as text. */
   proto: z.string(),
@@ -63,6 +66,13 @@ export const FlowRecord = z.object({
   end: IsoMicros,
   bytes: PerDirection,
   packets: PerDirection,
+};
+
+/** A flow the table accepted, on record at its end. */
+export const FlowRecord = z.object({
+  v: z.literal(AUDIT_RECORD_VERSION),
+  kind: z.literal('flow'),
+  ...TRAFFIC,
   /** Which allow entry (its index and text), domain or SSH port admitted it. */
   admittedBy: z.object({ kind: AdmissionKind, entry: z.string() }),
 });
@@ -73,14 +83,7 @@ export type FlowRecord = z.infer<typeof FlowRecord>;
 export const RefusedRecord = z.object({
   v: z.literal(AUDIT_RECORD_VERSION),
   kind: z.literal('refused'),
-  vm: AuditVm,
-  proto: z.string(),
-  src: Endpoint,
-  dst: Endpoint,
-  start: IsoMicros,
-  end: IsoMicros,
-  bytes: PerDirection,
-  packets: PerDirection,
+  ...TRAFFIC,
   reason: RefusalReason,
 });
 /** One refused packet. */
@@ -90,9 +93,9 @@ export type RefusedRecord = z.infer<typeof RefusedRecord>;
 export const SuppressedRecord = z.object({
   v: z.literal(AUDIT_RECORD_VERSION),
   kind: z.literal('suppressed'),
-  vm: AuditVm,
-  start: IsoMicros,
-  end: IsoMicros,
+  vm: TRAFFIC.vm,
+  start: TRAFFIC.start,
+  end: TRAFFIC.end,
   reason: RefusalReason,
   count: z.number().int().positive(),
 });
