@@ -15,35 +15,20 @@ import { queryAudit } from '../src/backend/audit/query.js';
 import type { AuditRecord } from '../src/backend/audit/record.js';
 import { verifyChain } from '../src/backend/audit/verify.js';
 import { DEFAULT_AUDIT_STORE } from '../src/site/audit-store.js';
+import { flow, vmUuid } from '../test/backend/audit/support.js';
 
 const RECORDS = Number(process.argv[2] ?? 200_000);
 const VMS = 100;
 const root = await mkdtemp(join(process.env.AUDIT_BENCH_DIR ?? tmpdir(), 'audit-bench-'));
 
-const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
-function record(i: number): AuditRecord {
-  const vm = i % VMS;
-  return {
-    v: 1,
-    kind: 'flow',
-    vm: {
-      uuid: uuid(vm),
-      name: `vm-${vm}`,
-      mac: '52:54:00:00:00:01',
-      ip: '192.168.129.10',
-      network: 'secure',
-      host: 'kvm1',
-    },
-    proto: 'tcp',
+/** Record i: VM i % VMS, its own source port and byte counts. */
+const record = (i: number): AuditRecord =>
+  flow(i % VMS, '2026-12-01T10:00:00.654321Z', 0, {
     src: { ip: '192.168.129.10', port: 30000 + (i % 30000) },
-    dst: { ip: '198.51.100.11', port: 443 },
     start: '2026-12-01T09:59:58.123456Z',
-    end: '2026-12-01T10:00:00.654321Z',
     bytes: { out: 1000 + i, in: 50000 + i },
     packets: { out: 10, in: 40 },
-    admittedBy: { kind: 'allow', entry: '0: 198.51.100.0/24 tcp/443' },
-  } as AuditRecord;
-}
+  });
 const all = Array.from({ length: RECORDS }, (_, i) => record(i));
 
 async function appendRun(name: string, batch: number, fsyncIntervalMs: number, concurrent: number, count = RECORDS) {
@@ -86,7 +71,7 @@ try {
   const mib = big.bytes / 2 ** 20;
   let started = performance.now();
   let hits = 0;
-  for await (const hit of queryAudit(big.dir, { vm: uuid(7) })) if (hit) hits += 1;
+  for await (const hit of queryAudit(big.dir, { vm: vmUuid(7) })) if (hit) hits += 1;
   let seconds = (performance.now() - started) / 1000;
   console.log(
     `query   one VM of ${VMS} (${hits} hits)            ${Math.round(RECORDS / seconds)

@@ -1,14 +1,22 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AuditRecord } from '../../../src/backend/audit/record.js';
+import type { AuditRecord, FlowRecord } from '../../../src/backend/audit/record.js';
 import { type AuditStoreSettings, DEFAULT_AUDIT_STORE } from '../../../src/site/audit-store.js';
 
 /** The uuid of test VM `n`. */
 export const vmUuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 
-/** A flow record of VM `vm`, ending at `end` (ISO ms or micros). */
-export function flow(vm: number, end = '2026-12-01T10:00:00.000000Z', bytes = 1000): AuditRecord {
+/**
+ * A flow record of VM `vm`, ending at `end` (ISO ms or micros), `bytes` out
+ * and ten times that in; `vary` replaces whole fields (ports, bytes, times).
+ */
+export function flow(
+  vm: number,
+  end = '2026-12-01T10:00:00.000000Z',
+  bytes = 1000,
+  vary: Partial<Pick<FlowRecord, 'src' | 'dst' | 'start' | 'bytes' | 'packets'>> = {},
+): AuditRecord {
   return {
     v: 1,
     kind: 'flow',
@@ -28,6 +36,7 @@ export function flow(vm: number, end = '2026-12-01T10:00:00.000000Z', bytes = 10
     bytes: { out: bytes, in: bytes * 10 },
     packets: { out: 10, in: 20 },
     admittedBy: { kind: 'allow', entry: '0: 198.51.100.0/24 tcp/443' },
+    ...vary,
   } as AuditRecord;
 }
 
