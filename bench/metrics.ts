@@ -1,14 +1,17 @@
 /**
- * What a `/metrics` scrape costs with the data-plane metrics, at 0 and at VMS
- * registered VMs (20 allow entries each, 50 hosts): the real table inet
- * ticrypt (full ruleset, every element) in a throwaway network namespace, a
- * real SQLite store, and the backend's registry (Metrics plus
- * DataPlaneMetrics with the live sources: `nft -j list counters` in the
- * namespace, /proc conntrack, the store census). Prints per phase the first
- * scrape (it waits for a reading), the later scrapes (served from the
- * snapshot while every scrape starts a background reading, cache time 0),
- * the longest the event loop was held meanwhile, and the parts alone (the
- * nft run, the census), then the ratios at VMS over 0. Needs root; ~2 min.
+ * What a `/metrics` scrape costs with the data-plane metrics, at 0, 1,000 and
+ * VMS registered VMs (20 allow entries each, 50 hosts): the real table inet
+ * ticrypt and its counters table (full ruleset, every element) in a
+ * throwaway network namespace, a real SQLite store, and the backend's
+ * registry (Metrics plus DataPlaneMetrics with the live sources: `nft -j list
+ * table inet ticrypt_counters` in the namespace, /proc conntrack, the store
+ * census). Prints per phase the first scrape (it waits for a reading), the
+ * later scrapes (served from the snapshot while every scrape starts a
+ * background reading, cache time 0), how many readings they saw, the longest
+ * the event loop was held meanwhile, and the parts alone: the counters read
+ * now, the read before (`nft -j list counters table inet ticrypt`, which
+ * makes nft fetch every set element), the census; then each read's ratio
+ * at 1,000 and VMS over 0, and before over now. Needs root; ~3 min.
  *
  *     node --import tsx bench/metrics.ts [VMS=10000] [SAMPLES=50]
  */
@@ -34,8 +37,10 @@ import { seedVms } from './fixtures.js';
 const args = process.argv.slice(2);
 const VMS = Number(args[0] ?? 10_000);
 const SAMPLES = Number(args[1] ?? 50);
-/** nft's listing takes seconds at 10k VMs: a few samples. */
-const NFT_SAMPLES = 3;
+/** The counters table's listing: milliseconds at any scale. */
+const NFT_SAMPLES = 10;
+/** The listing before (every set element fetched) takes seconds at 10k VMs: a few samples. */
+const BEFORE_SAMPLES = 3;
 const site = defaultSite();
 const secure = findNetwork(site, 'secure');
 
@@ -53,6 +58,8 @@ interface Phase {
   served: number[];
   refreshes: number;
   nft: number[];
+  /** `nft -j list counters table inet ticrypt`: how the counters were read before they had a table of their own. */
+  before: number[];
   census: number[];
   blockedMaxMs: number;
   bytes: number;
@@ -79,7 +86,17 @@ async function phase(netns: string, dir: string, vms: number): Promise<Phase> {
       const dataPlane = new DataPlaneMetrics(metrics.registry, site, sources, { cacheMs });
       return { metrics, dataPlane };
     };
-    const result: Phase = { vms, first: 0, served: [], nft: [], census: [], blockedMaxMs: 0, bytes: 0, refreshes: 0 };
+    const result: Phase = {
+      vms,
+      first: 0,
+      served: [],
+      nft: [],
+      before: [],
+      census: [],
+      blockedMaxMs: 0,
+      bytes: 0,
+      refreshes: 0,
+    };
     // cacheMs 0: every scrape finds the snapshot stale and starts a background reading (one at a time).
     const { metrics, dataPlane } = measure(0);
     let started = performance.now();
@@ -106,6 +123,11 @@ async function phase(netns: string, dir: string, vms: number): Promise<Phase> {
       await readCounters(run);
       result.nft.push(performance.now() - started);
     }
+    for (let i = 0; i < BEFORE_SAMPLES; i += 1) {
+      started = performance.now();
+      await run('nft', ['-j', 'list', 'counters', 'table', 'inet', 'ticrypt']);
+      result.before.push(performance.now() - started);
+    }
     for (let i = 0; i < SAMPLES; i += 1) {
       started = performance.now();
       census.take();
@@ -124,7 +146,8 @@ function report(p: Phase): void {
   console.log(`  ${'first scrape (waits for every source)'.padEnd(44)} ${ms(p.first)}`);
   console.log(line('scrape served from the snapshot', p.served));
   console.log(`  ${'background readings done during them'.padEnd(44)} ${p.refreshes}`);
-  console.log(line(`nft -j list counters alone (${NFT_SAMPLES} runs)`, p.nft));
+  console.log(line(`counters read now: list table (${NFT_SAMPLES} runs)`, p.nft));
+  console.log(line(`before: list counters table (${BEFORE_SAMPLES} runs)`, p.before));
   console.log(line('store census alone (synchronous)', p.census));
   console.log(`  ${'event loop held at most during the scrapes'.padEnd(44)} ${ms(p.blockedMaxMs)}`);
 }
@@ -144,14 +167,23 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
   try {
-    const at0 = await phase(netns, dir, 0);
-    report(at0);
-    const atN = await phase(netns, dir, VMS);
-    report(atN);
+    const phases: Phase[] = [];
+    for (const vms of [...new Set([0, Math.min(1000, VMS), VMS])]) {
+      phases.push(await phase(netns, dir, vms));
+      report(phases.at(-1)!);
+    }
     const ratio = (a: number[], b: number[]) => (percentile(a, 50) / Math.max(percentile(b, 50), 0.001)).toFixed(2);
-    console.log(
-      `ratio p50 @${VMS} / @0: served scrape ${ratio(atN.served, at0.served)}, nft listing ${ratio(atN.nft, at0.nft)}`,
-    );
+    const at0 = phases[0]!;
+    for (const p of phases.slice(1)) {
+      console.log(
+        `ratio p50 @${p.vms} / @0: served scrape ${ratio(p.served, at0.served)}, counters read now ${ratio(p.nft, at0.nft)}, before ${ratio(p.before, at0.before)}`,
+      );
+    }
+    for (const p of phases) {
+      console.log(
+        `@${p.vms}: counters read before ${ms(percentile(p.before, 50))} / now ${ms(percentile(p.nft, 50))} = ${ratio(p.before, p.nft)}x`,
+      );
+    }
   } finally {
     await cleanup();
   }

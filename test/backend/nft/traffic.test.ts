@@ -105,4 +105,10 @@ describe.skipIf(!lab)('real traffic through table inet ticrypt', () => {
     ).stdout;
     expect(counters).toMatch(/packets [1-9]/);
   });
+
+  it("drops what it refuses without its counters table too (the drops are the main table's)", async () => {
+    await gw.run('nft', ['delete', 'table', 'inet', 'ticrypt_counters']);
+    expect(await reaches('203.0.113.10', 443)).toBe(false);
+    expect(await reaches('198.51.100.7', 999)).toBe(false);
+  });
 });
