@@ -60,7 +60,6 @@ function lossText(ledger: LossLedger): string | undefined {
     parts.push(
       `${lost['logger-down']} logger outage(s), ${ledger.loggerDownSeconds.toFixed(1)} s in all (audited flows that ended meanwhile have no record)`,
     );
-  if (lost.netlink > 0) parts.push(`${lost.netlink} refusals dropped on the NFLOG socket`);
   if (lost['nflog-gap'] > 0) parts.push(`${lost['nflog-gap']} refusals missing from the NFLOG sequence`);
   if (lost.malformed > 0) parts.push(`${lost.malformed} logger lines not JSON`);
   return parts.length === 0 ? undefined : parts.join('; ');

@@ -12,7 +12,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 
 /** The ways a record is lost (`ticrypt_audit_lost_total{how}`). */
-export const LOSS_KINDS = ['netlink', 'nflog-gap', 'logger-down', 'malformed'] as const;
+export const LOSS_KINDS = ['nflog-gap', 'logger-down', 'malformed'] as const;
 /** One way a record is lost. */
 export type LossKind = (typeof LOSS_KINDS)[number];
 
@@ -23,7 +23,6 @@ export const LossLedger = z.strictObject({
   v: z.literal(1),
   /** Totals by kind since the ledger was created. */
   lost: z.strictObject({
-    netlink: z.number().int().nonnegative(),
     'nflog-gap': z.number().int().nonnegative(),
     'logger-down': z.number().int().nonnegative(),
     malformed: z.number().int().nonnegative(),
@@ -44,7 +43,7 @@ export type LossLedger = z.infer<typeof LossLedger>;
 export function emptyLedger(): LossLedger {
   return {
     v: 1,
-    lost: { netlink: 0, 'nflog-gap': 0, 'logger-down': 0, malformed: 0 },
+    lost: { 'nflog-gap': 0, 'logger-down': 0, malformed: 0 },
     overruns: 0,
     loggerDownSeconds: 0,
     sockets: { events: {}, log: {} },
