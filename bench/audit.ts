@@ -30,8 +30,8 @@ import { execa } from 'execa';
 import { AUDIT_SYSCTLS, auditFiles } from '../src/backend/audit/service.js';
 import { renderUlogdConfig } from '../src/backend/audit/ulogd-config.js';
 import { runningUlogd, stopUlogd } from '../src/backend/audit/ulogd-process.js';
-import { BackendLab, labUuid } from '../test/lab/backend-lab.js';
-import { configure } from '../test/lab/probes.js';
+import { AuditLab } from '../test/lab/audit-lab.js';
+import { labUuid } from '../test/lab/backend-lab.js';
 import { median } from './netlab.js';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
@@ -98,28 +98,13 @@ function cpuShare(before: { at: number; ticks: CpuTicks }, after: { at: number; 
 }
 
 const p = `ba${randomBytes(2).toString('hex')}`;
-const children: { kill: (signal?: NodeJS.Signals) => boolean }[] = [];
-let lab: BackendLab<'a'> | undefined;
+let audit: AuditLab<'a'> | undefined;
 let work = '';
-let recordsDir = '';
 
 async function tearDown(): Promise<void> {
-  for (const child of children) child.kill('SIGTERM');
-  await sleep(1000);
-  for (const child of children) child.kill('SIGKILL');
-  if (lab !== undefined) {
-    for (const service of lab.services) await service.stop().catch(() => undefined);
-    await stopUlogd(auditFiles(join(lab.paths.state, 'flow-audit')).pid).catch(() => undefined);
-    await lab.remove();
-    lab = undefined;
-  }
-  for (const dir of [work, recordsDir]) if (dir !== '') await rm(dir, { recursive: true, force: true });
-}
-
-function spawn(ns: string, program: string, args: readonly string[]) {
-  const child = execa('ip', ['netns', 'exec', ns, program, ...args], { reject: false, stdin: 'ignore' });
-  children.push(child);
-  return child;
+  await audit?.remove();
+  audit = undefined;
+  if (work !== '') await rm(work, { recursive: true, force: true });
 }
 
 async function main(): Promise<void> {
@@ -127,53 +112,28 @@ async function main(): Promise<void> {
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
   work = await mkdtemp(join(tmpdir(), `ticrypt-${p}-`));
-  recordsDir = await mkdtemp(join(tmpdir(), `ticrypt-${p}-records-`));
   // The service's arguments, changed between modes (startService reads them at each start).
   const serveArgs: string[] = [];
   try {
-    lab = await BackendLab.create(p, {
+    audit = await AuditLab.create(p, {
       site: { networks: { secure: { preset: 'secure' } } },
       vms: { a: VM },
       internet: [`${SERVER}/24`],
       tokens: { 'kvm-1': [], ops: ['--admin'] },
       serveArgs,
+      loadVms: ['a'],
     });
-    const l = lab;
-    for (const key of ['time_wait', 'fin_wait', 'close_wait', 'last_ack', 'close'])
-      await l.backend.run('sysctl', ['-qw', `net.netfilter.nf_conntrack_tcp_timeout_${key}=1`]);
-    await l.vm.a.run('sysctl', ['-qw', 'net.ipv4.tcp_tw_reuse=1']);
-    await l.vm.a.run('sysctl', ['-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
-    await l.startService();
-    await l.place(VM.vm, ['kvm-1']);
-    const { status, json } = await l.call('POST', '/v1/register', 'kvm-1', {
-      vmUuid: VM.vm,
-      vmName: 'vm-a',
-      mac: VM.mac,
-      network: 'secure',
-      generation: 1,
-    });
-    if (status !== 200) throw new Error(`register: ${status} ${JSON.stringify(json)}`);
-    await configure(l.vm.a, 'eth0', `${json.ip as string}/17`, l.network('secure').gateway);
+    const a = audit;
+    const l = a.lab;
+    const recordsDir = a.recordsDir;
+    await a.startService();
+    await a.registerVm('a');
     await l.allow('a', [
       { address: SERVER, protocol: 'tcp', ports: HTTP },
       { address: SERVER, protocol: 'tcp', ports: IPERF },
     ]);
-    const config = [
-      'worker_processes 2;',
-      `pid ${work}/nginx.pid;`,
-      `error_log ${work}/error.log;`,
-      'events { worker_connections 4096; }',
-      'http {',
-      '  access_log off;',
-      `  client_body_temp_path ${work}/body;`,
-      `  proxy_temp_path ${work}/proxy;`,
-      '  keepalive_timeout 0;',
-      `  server { listen ${SERVER}:${HTTP} backlog=4096; location / { return 200 "x"; } }`,
-      '}',
-    ].join('\n');
-    await writeFile(join(work, 'nginx.conf'), `${config}\n`);
-    spawn(l.internet.name, 'nginx', ['-c', join(work, 'nginx.conf'), '-g', 'daemon off;']);
-    spawn(l.internet.name, 'iperf3', ['-s', '-B', SERVER, '-p', String(IPERF)]);
+    await a.startNginx(l.internet.name, `${SERVER}:${HTTP}`);
+    a.spawn(l.internet.name, 'iperf3', ['-s', '-B', SERVER, '-p', String(IPERF)]);
     await sleep(500);
 
     let current: Mode = 'off';

@@ -5,7 +5,7 @@
  * to 1 s in the backend (end events right after a close; production keeps the
  * kernel's), optionally a load generator's sysctls in the VMs, a VM's
  * registration and eth0, nginx in a namespace, and reads of the store's
- * records and of /metrics. `remove()` ends what it started (by pid), ulogd
+ * records and of /metrics (no test runner needed: bench/audit.ts builds on it too). `remove()` ends what it started (by pid), ulogd
  * included, and deletes its directories.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { expect } from 'vitest';
 import { queryAudit } from '../../src/backend/audit/query.js';
 import { AuditRecord } from '../../src/backend/audit/record.js';
 import { auditFiles } from '../../src/backend/audit/service.js';
@@ -110,7 +109,7 @@ export class AuditLab<V extends string> {
       network,
       generation,
     });
-    expect(status, JSON.stringify(json)).toBe(200);
+    if (status !== 200) throw new Error(`register vm-${name}: expected 200, got ${status} ${JSON.stringify(json)}`);
     const ip = json.ip as string;
     await configure(this.lab.vm[name], 'eth0', `${ip}/17`, this.lab.network(network).gateway);
     return { ip, json };
